@@ -1,0 +1,327 @@
+//! The Docker provider: observes, creates, starts and deletes networks, volumes, images and
+//! containers on a Docker engine through its API (bollard), labelling everything it creates with
+//! SpawnIt's ownership labels so observation finds it again without state.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use bollard::errors::Error as DockerError;
+use bollard::models::{
+    ContainerCreateBody, ContainerStateStatusEnum, ContainerSummaryStateEnum, EndpointSettings, HealthConfig,
+    HostConfig, Mount, MountTypeEnum, NetworkCreateRequest, NetworkingConfig, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum, VolumeCreateOptions,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
+    LogsOptions, RemoveContainerOptions, RemoveVolumeOptions, StopContainerOptions,
+};
+use bollard::Docker;
+use futures::StreamExt;
+use spawnit_engine::{Provider, ProviderError, Scope};
+use spawnit_model::resource::{
+    labels, Address, ContainerAttrs, DesiredResource, Liveness, ObservedResource, ResourceAttrs, ResourceKind,
+};
+use spawnit_store::Owner;
+
+/// A plain error message as an error source.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Message(pub String);
+
+/// The Docker provider.
+#[derive(Clone)]
+pub struct DockerProvider {
+    docker: Docker,
+}
+
+impl DockerProvider {
+    /// Connects to the engine named by `DOCKER_HOST`, or the local socket, and agrees on an API
+    /// version with it.
+    pub async fn connect() -> Result<DockerProvider, ProviderError> {
+        let unavailable = |e: DockerError| ProviderError::Unavailable {
+            what: "the Docker engine (is it running? is DOCKER_HOST right?)".into(),
+            source: Box::new(e),
+        };
+        let docker = Docker::connect_with_defaults().map_err(unavailable)?;
+        let docker = docker.negotiate_version().await.map_err(unavailable)?;
+        docker.ping().await.map_err(unavailable)?;
+        Ok(DockerProvider { docker })
+    }
+
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+}
+
+/// The label filter selecting everything a scope owns.
+fn scope_filter(scope: &Scope) -> HashMap<String, Vec<String>> {
+    let mut wanted = vec![format!("{}={}", labels::CLIENT, scope.owner.client)];
+    wanted.push(match &scope.owner.owner {
+        Owner::Service(s) => format!("{}={s}", labels::SERVICE),
+        Owner::Network(n) => format!("{}={n}", labels::NETWORK),
+    });
+    HashMap::from([("label".to_owned(), wanted)])
+}
+
+/// The labels a created resource carries.
+fn scope_labels(scope: &Scope, address: &Address, fingerprint: &str) -> HashMap<String, String> {
+    let mut out = HashMap::from([
+        (labels::CLIENT.to_owned(), scope.owner.client.to_string()),
+        (labels::RESOURCE.to_owned(), address.to_string()),
+        (labels::LINEAGE.to_owned(), scope.lineage.clone()),
+        (labels::FINGERPRINT.to_owned(), fingerprint.to_owned()),
+    ]);
+    match &scope.owner.owner {
+        Owner::Service(s) => out.insert(labels::SERVICE.to_owned(), s.to_string()),
+        Owner::Network(n) => out.insert(labels::NETWORK.to_owned(), n.to_string()),
+    };
+    out
+}
+
+fn is_not_found(e: &DockerError) -> bool {
+    matches!(e, DockerError::DockerResponseServerError { status_code: 404, .. })
+}
+
+fn labelled(
+    address_kind: ResourceKind,
+    labels_of: Option<&HashMap<String, String>>,
+) -> Option<(Address, Option<String>)> {
+    let l = labels_of?;
+    let address: Address = l.get(labels::RESOURCE)?.parse().ok()?;
+    (address.kind == address_kind).then(|| (address, l.get(labels::FINGERPRINT).cloned()))
+}
+
+fn op_error(action: &'static str, address: &Address, e: impl std::error::Error + Send + Sync + 'static) -> ProviderError {
+    ProviderError::Operation { action, address: address.clone(), source: Box::new(e) }
+}
+
+impl DockerProvider {
+    async fn container_create(&self, scope: &Scope, address: &Address, c: &ContainerAttrs, fingerprint: &str) -> Result<String, ProviderError> {
+        let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+        let mut exposed: HashMap<String, HashMap<(), ()>> = HashMap::new();
+        for p in &c.ports {
+            let key = format!("{}/{}", p.container, p.protocol.as_str());
+            exposed.insert(key.clone(), HashMap::new());
+            port_bindings.entry(key).or_insert_with(|| Some(Vec::new())).get_or_insert_with(Vec::new).push(PortBinding {
+                host_ip: Some(p.host_ip.clone()),
+                host_port: Some(p.host.to_string()),
+            });
+        }
+        let mounts = c
+            .mounts
+            .iter()
+            .map(|m| Mount {
+                target: Some(m.path.clone()),
+                source: Some(m.volume.clone()),
+                typ: Some(MountTypeEnum::VOLUME),
+                read_only: Some(m.read_only),
+                ..Default::default()
+            })
+            .collect();
+        let seconds = |s: u32| i64::from(s) * 1_000_000_000;
+        let body = ContainerCreateBody {
+            image: Some(c.image.clone()),
+            entrypoint: c.entrypoint.clone(),
+            cmd: (!c.command.is_empty()).then(|| c.command.clone()),
+            env: Some(c.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            user: c.user.clone(),
+            labels: Some(scope_labels(scope, address, fingerprint)),
+            exposed_ports: Some(exposed),
+            healthcheck: c.health.as_ref().map(|h| HealthConfig {
+                test: Some(std::iter::once("CMD".to_owned()).chain(h.command.iter().cloned()).collect()),
+                interval: Some(seconds(h.interval_s)),
+                timeout: Some(seconds(h.timeout_s)),
+                retries: Some(i64::from(h.retries)),
+                start_period: Some(seconds(h.start_period_s)),
+                ..Default::default()
+            }),
+            host_config: Some(HostConfig {
+                port_bindings: Some(port_bindings),
+                mounts: Some(mounts),
+                network_mode: Some(c.network.clone()),
+                restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::UNLESS_STOPPED), maximum_retry_count: None }),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    c.network.clone(),
+                    EndpointSettings { aliases: Some(c.aliases.clone()), ..Default::default() },
+                )])),
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptions { name: Some(c.name.clone()), ..Default::default() };
+        let created = self.docker.create_container(Some(options), body).await.map_err(|e| op_error("create", address, e))?;
+        self.container_start(address, &created.id).await?;
+        Ok(created.id)
+    }
+
+    /// Starts a container and checks it did not exit at once (reporting its last log lines).
+    async fn container_start(&self, address: &Address, id: &str) -> Result<(), ProviderError> {
+        self.docker.start_container(id, None::<bollard::query_parameters::StartContainerOptions>).await.map_err(|e| op_error("start", address, e))?;
+        let inspect = self.docker.inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>).await.map_err(|e| op_error("start", address, e))?;
+        let state = inspect.state.unwrap_or_default();
+        if state.status == Some(ContainerStateStatusEnum::EXITED) || state.status == Some(ContainerStateStatusEnum::DEAD) {
+            let logs = self.logs_tail(id, 5).await;
+            return Err(op_error(
+                "start",
+                address,
+                Message(format!("the container exited at once with code {}; its last output: {logs}", state.exit_code.unwrap_or_default())),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn logs_tail(&self, id: &str, lines: usize) -> String {
+        let options = LogsOptions { stdout: true, stderr: true, tail: lines.to_string(), ..Default::default() };
+        let mut stream = self.docker.logs(id, Some(options));
+        let mut out = String::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            out.push_str(&chunk.to_string());
+        }
+        let out = out.trim().replace('\n', " | ");
+        if out.is_empty() { "(nothing)".into() } else { out }
+    }
+
+    async fn image_pull(&self, address: &Address, reference: &str) -> Result<String, ProviderError> {
+        let options = CreateImageOptions { from_image: Some(reference.to_owned()), ..Default::default() };
+        let mut stream = self.docker.create_image(Some(options), None, None);
+        while let Some(item) = stream.next().await {
+            item.map_err(|e| op_error("pull", address, e))?;
+        }
+        let image = self.docker.inspect_image(reference).await.map_err(|e| op_error("pull", address, e))?;
+        Ok(image.id.unwrap_or_default())
+    }
+}
+
+#[async_trait]
+impl Provider for DockerProvider {
+    async fn observe(&self, scope: &Scope, desired: &[DesiredResource]) -> Result<Vec<ObservedResource>, ProviderError> {
+        let observe_error = |e: DockerError| ProviderError::Observe { what: format!("{} on Docker", scope.owner), source: Box::new(e) };
+        let filters = Some(scope_filter(scope));
+        let mut out = Vec::new();
+        match &scope.owner.owner {
+            Owner::Network(_) => {
+                let networks = self
+                    .docker
+                    .list_networks(Some(ListNetworksOptions { filters: filters.clone() }))
+                    .await
+                    .map_err(observe_error)?;
+                for n in networks {
+                    let Some((address, fingerprint)) = labelled(ResourceKind::Network, n.labels.as_ref()) else { continue };
+                    out.push(ObservedResource {
+                        address,
+                        id: n.id.unwrap_or_default(),
+                        liveness: Liveness::Present,
+                        fingerprint,
+                        facts: n.name.map(|name| ("name".to_owned(), name)).into_iter().collect(),
+                    });
+                }
+            }
+            Owner::Service(_) => {
+                let containers = self
+                    .docker
+                    .list_containers(Some(ListContainersOptions { all: true, filters: filters.clone(), ..Default::default() }))
+                    .await
+                    .map_err(observe_error)?;
+                for c in containers {
+                    let Some((address, fingerprint)) = labelled(ResourceKind::Container, c.labels.as_ref()) else { continue };
+                    let running = matches!(c.state, Some(ContainerSummaryStateEnum::RUNNING | ContainerSummaryStateEnum::RESTARTING));
+                    let mut facts: std::collections::BTreeMap<String, String> = Default::default();
+                    if let Some(image) = c.image {
+                        facts.insert("image".into(), image);
+                    }
+                    if let Some(status) = c.status {
+                        facts.insert("status".into(), status);
+                    }
+                    out.push(ObservedResource {
+                        address,
+                        id: c.id.unwrap_or_default(),
+                        liveness: if running { Liveness::Running } else { Liveness::Stopped },
+                        fingerprint,
+                        facts,
+                    });
+                }
+                let volumes = self
+                    .docker
+                    .list_volumes(Some(ListVolumesOptions { filters: filters.clone() }))
+                    .await
+                    .map_err(observe_error)?;
+                for v in volumes.volumes.unwrap_or_default() {
+                    let Some((address, fingerprint)) = labelled(ResourceKind::Volume, Some(&v.labels)) else { continue };
+                    out.push(ObservedResource { address, id: v.name, liveness: Liveness::Present, fingerprint, facts: Default::default() });
+                }
+            }
+        }
+        for r in desired {
+            let ResourceAttrs::Image(image) = &r.attrs else { continue };
+            match self.docker.inspect_image(&image.reference).await {
+                Ok(found) => out.push(ObservedResource {
+                    address: r.address.clone(),
+                    id: found.id.unwrap_or_default(),
+                    liveness: Liveness::Present,
+                    fingerprint: None,
+                    facts: Default::default(),
+                }),
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(observe_error(e)),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create(&self, scope: &Scope, resource: &DesiredResource, fingerprint: &str) -> Result<String, ProviderError> {
+        let address = &resource.address;
+        match &resource.attrs {
+            ResourceAttrs::Image(image) => self.image_pull(address, &image.reference).await,
+            ResourceAttrs::Volume(v) => {
+                let options = VolumeCreateOptions {
+                    name: Some(v.name.clone()),
+                    labels: Some(scope_labels(scope, address, fingerprint)),
+                    ..Default::default()
+                };
+                let volume = self.docker.create_volume(options).await.map_err(|e| op_error("create", address, e))?;
+                Ok(volume.name)
+            }
+            ResourceAttrs::Network(n) => {
+                let request = NetworkCreateRequest {
+                    name: n.name.clone(),
+                    driver: Some(n.driver.clone()),
+                    labels: Some(scope_labels(scope, address, fingerprint)),
+                    ..Default::default()
+                };
+                let created = self.docker.create_network(request).await.map_err(|e| op_error("create", address, e))?;
+                Ok(created.id)
+            }
+            ResourceAttrs::Container(c) => self.container_create(scope, address, c, fingerprint).await,
+        }
+    }
+
+    async fn start(&self, _scope: &Scope, resource: &DesiredResource, id: &str) -> Result<String, ProviderError> {
+        self.container_start(&resource.address, id).await?;
+        Ok(id.to_owned())
+    }
+
+    async fn delete(&self, _scope: &Scope, address: &Address, id: &str) -> Result<(), ProviderError> {
+        let result = match address.kind {
+            ResourceKind::Image => Ok(()),
+            ResourceKind::Container => {
+                let stop = StopContainerOptions { t: Some(10), ..Default::default() };
+                match self.docker.stop_container(id, Some(stop)).await {
+                    Ok(()) => {}
+                    Err(e) if is_not_found(&e) => return Ok(()),
+                    // 304: already stopped; anything else: removal below forces it.
+                    Err(_) => {}
+                }
+                let options = RemoveContainerOptions { force: true, ..Default::default() };
+                self.docker.remove_container(id, Some(options)).await
+            }
+            ResourceKind::Volume => self.docker.remove_volume(id, Some(RemoveVolumeOptions { force: false })).await,
+            ResourceKind::Network => self.docker.remove_network(id).await,
+        };
+        match result {
+            Err(e) if !is_not_found(&e) => Err(op_error("delete", address, e)),
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,466 @@
+//! [`Engine`]: the operations SpawnIt offers on services and networks, over a store and a
+//! provider. Each operation loads what it needs from the store, plans purely, and (for apply and
+//! destroy) executes under the owner's lock, writing state after every resource operation.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::Value;
+use spawnit_model::plan::{Action, Plan, PlanStatus};
+use spawnit_model::{Exposure, Id, JobEvent, NetworkSpec, Redactor, ServiceSpec, State, Template, TemplateRef};
+use spawnit_store::{LockError, Owner, OwnerKey, PutCondition, StateWriter, Store, StoreError};
+use tokio_util::sync::CancellationToken;
+
+use crate::desired::{network_resources, service_resources};
+use crate::execute::{execute, EventSink, ExecutionReport};
+use crate::planner::{plan_apply, plan_destroy};
+use crate::provider::{Provider, ProviderError, Scope};
+use crate::render::{params_resolve, render, TemplateError, ValidationError};
+
+/// Everything that can go wrong in an engine operation: the one error type that reaches users.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error("template {0} not found (`spawnit catalog` lists the templates)")]
+    TemplateNotFound(Id),
+    #[error("{what} already exists")]
+    AlreadyExists { what: String },
+    /// The request conflicts with the current state (e.g. deleting a deployed service).
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Locked(#[from] LockError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{}", .0.chain())]
+    Provider(#[from] ProviderError),
+    /// The plan could not be made (e.g. the network is missing); says what to do.
+    #[error("{0}")]
+    NotReady(String),
+}
+
+/// A request to create a service spec.
+#[derive(Clone, Debug)]
+pub struct ServiceCreate {
+    pub client: Id,
+    pub name: Id,
+    pub template: Id,
+    pub network: Id,
+    pub exposure: Exposure,
+    pub params: BTreeMap<String, Value>,
+}
+
+/// How an apply or destroy runs.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// The job's id, written into the lock.
+    pub job: String,
+    pub cancel: CancellationToken,
+    pub events: EventSink,
+    /// How long to wait for another writer's lock before failing with "locked by …".
+    pub lock_wait: Duration,
+    /// The lock's lifetime between renewals.
+    pub lock_ttl: Duration,
+    /// The plan the user approved: the run stops if the fresh plan's actions differ.
+    pub approved: Option<Plan>,
+}
+
+impl RunOptions {
+    pub fn new(job: impl Into<String>, events: EventSink) -> RunOptions {
+        RunOptions {
+            job: job.into(),
+            cancel: CancellationToken::new(),
+            events,
+            lock_wait: Duration::ZERO,
+            lock_ttl: Duration::from_secs(60),
+            approved: None,
+        }
+    }
+}
+
+/// A service's plan with the spec it was made from.
+#[derive(Clone, Debug)]
+pub struct ServicePlan {
+    pub spec: ServiceSpec,
+    pub plan: Plan,
+    pub redactor: Redactor,
+}
+
+/// The engine: a store and a provider.
+#[derive(Clone)]
+pub struct Engine {
+    store: Store,
+    provider: Arc<dyn Provider>,
+}
+
+impl Engine {
+    /// An engine over `store`, seeding the built-in catalog into it the first time.
+    pub async fn open(store: Store, provider: Arc<dyn Provider>) -> Result<Engine, EngineError> {
+        store.catalog_seed(&crate::catalog::builtin_templates()?).await?;
+        Ok(Engine { store, provider })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub async fn template(&self, id: &Id) -> Result<Template, EngineError> {
+        self.store
+            .template(id)
+            .await?
+            .ok_or_else(|| EngineError::TemplateNotFound(id.clone()))
+    }
+
+    // ---- services ----
+
+    /// Validates the request and stores the rendered spec. Deploys nothing. A network spec is
+    /// created for a network that has none (it still has to be applied).
+    pub async fn service_create(&self, req: ServiceCreate) -> Result<ServiceSpec, EngineError> {
+        let template = self.template(&req.template).await?;
+        let params = params_resolve(&template, &req.params, None, &mut rand::rng())?;
+        let instance = render(&template, &req.client, &req.name, &params)?;
+        let now = Utc::now();
+        let spec = ServiceSpec {
+            client: req.client.clone(),
+            name: req.name.clone(),
+            template: TemplateRef { id: template.id.clone(), version: template.version.clone() },
+            provider: Default::default(),
+            network: req.network.clone(),
+            exposure: req.exposure,
+            secret_params: template.parameters.iter().filter(|(_, p)| p.secret).map(|(n, _)| n.clone()).collect(),
+            params,
+            instance,
+            created_at: now,
+            updated_at: now,
+        };
+        if self.store.network_spec(&req.client, &req.network).await?.is_none() {
+            match self.network_create(&req.client, &req.network).await {
+                Ok(_) | Err(EngineError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        match self.store.service_spec_put(&spec, PutCondition::Absent).await {
+            Ok(_) => Ok(spec),
+            Err(StoreError::Conflict { .. }) => {
+                Err(EngineError::AlreadyExists { what: format!("service {}/{}", req.client, req.name) })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Changes parameters (those not given keep their values) and re-renders the spec against
+    /// the template version it was created from, or the catalog's if that changed. Applies nothing.
+    pub async fn service_update(
+        &self,
+        client: &Id,
+        name: &Id,
+        params: &BTreeMap<String, Value>,
+        exposure: Option<Exposure>,
+    ) -> Result<ServiceSpec, EngineError> {
+        let current = self.service_spec_versioned(client, name).await?;
+        let template = self.template(&current.value.template.id).await?;
+        let resolved = params_resolve(&template, params, Some(&current.value.params), &mut rand::rng())?;
+        let mut spec = current.value.clone();
+        spec.instance = render(&template, client, name, &resolved)?;
+        spec.params = resolved;
+        spec.template.version = template.version.clone();
+        spec.secret_params = template.parameters.iter().filter(|(_, p)| p.secret).map(|(n, _)| n.clone()).collect();
+        spec.exposure = exposure.unwrap_or(spec.exposure);
+        spec.updated_at = Utc::now();
+        self.store.service_spec_put(&spec, PutCondition::Matches(current.version)).await?;
+        Ok(spec)
+    }
+
+    async fn service_spec_versioned(
+        &self,
+        client: &Id,
+        name: &Id,
+    ) -> Result<spawnit_store::Versioned<ServiceSpec>, EngineError> {
+        self.store
+            .service_spec(client, name)
+            .await?
+            .ok_or_else(|| EngineError::NotFound { what: format!("service {client}/{name}") })
+    }
+
+    pub async fn service_spec(&self, client: &Id, name: &Id) -> Result<ServiceSpec, EngineError> {
+        Ok(self.service_spec_versioned(client, name).await?.value)
+    }
+
+    pub async fn service_state(&self, client: &Id, name: &Id) -> Result<Option<State>, EngineError> {
+        Ok(self.store.state(&service_key(client, name)).await?.map(|v| v.value))
+    }
+
+    pub async fn service_list(&self, client: &Id) -> Result<Vec<Id>, EngineError> {
+        Ok(self.store.service_list(client).await?)
+    }
+
+    /// Removes a service's spec and state; refused while it still has resources.
+    pub async fn service_delete(&self, client: &Id, name: &Id) -> Result<(), EngineError> {
+        self.service_spec_versioned(client, name).await?;
+        if let Some(state) = self.service_state(client, name).await? {
+            if !state.resources.is_empty() {
+                return Err(EngineError::Conflict(format!(
+                    "service {client}/{name} still has {} resource(s): destroy it first",
+                    state.resources.len()
+                )));
+            }
+        }
+        self.store.service_delete(client, name).await?;
+        Ok(())
+    }
+
+    /// Plans a service against what is recorded and observed. Never changes anything.
+    pub async fn service_plan(&self, client: &Id, name: &Id) -> Result<ServicePlan, EngineError> {
+        let spec = self.service_spec(client, name).await?;
+        let state = self.service_state(client, name).await?.unwrap_or_else(|| State::new(""));
+        self.service_plan_with(spec, &state).await
+    }
+
+    async fn service_plan_with(&self, spec: ServiceSpec, state: &State) -> Result<ServicePlan, EngineError> {
+        let redactor = Redactor::for_spec(&spec);
+        let subject = format!("service {}/{}", spec.client, spec.name);
+        if let Err(message) = self.network_ready(&spec.client, &spec.network).await? {
+            return Ok(ServicePlan { plan: Plan::error(subject, message), spec, redactor });
+        }
+        let desired = service_resources(&spec);
+        let scope = Scope { owner: service_key(&spec.client, &spec.name), lineage: state.lineage.clone() };
+        let observed = self.provider.observe(&scope, &desired).await?;
+        let plan = plan_apply(&subject, &desired, state, &observed, &redactor);
+        Ok(ServicePlan { spec, plan, redactor })
+    }
+
+    /// `Ok(Err(message))` when the network is missing or not compliant, saying what to do.
+    async fn network_ready(&self, client: &Id, network: &Id) -> Result<Result<(), String>, EngineError> {
+        let Some(spec) = self.store.network_spec(client, network).await?.map(|v| v.value) else {
+            return Ok(Err(format!(
+                "network {network} of client {client} does not exist: create it with \
+                 `spawnit network create {network} --client {client}`, then `spawnit network apply {network} --client {client}`"
+            )));
+        };
+        let state = self.store.state(&network_key(client, network)).await?.map(|v| v.value).unwrap_or_else(|| State::new(""));
+        let plan = self.network_plan_with(&spec, &state).await?;
+        if plan.status == PlanStatus::Compliant {
+            return Ok(Ok(()));
+        }
+        let reasons: Vec<String> = plan.actions().flat_map(|c| c.reasons.iter().map(move |r| format!("{}: {r}", c.address))).collect();
+        Ok(Err(format!(
+            "network {network} of client {client} is not ready ({}): run `spawnit network apply {network} --client {client}` first",
+            reasons.join("; ")
+        )))
+    }
+
+    /// Plans under the service's lock and executes the plan.
+    pub async fn service_apply(&self, client: &Id, name: &Id, run: &RunOptions) -> Result<ExecutionReport, EngineError> {
+        let key = service_key(client, name);
+        self.locked(&key, "apply", run, |state| async move {
+            let spec = self.service_spec(client, name).await?;
+            let planned = self.service_plan_with(spec, &state).await?;
+            Ok((planned.plan, planned.redactor))
+        })
+        .await
+    }
+
+    /// Deletes every resource of a service (its spec stays; see [`Engine::service_delete`]).
+    pub async fn service_destroy(&self, client: &Id, name: &Id, run: &RunOptions) -> Result<ExecutionReport, EngineError> {
+        let spec = self.service_spec(client, name).await?;
+        let redactor = Redactor::for_spec(&spec);
+        let key = service_key(client, name);
+        self.locked(&key, "destroy", run, |state| async move {
+            let plan = self.destroy_plan(&service_key(client, name), &service_resources(&spec), &state).await?;
+            Ok((plan, redactor))
+        })
+        .await
+    }
+
+    /// The destroy plan of a service, without a lock (for showing it before asking).
+    pub async fn service_destroy_plan(&self, client: &Id, name: &Id) -> Result<Plan, EngineError> {
+        let spec = self.service_spec(client, name).await?;
+        let state = self.service_state(client, name).await?.unwrap_or_else(|| State::new(""));
+        self.destroy_plan(&service_key(client, name), &service_resources(&spec), &state).await
+    }
+
+    async fn destroy_plan(&self, key: &OwnerKey, desired: &[spawnit_model::DesiredResource], state: &State) -> Result<Plan, EngineError> {
+        let scope = Scope { owner: key.clone(), lineage: state.lineage.clone() };
+        let images: Vec<_> = desired.iter().filter(|r| r.address.kind == spawnit_model::ResourceKind::Image).cloned().collect();
+        let observed = self.provider.observe(&scope, &images).await?;
+        Ok(plan_destroy(&key.to_string(), state, &observed))
+    }
+
+    // ---- networks ----
+
+    pub async fn network_create(&self, client: &Id, name: &Id) -> Result<NetworkSpec, EngineError> {
+        let spec = NetworkSpec { client: client.clone(), name: name.clone(), created_at: Utc::now() };
+        match self.store.network_spec_put(&spec, PutCondition::Absent).await {
+            Ok(_) => Ok(spec),
+            Err(StoreError::Conflict { .. }) => Err(EngineError::AlreadyExists { what: format!("network {client}/{name}") }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn network_spec(&self, client: &Id, name: &Id) -> Result<NetworkSpec, EngineError> {
+        Ok(self
+            .store
+            .network_spec(client, name)
+            .await?
+            .ok_or_else(|| EngineError::NotFound { what: format!("network {client}/{name}") })?
+            .value)
+    }
+
+    pub async fn network_list(&self, client: &Id) -> Result<Vec<Id>, EngineError> {
+        Ok(self.store.network_list(client).await?)
+    }
+
+    pub async fn network_plan(&self, client: &Id, name: &Id) -> Result<Plan, EngineError> {
+        let spec = self.network_spec(client, name).await?;
+        let state = self.store.state(&network_key(client, name)).await?.map(|v| v.value).unwrap_or_else(|| State::new(""));
+        self.network_plan_with(&spec, &state).await
+    }
+
+    async fn network_plan_with(&self, spec: &NetworkSpec, state: &State) -> Result<Plan, EngineError> {
+        let key = network_key(&spec.client, &spec.name);
+        let desired = network_resources(spec);
+        let scope = Scope { owner: key.clone(), lineage: state.lineage.clone() };
+        let observed = self.provider.observe(&scope, &desired).await?;
+        Ok(plan_apply(&key.to_string(), &desired, state, &observed, &Redactor::default()))
+    }
+
+    pub async fn network_apply(&self, client: &Id, name: &Id, run: &RunOptions) -> Result<ExecutionReport, EngineError> {
+        let spec = self.network_spec(client, name).await?;
+        let key = network_key(client, name);
+        self.locked(&key, "apply", run, |state| async move {
+            Ok((self.network_plan_with(&spec, &state).await?, Redactor::default()))
+        })
+        .await
+    }
+
+    /// Deletes a network's resources; refused while a service of the client on it has resources.
+    pub async fn network_destroy(&self, client: &Id, name: &Id, run: &RunOptions) -> Result<ExecutionReport, EngineError> {
+        let spec = self.network_spec(client, name).await?;
+        let users = self.network_users(client, name).await?;
+        if !users.is_empty() {
+            return Err(EngineError::Conflict(format!(
+                "network {client}/{name} is used by deployed service(s) {}: destroy them first",
+                users.join(", ")
+            )));
+        }
+        let key = network_key(client, name);
+        self.locked(&key, "destroy", run, |state| async move {
+            Ok((self.destroy_plan(&network_key(client, name), &network_resources(&spec), &state).await?, Redactor::default()))
+        })
+        .await
+    }
+
+    pub async fn network_destroy_plan(&self, client: &Id, name: &Id) -> Result<Plan, EngineError> {
+        let spec = self.network_spec(client, name).await?;
+        let key = network_key(client, name);
+        let state = self.store.state(&key).await?.map(|v| v.value).unwrap_or_else(|| State::new(""));
+        self.destroy_plan(&key, &network_resources(&spec), &state).await
+    }
+
+    /// Services of `client` on network `name` that have resources.
+    async fn network_users(&self, client: &Id, name: &Id) -> Result<Vec<String>, EngineError> {
+        let mut users = Vec::new();
+        for service in self.store.service_list(client).await? {
+            let Some(spec) = self.store.service_spec(client, &service).await? else { continue };
+            if &spec.value.network != name {
+                continue;
+            }
+            if self.service_state(client, &service).await?.is_some_and(|s| !s.resources.is_empty()) {
+                users.push(service.to_string());
+            }
+        }
+        Ok(users)
+    }
+
+    /// Runs a plan made by `make_plan` under the owner's lock, writing state as it goes.
+    async fn locked<F, Fut>(
+        &self,
+        key: &OwnerKey,
+        operation: &str,
+        run: &RunOptions,
+        make_plan: F,
+    ) -> Result<ExecutionReport, EngineError>
+    where
+        F: FnOnce(State) -> Fut,
+        Fut: std::future::Future<Output = Result<(Plan, Redactor), EngineError>>,
+    {
+        let lock = if run.lock_wait.is_zero() {
+            self.store.lock_acquire(key, &run.job, operation, run.lock_ttl).await?
+        } else {
+            (run.events)(JobEvent::Message { text: format!("acquiring the lock of {key}") });
+            self.store.lock_acquire_wait(key, &run.job, operation, run.lock_ttl, run.lock_wait).await?
+        };
+        let result = self.locked_run(key, run, make_plan, &lock).await;
+        lock.release().await?;
+        result
+    }
+
+    async fn locked_run<F, Fut>(
+        &self,
+        key: &OwnerKey,
+        run: &RunOptions,
+        make_plan: F,
+        lock: &spawnit_store::LockGuard,
+    ) -> Result<ExecutionReport, EngineError>
+    where
+        F: FnOnce(State) -> Fut,
+        Fut: std::future::Future<Output = Result<(Plan, Redactor), EngineError>>,
+    {
+        let mut state = StateWriter::load(&self.store, key.clone()).await?;
+        let (plan, redactor) = make_plan(state.state().clone()).await?;
+        (run.events)(JobEvent::Planned { plan: redacted_plan(&plan, &redactor) });
+        if plan.status == PlanStatus::Error {
+            return Err(EngineError::NotReady(plan.errors.join("; ")));
+        }
+        if let Some(approved) = &run.approved {
+            if actions_of(approved) != actions_of(&plan) {
+                return Err(EngineError::Conflict(
+                    "the plan changed since it was shown (another change happened meanwhile): plan again".into(),
+                ));
+            }
+        }
+        let scope = Scope { owner: key.clone(), lineage: state.state().lineage.clone() };
+        let cancel = run.cancel.child_token();
+        let lost = lock.lost_token();
+        let stop = cancel.clone();
+        let watcher = tokio::spawn(async move {
+            lost.cancelled().await;
+            stop.cancel();
+        });
+        let report = execute(&plan, self.provider.as_ref(), &scope, &mut state, &cancel, &run.events, &redactor).await;
+        watcher.abort();
+        let report = report?;
+        (run.events)(JobEvent::Finished {
+            outcome: report.outcome,
+            done: report.done,
+            failed: report.failed,
+            skipped: report.skipped,
+            duration_ms: report.duration.as_millis() as u64,
+        });
+        Ok(report)
+    }
+}
+
+/// The plan with secrets masked in every string.
+pub fn redacted_plan(plan: &Plan, redactor: &Redactor) -> Plan {
+    serde_json::from_value(redactor.to_json(plan)).unwrap_or_else(|_| plan.clone())
+}
+
+fn actions_of(plan: &Plan) -> Vec<(String, Action)> {
+    plan.actions().map(|c| (c.address.to_string(), c.action)).collect()
+}
+
+pub fn service_key(client: &Id, name: &Id) -> OwnerKey {
+    OwnerKey { client: client.clone(), owner: Owner::Service(name.clone()) }
+}
+
+pub fn network_key(client: &Id, name: &Id) -> OwnerKey {
+    OwnerKey { client: client.clone(), owner: Owner::Network(name.clone()) }
+}

@@ -1,0 +1,214 @@
+//! Apply and destroy orchestration: walks a plan's DAG, independent branches in parallel,
+//! records state after every resource operation, stops cleanly between operations on cancel.
+//!
+//! Executing decides nothing new: it performs the plan's changes in dependency order. A failed
+//! change skips what depends on it; other branches finish. A state write that fails stops
+//! everything at once (what was created is found again by its labels on the next plan).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures::stream::{FuturesUnordered, StreamExt};
+use spawnit_model::plan::{Action, Change, Plan};
+use spawnit_model::resource::{Address, ResourceKind};
+use spawnit_model::{JobEvent, OperationOutcome, Redactor, ResourceState};
+use spawnit_store::{StateWriter, StoreError};
+use tokio_util::sync::CancellationToken;
+
+use crate::provider::{Provider, ProviderError, Scope};
+
+/// Receives a job's events as they happen.
+pub type EventSink = Arc<dyn Fn(JobEvent) + Send + Sync>;
+
+/// An event sink that drops everything.
+pub fn events_ignored() -> EventSink {
+    Arc::new(|_| {})
+}
+
+/// How an execution ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecutionReport {
+    pub outcome: OperationOutcome,
+    pub done: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    /// One line per failed change (secrets masked).
+    pub errors: Vec<String>,
+    pub duration: Duration,
+}
+
+/// One provider call of a change; a replace is a delete step then a create step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Create,
+    Start,
+    Delete,
+}
+
+type StepFuture<'a> = Pin<Box<dyn Future<Output = (usize, Step, Result<Option<String>, ProviderError>)> + Send + 'a>>;
+
+fn step_run<'a>(provider: &'a dyn Provider, scope: &'a Scope, index: usize, change: &'a Change, step: Step) -> StepFuture<'a> {
+    Box::pin(async move {
+        let result = match (step, change.desired.as_ref()) {
+            (Step::Create, Some(d)) => provider.create(scope, d, change.fingerprint.as_deref().unwrap_or_default()).await.map(Some),
+            (Step::Start, Some(d)) => provider.start(scope, d, change.existing_id.as_deref().unwrap_or_default()).await.map(Some),
+            (Step::Delete, _) => match change.existing_id.as_deref() {
+                Some(id) => provider.delete(scope, &change.address, id).await.map(|_| None),
+                None => Ok(None),
+            },
+            (_, None) => Ok(None),
+        };
+        (index, step, result)
+    })
+}
+
+/// Records the state entry of a finished step (images are shared and never recorded).
+async fn step_record(state: &mut StateWriter, change: &Change, step: Step, id: Option<String>) -> Result<(), StoreError> {
+    if change.address.kind == ResourceKind::Image {
+        return Ok(());
+    }
+    let entry = match (step, id, change.desired.as_ref()) {
+        (Step::Delete, _, _) => None,
+        (_, Some(id), Some(desired)) => Some(ResourceState {
+            id,
+            attrs: desired.attrs.clone(),
+            fingerprint: change.fingerprint.clone().unwrap_or_default(),
+            depends_on: desired.depends_on.clone(),
+            updated_at: Utc::now(),
+        }),
+        _ => return Ok(()),
+    };
+    state.record(&change.address, entry).await
+}
+
+/// Executes `plan`. Returns an error only when state could not be written.
+pub async fn execute(
+    plan: &Plan,
+    provider: &dyn Provider,
+    scope: &Scope,
+    state: &mut StateWriter,
+    cancel: &CancellationToken,
+    events: &EventSink,
+    redactor: &Redactor,
+) -> Result<ExecutionReport, StoreError> {
+    let started = Instant::now();
+    // Adopted resources and changed ids: recorded without touching the provider.
+    for c in plan.changes.iter().filter(|c| c.action == Action::NoOp && c.address.kind != ResourceKind::Image) {
+        let (Some(id), Some(fp)) = (&c.existing_id, &c.fingerprint) else { continue };
+        let current = state.state().resources.get(&c.address);
+        if current.is_none_or(|r| &r.id != id || &r.fingerprint != fp) {
+            step_record(state, c, Step::Create, Some(id.clone())).await?;
+            events(JobEvent::Message { text: format!("{}: recorded {}", c.address, redactor.text(&c.reasons.join("; "))) });
+        }
+    }
+
+    let actions: Vec<usize> = (0..plan.changes.len()).filter(|&i| plan.changes[i].action != Action::NoOp).collect();
+    let planned: BTreeSet<&Address> = actions.iter().map(|&i| &plan.changes[i].address).collect();
+    let mut waiting: BTreeMap<usize, BTreeSet<&Address>> = actions
+        .iter()
+        .map(|&i| (i, plan.changes[i].depends_on.iter().filter(|d| planned.contains(d)).collect()))
+        .collect();
+    let mut finished: BTreeSet<&Address> = BTreeSet::new();
+    let mut broken: BTreeSet<&Address> = BTreeSet::new();
+    let mut step_started: BTreeMap<usize, Instant> = BTreeMap::new();
+    let mut in_flight: FuturesUnordered<StepFuture<'_>> = FuturesUnordered::new();
+    let (mut done, mut failed, mut skipped) = (0, 0, 0);
+    let mut errors = Vec::new();
+    let mut stopping = false;
+
+    loop {
+        if !stopping {
+            let ready: Vec<usize> = waiting
+                .iter()
+                .filter(|(_, deps)| deps.iter().all(|d| finished.contains(d) || broken.contains(d)))
+                .map(|(&i, _)| i)
+                .collect();
+            for i in ready {
+                let deps = waiting.remove(&i).unwrap_or_default();
+                let change = &plan.changes[i];
+                if let Some(dep) = deps.iter().find(|d| broken.contains(*d)) {
+                    skipped += 1;
+                    broken.insert(&change.address);
+                    events(JobEvent::Message { text: format!("{}: skipped, {dep} failed", change.address) });
+                    continue;
+                }
+                let first = match change.action {
+                    Action::Create => Step::Create,
+                    Action::Update => Step::Start,
+                    Action::Replace | Action::Delete => Step::Delete,
+                    Action::NoOp => continue,
+                };
+                events(JobEvent::OperationStarted { address: change.address.clone(), action: change.action });
+                step_started.insert(i, Instant::now());
+                in_flight.push(step_run(provider, scope, i, change, first));
+            }
+        }
+        if in_flight.is_empty() {
+            if waiting.is_empty() || stopping {
+                break;
+            }
+            // Everything left waits on something that will never finish: should not happen
+            // for a plan made by the planner, but never loop forever.
+            skipped += waiting.len();
+            break;
+        }
+        tokio::select! {
+            Some((i, step, result)) = in_flight.next() => {
+                let change = &plan.changes[i];
+                let elapsed = step_started.get(&i).map(|s| s.elapsed()).unwrap_or_default();
+                match result {
+                    Ok(id) => {
+                        step_record(state, change, step, id.clone()).await?;
+                        if change.action == Action::Replace && step == Step::Delete {
+                            if stopping {
+                                skipped += 1;
+                                continue;
+                            }
+                            in_flight.push(step_run(provider, scope, i, change, Step::Create));
+                            continue;
+                        }
+                        done += 1;
+                        finished.insert(&change.address);
+                        events(JobEvent::OperationDone {
+                            address: change.address.clone(),
+                            action: change.action,
+                            id: id.unwrap_or_else(|| change.existing_id.clone().unwrap_or_default()),
+                            duration_ms: elapsed.as_millis() as u64,
+                        });
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        broken.insert(&change.address);
+                        let error = redactor.text(&e.chain());
+                        errors.push(format!("{}: {error}", change.address));
+                        events(JobEvent::OperationFailed {
+                            address: change.address.clone(),
+                            action: change.action,
+                            error,
+                            duration_ms: elapsed.as_millis() as u64,
+                        });
+                    }
+                }
+            }
+            _ = cancel.cancelled(), if !stopping => {
+                stopping = true;
+                events(JobEvent::Message {
+                    text: format!("cancel requested: finishing {} running operation(s), starting no more", in_flight.len()),
+                });
+            }
+        }
+    }
+    skipped += waiting.len();
+    let outcome = if stopping {
+        OperationOutcome::Cancelled
+    } else if failed > 0 || skipped > 0 {
+        OperationOutcome::Failed
+    } else {
+        OperationOutcome::Succeeded
+    };
+    Ok(ExecutionReport { outcome, done, failed, skipped, errors, duration: started.elapsed() })
+}

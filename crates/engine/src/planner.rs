@@ -1,0 +1,417 @@
+//! The pure planner: desired resources, recorded state and observed resources in, a [`Plan`] out.
+//! No I/O and no clock: every choice apply will carry out is made here, with its reasons.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+use spawnit_model::plan::{Action, Change, Plan, PlanStatus};
+use spawnit_model::resource::{Address, DesiredResource, Liveness, ObservedResource, ResourceAttrs, ResourceKind};
+use spawnit_model::{Redactor, State};
+
+use crate::desired::fingerprint;
+use crate::graph::{dependency_map, topological_order};
+
+/// Plans the changes that make the observed world match `desired`.
+pub fn plan_apply(
+    subject: &str,
+    desired: &[DesiredResource],
+    state: &State,
+    observed: &[ObservedResource],
+    redactor: &Redactor,
+) -> Plan {
+    let order = match topological_order(&dependency_map(desired)) {
+        Ok(order) => order,
+        Err(e) => return Plan::error(subject, e.to_string()),
+    };
+    let by_address: BTreeMap<&Address, &DesiredResource> = desired.iter().map(|r| (&r.address, r)).collect();
+    let observed_by: BTreeMap<&Address, &ObservedResource> = observed.iter().map(|o| (&o.address, o)).collect();
+
+    let mut changes: Vec<Change> = Vec::new();
+    let mut recreated: BTreeSet<Address> = BTreeSet::new();
+    for address in &order {
+        let r = by_address[address];
+        let fp = fingerprint(&r.attrs);
+        let recorded = state.resources.get(address);
+        let seen = observed_by.get(address).copied();
+        let mut change = Change {
+            address: address.clone(),
+            action: Action::NoOp,
+            reasons: Vec::new(),
+            desired: Some(r.clone()),
+            fingerprint: Some(fp.clone()),
+            existing_id: seen.map(|o| o.id.clone()),
+            depends_on: r.depends_on.clone(),
+        };
+        match seen {
+            None if address.kind == ResourceKind::Image => {
+                change.action = Action::Create;
+                change.reasons.push(format!("{} is not present locally: pull it", image_ref(&r.attrs)));
+            }
+            None => {
+                change.action = Action::Create;
+                change.reasons.push(match recorded {
+                    Some(rec) => format!("removed outside SpawnIt (was {})", short_id(&rec.id)),
+                    None => "not yet created".to_owned(),
+                });
+            }
+            Some(_) if address.kind == ResourceKind::Image => {}
+            Some(o) if o.fingerprint.as_deref() != Some(fp.as_str()) => {
+                change.action = Action::Replace;
+                match recorded.filter(|rec| rec.fingerprint != fp) {
+                    Some(rec) => change.reasons.extend(attrs_diff(&rec.attrs, &r.attrs)),
+                    None => change.reasons.push(outside_change(&r.attrs, o)),
+                }
+                if change.reasons.is_empty() {
+                    change.reasons.push("attributes changed".into());
+                }
+            }
+            Some(o) => {
+                let dependency = r.depends_on.iter().find(|d| d.kind != ResourceKind::Image && recreated.contains(*d));
+                if let Some(dep) = dependency {
+                    change.action = Action::Replace;
+                    change.reasons.push(format!("depends on {dep}, which is re-created"));
+                } else if o.liveness == Liveness::Stopped {
+                    change.action = Action::Update;
+                    change.reasons.push("stopped outside SpawnIt: start it".into());
+                } else if recorded.is_none() {
+                    change.reasons.push(format!("adopted: found {} carrying this service's labels", short_id(&o.id)));
+                } else if recorded.is_some_and(|rec| rec.id != o.id) {
+                    change.reasons.push(format!("recorded id updated to {}", short_id(&o.id)));
+                }
+            }
+        }
+        if matches!(change.action, Action::Create | Action::Replace) {
+            recreated.insert(address.clone());
+        }
+        change.reasons = change.reasons.iter().map(|r| redactor.text(r)).collect();
+        changes.push(change);
+    }
+
+    // Whatever is recorded or labelled but no longer desired goes, dependents first.
+    let mut doomed: BTreeMap<Address, (Option<String>, Vec<Address>, &'static str)> = BTreeMap::new();
+    for (address, rec) in &state.resources {
+        if !by_address.contains_key(address) {
+            let id = observed_by.get(address).map(|o| o.id.clone());
+            let reason = if id.is_some() { "no longer in the spec" } else { "already gone: forget it" };
+            doomed.insert(address.clone(), (id, rec.depends_on.clone(), reason));
+        }
+    }
+    for o in observed {
+        if o.address.kind != ResourceKind::Image && !by_address.contains_key(&o.address) && !doomed.contains_key(&o.address) {
+            doomed.insert(o.address.clone(), (Some(o.id.clone()), Vec::new(), "carries this service's labels but is not in the spec"));
+        }
+    }
+    changes.extend(deletes_ordered(doomed));
+    let status = if changes.iter().any(|c| c.action != Action::NoOp) { PlanStatus::Drifted } else { PlanStatus::Compliant };
+    Plan { subject: subject.to_owned(), status, changes, errors: Vec::new() }
+}
+
+/// Plans the removal of everything recorded or labelled (images, being shared, stay).
+pub fn plan_destroy(subject: &str, state: &State, observed: &[ObservedResource]) -> Plan {
+    let observed_by: BTreeMap<&Address, &ObservedResource> = observed.iter().map(|o| (&o.address, o)).collect();
+    let mut doomed = BTreeMap::new();
+    for (address, rec) in &state.resources {
+        let id = observed_by.get(address).map(|o| o.id.clone());
+        let reason = if id.is_some() { "destroy" } else { "already gone: forget it" };
+        doomed.insert(address.clone(), (id, rec.depends_on.clone(), reason));
+    }
+    for o in observed {
+        if o.address.kind != ResourceKind::Image && !doomed.contains_key(&o.address) {
+            doomed.insert(o.address.clone(), (Some(o.id.clone()), Vec::new(), "destroy (found by its labels, not in state)"));
+        }
+    }
+    let changes = deletes_ordered(doomed);
+    let status = if changes.is_empty() { PlanStatus::Compliant } else { PlanStatus::Drifted };
+    Plan { subject: subject.to_owned(), status, changes, errors: Vec::new() }
+}
+
+/// Delete changes where each waits for the deletion of whatever depends on it. Resources known
+/// only by their labels have no recorded dependencies: containers then go before the rest.
+fn deletes_ordered(doomed: BTreeMap<Address, (Option<String>, Vec<Address>, &'static str)>) -> Vec<Change> {
+    let mut dependents: BTreeMap<Address, Vec<Address>> = doomed.keys().map(|a| (a.clone(), Vec::new())).collect();
+    for (address, (_, deps, _)) in &doomed {
+        for d in deps {
+            if let Some(list) = dependents.get_mut(d) {
+                list.push(address.clone());
+            }
+        }
+    }
+    for (address, list) in dependents.iter_mut() {
+        if address.kind != ResourceKind::Container {
+            for other in doomed.keys().filter(|a| a.kind == ResourceKind::Container) {
+                if !list.contains(other) {
+                    list.push(other.clone());
+                }
+            }
+        }
+        list.sort();
+    }
+    let order = topological_order(&dependents).unwrap_or_else(|_| dependents.keys().cloned().collect());
+    order
+        .into_iter()
+        .filter_map(|address| {
+            let (id, _, reason) = doomed.get(&address)?.clone();
+            Some(Change {
+                depends_on: dependents.get(&address).cloned().unwrap_or_default(),
+                address,
+                action: Action::Delete,
+                reasons: vec![reason.to_owned()],
+                desired: None,
+                fingerprint: None,
+                existing_id: id,
+            })
+        })
+        .collect()
+}
+
+fn image_ref(attrs: &ResourceAttrs) -> &str {
+    match attrs {
+        ResourceAttrs::Image(i) => &i.reference,
+        _ => "image",
+    }
+}
+
+fn short_id(id: &str) -> &str {
+    if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) { &id[..12] } else { id }
+}
+
+/// Why an observed resource whose fingerprint differs (while the spec did not change) drifted.
+fn outside_change(desired: &ResourceAttrs, observed: &ObservedResource) -> String {
+    if let (ResourceAttrs::Container(c), Some(image)) = (desired, observed.facts.get("image")) {
+        if *image != c.image {
+            return format!("image changed outside SpawnIt: {} → {image}", c.image);
+        }
+    }
+    match &observed.fingerprint {
+        Some(_) => "changed outside SpawnIt (its recorded fingerprint differs)".to_owned(),
+        None => "replaced outside SpawnIt (it carries no fingerprint)".to_owned(),
+    }
+}
+
+/// Human reasons for a change of attributes between the recorded and the desired resource.
+/// Values are shown only for fields that never hold secrets; env and command changes name the
+/// variable or field only, since old secret values are not known to the redactor.
+pub fn attrs_diff(before: &ResourceAttrs, after: &ResourceAttrs) -> Vec<String> {
+    let (Ok(Value::Object(b)), Ok(Value::Object(a))) = (serde_json::to_value(before), serde_json::to_value(after)) else {
+        return vec!["attributes changed".into()];
+    };
+    let keys: BTreeSet<&String> = b.keys().chain(a.keys()).collect();
+    let mut out = Vec::new();
+    for key in keys {
+        let (old, new) = (b.get(key.as_str()), a.get(key.as_str()));
+        if old == new {
+            continue;
+        }
+        match key.as_str() {
+            "image" | "network" | "name" | "reference" | "driver" => {
+                out.push(format!("{key} changed {} → {}", plain(old), plain(new)));
+            }
+            "ports" => out.push(format!("ports changed {} → {}", ports_text(old), ports_text(new))),
+            "env" => {
+                let empty = serde_json::Map::new();
+                let ob = old.and_then(Value::as_object).unwrap_or(&empty);
+                let nb = new.and_then(Value::as_object).unwrap_or(&empty);
+                for k in ob.keys().chain(nb.keys()).collect::<BTreeSet<_>>() {
+                    match (ob.get(k), nb.get(k)) {
+                        (None, Some(_)) => out.push(format!("env {k} added")),
+                        (Some(_), None) => out.push(format!("env {k} removed")),
+                        (Some(x), Some(y)) if x != y => out.push(format!("env {k} changed")),
+                        _ => {}
+                    }
+                }
+            }
+            "mounts" => out.push("volumes changed".into()),
+            "health" => out.push("health check changed".into()),
+            other => out.push(format!("{other} changed")),
+        }
+    }
+    out
+}
+
+fn plain(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => "(none)".into(),
+    }
+}
+
+fn ports_text(v: Option<&Value>) -> String {
+    let Some(Value::Array(ports)) = v else { return "(none)".into() };
+    if ports.is_empty() {
+        return "(none)".into();
+    }
+    ports
+        .iter()
+        .map(|p| format!("{}:{}→{}", plain(p.get("host_ip")), plain(p.get("host")), plain(p.get("container"))))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use spawnit_model::resource::{ContainerAttrs, ImageAttrs, VolumeAttrs};
+    use spawnit_model::ResourceState;
+
+    fn container(image: &str) -> DesiredResource {
+        DesiredResource {
+            address: Address::new(ResourceKind::Container, "web"),
+            attrs: ResourceAttrs::Container(ContainerAttrs {
+                name: "spawnit-c-s-web".into(),
+                image: image.into(),
+                entrypoint: None,
+                command: vec![],
+                env: [("PASSWORD".to_owned(), "hunter2".to_owned())].into(),
+                ports: vec![],
+                mounts: vec![],
+                network: "spawnit-c-default".into(),
+                aliases: vec![],
+                health: None,
+                user: None,
+            }),
+            depends_on: vec![Address::new(ResourceKind::Image, "web"), Address::new(ResourceKind::Volume, "data")],
+        }
+    }
+
+    fn desired(image: &str) -> Vec<DesiredResource> {
+        vec![
+            DesiredResource {
+                address: Address::new(ResourceKind::Image, "web"),
+                attrs: ResourceAttrs::Image(ImageAttrs { reference: image.into() }),
+                depends_on: vec![],
+            },
+            DesiredResource {
+                address: Address::new(ResourceKind::Volume, "data"),
+                attrs: ResourceAttrs::Volume(VolumeAttrs { name: "spawnit-c-s-data".into() }),
+                depends_on: vec![],
+            },
+            container(image),
+        ]
+    }
+
+    fn observed(r: &DesiredResource, id: &str, liveness: Liveness) -> ObservedResource {
+        ObservedResource {
+            address: r.address.clone(),
+            id: id.into(),
+            liveness,
+            fingerprint: (r.address.kind != ResourceKind::Image).then(|| fingerprint(&r.attrs)),
+            facts: Default::default(),
+        }
+    }
+
+    fn recorded(state: &mut State, r: &DesiredResource, id: &str) {
+        state.resources.insert(
+            r.address.clone(),
+            ResourceState {
+                id: id.into(),
+                attrs: r.attrs.clone(),
+                fingerprint: fingerprint(&r.attrs),
+                depends_on: r.depends_on.clone(),
+                updated_at: Utc::now(),
+            },
+        );
+    }
+
+    fn actions(plan: &Plan) -> Vec<(String, Action)> {
+        plan.changes.iter().map(|c| (c.address.to_string(), c.action)).collect()
+    }
+
+    fn secret() -> Redactor {
+        Redactor::new(["hunter2".to_owned()])
+    }
+
+    #[test]
+    fn empty_world_creates_everything_in_dependency_order() {
+        let d = desired("redis:7");
+        let plan = plan_apply("s", &d, &State::new("l"), &[], &secret());
+        assert_eq!(plan.status, PlanStatus::Drifted);
+        assert_eq!(
+            actions(&plan),
+            [("volume.data".into(), Action::Create), ("image.web".into(), Action::Create), ("container.web".into(), Action::Create)]
+        );
+        assert_eq!(plan.changes[1].reasons, ["redis:7 is not present locally: pull it"]);
+        assert_eq!(plan.changes[2].reasons, ["not yet created"]);
+    }
+
+    #[test]
+    fn matching_world_is_compliant_and_adoption_is_a_recorded_no_op() {
+        let d = desired("redis:7");
+        let obs: Vec<_> = d.iter().map(|r| observed(r, "id1", Liveness::Running)).collect();
+        let mut state = State::new("l");
+        for r in &d[1..] {
+            recorded(&mut state, r, "id1");
+        }
+        let plan = plan_apply("s", &d, &state, &obs, &secret());
+        assert_eq!(plan.status, PlanStatus::Compliant, "{plan:?}");
+
+        // Crash between create and state write: nothing recorded, everything labelled.
+        let plan = plan_apply("s", &d, &State::new("l"), &obs, &secret());
+        assert_eq!(plan.status, PlanStatus::Compliant);
+        let c = plan.changes.iter().find(|c| c.address.kind == ResourceKind::Container).unwrap();
+        assert_eq!(c.existing_id.as_deref(), Some("id1"));
+        assert!(c.reasons[0].starts_with("adopted"), "{:?}", c.reasons);
+    }
+
+    #[test]
+    fn drift_is_explained() {
+        let d = desired("redis:7");
+        let mut state = State::new("l");
+        for r in &d[1..] {
+            recorded(&mut state, r, "id1");
+        }
+        // Removed outside.
+        let obs = vec![observed(&d[0], "img", Liveness::Present), observed(&d[1], "vol", Liveness::Present)];
+        let plan = plan_apply("s", &d, &state, &obs, &secret());
+        assert_eq!(plan.changes[2].action, Action::Create);
+        assert_eq!(plan.changes[2].reasons, ["removed outside SpawnIt (was id1)"]);
+        // Stopped outside.
+        let mut obs = obs;
+        obs.push(observed(&d[2], "id1", Liveness::Stopped));
+        let plan = plan_apply("s", &d, &state, &obs, &secret());
+        assert_eq!(plan.changes[2].action, Action::Update);
+        // Replaced outside by a container of another image.
+        obs[2].fingerprint = Some("other".into());
+        obs[2].facts.insert("image".into(), "busybox".into());
+        let plan = plan_apply("s", &d, &state, &obs, &secret());
+        assert_eq!(plan.changes[2].action, Action::Replace);
+        assert_eq!(plan.changes[2].reasons, ["image changed outside SpawnIt: redis:7 → busybox"]);
+    }
+
+    #[test]
+    fn spec_change_replaces_with_reasons_and_never_shows_secrets() {
+        let old = desired("redis:7");
+        let mut state = State::new("l");
+        for r in &old[1..] {
+            recorded(&mut state, r, "id1");
+        }
+        let obs: Vec<_> = old.iter().map(|r| observed(r, "id1", Liveness::Running)).collect();
+        let mut new = desired("redis:7.2");
+        if let ResourceAttrs::Container(c) = &mut new[2].attrs {
+            c.env.insert("PASSWORD".into(), "s3cret-new".into());
+        }
+        let plan = plan_apply("s", &new, &state, &obs, &Redactor::new(["s3cret-new".to_owned()]));
+        let c = &plan.changes[2];
+        assert_eq!(c.action, Action::Replace);
+        assert_eq!(c.reasons, ["env PASSWORD changed", "image changed redis:7 → redis:7.2"]);
+        let text = serde_json::to_string(&plan.changes.iter().map(|c| &c.reasons).collect::<Vec<_>>()).unwrap();
+        assert!(!text.contains("hunter2") && !text.contains("s3cret-new"));
+    }
+
+    #[test]
+    fn removed_resources_are_deleted_dependents_first() {
+        let d = desired("redis:7");
+        let mut state = State::new("l");
+        for r in &d[1..] {
+            recorded(&mut state, r, "id1");
+        }
+        let obs: Vec<_> = d.iter().map(|r| observed(r, "id1", Liveness::Running)).collect();
+        let plan = plan_destroy("s", &state, &obs);
+        assert_eq!(actions(&plan), [("container.web".into(), Action::Delete), ("volume.data".into(), Action::Delete)]);
+        assert_eq!(plan.changes[1].depends_on, [Address::new(ResourceKind::Container, "web")]);
+        // An orphan found by labels only is deleted too.
+        let plan = plan_destroy("s", &State::new("l"), &obs);
+        assert_eq!(actions(&plan), [("container.web".into(), Action::Delete), ("volume.data".into(), Action::Delete)]);
+    }
+}

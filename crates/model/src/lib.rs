@@ -1,0 +1,23 @@
+//! Plain data shared by every SpawnIt crate: ids, templates and their parameters, service and
+//! network specs, resources, plans, state, locks and job events. Serde only, no I/O: the shapes
+//! written to the object store and returned by the API live here and nowhere else.
+
+pub mod event;
+pub mod id;
+pub mod lock;
+pub mod plan;
+pub mod redact;
+pub mod resource;
+pub mod spec;
+pub mod state;
+pub mod template;
+
+pub use event::{JobEvent, OperationOutcome};
+pub use id::{Id, IdError};
+pub use lock::LockInfo;
+pub use plan::{Action, Change, Plan, PlanStatus};
+pub use redact::Redactor;
+pub use resource::{Address, DesiredResource, ObservedResource, Liveness, ResourceAttrs, ResourceKind};
+pub use spec::{Exposure, Instance, NetworkSpec, ProviderKind, ServiceSpec, TemplateRef};
+pub use state::{ResourceState, State};
+pub use template::{Catalog, CatalogEntry, Parameter, ParamType, Template};

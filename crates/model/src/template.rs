@@ -1,0 +1,113 @@
+//! Catalog templates: typed parameters plus a blueprint of resources with `${param}` placeholders.
+//!
+//! The blueprint is kept as JSON: rendering substitutes the placeholders and only then reads it
+//! as an [`Instance`](crate::Instance), so a template is checked by rendering it (see the
+//! engine's `render` module), and numbers such as host ports can come from parameters.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use crate::Id;
+
+/// One catalog entry's full definition (`catalog/templates/<id>.template.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Template {
+    pub id: Id,
+    pub name: String,
+    pub category: String,
+    pub description: String,
+    pub version: String,
+    /// Parameters in the order a form shows them.
+    #[serde(default)]
+    pub parameters: IndexMap<String, Parameter>,
+    /// Resources with `${param}` placeholders; renders to an [`Instance`](crate::Instance).
+    pub blueprint: serde_json::Value,
+}
+
+/// The type of a parameter's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamType {
+    String,
+    Integer,
+    Boolean,
+    /// One of [`Parameter::choices`], given as a string.
+    Enum,
+}
+
+/// How a value is made when the user gives none and there is no default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Generator {
+    /// 24 random characters from `[A-Za-z0-9]`.
+    Password,
+    /// 32 random lowercase hexadecimal digits.
+    Hex,
+}
+
+/// A typed template parameter (a subset of JSON Schema).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Parameter {
+    #[serde(rename = "type")]
+    pub kind: Option<ParamType>,
+    /// A short label for forms; the parameter's name is used when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<serde_json::Value>,
+    #[serde(default, rename = "enum", skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maximum: Option<i64>,
+    /// A regular expression the whole string value must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// Never shown again once set: masked in every output.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub secret: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generate: Option<Generator>,
+}
+
+impl Parameter {
+    /// The declared type, `string` when the template leaves it out.
+    pub fn param_type(&self) -> ParamType {
+        self.kind.unwrap_or(ParamType::String)
+    }
+}
+
+/// `catalog/catalog.json`: the list of templates the catalog offers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Catalog {
+    pub templates: Vec<CatalogEntry>,
+}
+
+/// One line of the catalog: enough to list a template without reading it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogEntry {
+    pub id: Id,
+    pub name: String,
+    pub category: String,
+    pub description: String,
+    pub version: String,
+}
+
+impl From<&Template> for CatalogEntry {
+    fn from(t: &Template) -> Self {
+        CatalogEntry {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            category: t.category.clone(),
+            description: t.description.clone(),
+            version: t.version.clone(),
+        }
+    }
+}

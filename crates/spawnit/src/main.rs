@@ -1,0 +1,398 @@
+//! `spawnit`: the one binary. Parses the command line, opens the store and the Docker provider,
+//! and runs one engine operation, printing progress and results. Exit codes follow Terraform:
+//! 0 success, 1 error, 2 "changes needed" with `plan --detailed-exitcode`.
+
+mod cli;
+mod output;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use serde_json::{json, Value};
+use spawnit_docker::DockerProvider;
+use spawnit_engine::engine::{network_key, redacted_plan, service_key};
+use spawnit_engine::{Engine, EngineError, EventSink, RunOptions, ServiceCreate};
+use spawnit_model::plan::{Plan, PlanStatus};
+use spawnit_model::{Exposure, Id, OperationOutcome, Redactor};
+use spawnit_store::{Store, StoreLocation};
+
+use crate::cli::{Cli, Command, LockArgs, NetworkCommand, Output, StoreArgs};
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("SPAWNIT_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            error_print(&e);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn error_print(e: &anyhow::Error) {
+    if let Some(EngineError::Invalid(v)) = e.downcast_ref::<EngineError>() {
+        eprintln!("Error: invalid input, nothing was changed:");
+        for f in &v.errors {
+            eprintln!("  {}: {}", f.field, f.reason);
+        }
+        return;
+    }
+    eprintln!("Error: {e:#}");
+}
+
+async fn store_open(args: &StoreArgs) -> Result<Store> {
+    let location = match &args.store {
+        Some(url) => StoreLocation::parse(url)?,
+        None => StoreLocation::parse(&args.data_dir.to_string_lossy())?,
+    };
+    Ok(Store::open(&location, args.s3_endpoint.clone())?)
+}
+
+async fn engine_open(args: &StoreArgs) -> Result<Engine> {
+    let store = store_open(args).await?;
+    let docker = DockerProvider::connect().await?;
+    Ok(Engine::open(store, Arc::new(docker)).await?)
+}
+
+fn print_json(value: &Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+async fn run(cli: Cli) -> Result<u8> {
+    let engine = engine_open(&cli.store).await?;
+    match cli.command {
+        Command::Catalog { template: Some(id), output } => {
+            let t = engine.template(&id).await?;
+            match output {
+                Output::Json => print_json(&serde_json::to_value(&t)?)?,
+                Output::Text => print!("{}", output::template_text(&t)),
+            }
+        }
+        Command::Catalog { template: None, output } => {
+            let catalog = engine.store().catalog().await?;
+            match output {
+                Output::Json => print_json(&serde_json::to_value(&catalog)?)?,
+                Output::Text => print!("{}", output::catalog_text(&catalog)),
+            }
+        }
+        Command::Create { template, service, client, network, set, public, output } => {
+            let params = set.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+            let exposure = if public { Exposure::Public } else { Exposure::Loopback };
+            let spec = engine
+                .service_create(ServiceCreate { client: client.client, name: service, template, network, exposure, params })
+                .await?;
+            let redactor = Redactor::for_spec(&spec);
+            match output {
+                Output::Json => print_json(&redactor.to_json(&spec))?,
+                Output::Text => {
+                    println!("Created service {}/{} from template {} {}.", spec.client, spec.name, spec.template.id, spec.template.version);
+                    println!("Next: `spawnit plan {}` to see what apply will do, `spawnit apply {}` to deploy it.", spec.name, spec.name);
+                }
+            }
+        }
+        Command::Update { service, client, set, public } => {
+            let params = set.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+            let exposure = public.map(|p| if p { Exposure::Public } else { Exposure::Loopback });
+            engine.service_update(&client.client, &service, &params, exposure).await?;
+            println!("Updated service {}/{service}. Run `spawnit plan {service}` to see the changes.", client.client);
+        }
+        Command::Plan { service, client, detailed_exitcode, output } => {
+            let planned = engine.service_plan(&client.client, &service).await?;
+            let plan = redacted_plan(&planned.plan, &planned.redactor);
+            return plan_print(&plan, output, detailed_exitcode);
+        }
+        Command::Apply { service, client, auto_approve, lock } => {
+            let planned = engine.service_plan(&client.client, &service).await?;
+            let plan = redacted_plan(&planned.plan, &planned.redactor);
+            print!("{}", output::plan_text(&plan));
+            if plan.status == PlanStatus::Error {
+                return Ok(1);
+            }
+            if plan.status == PlanStatus::Drifted && !confirm(auto_approve, "apply")? {
+                println!("Apply cancelled.");
+                return Ok(1);
+            }
+            let report = operation_run(&lock, Some(planned.plan), |run| {
+                let (engine, client, service) = (engine.clone(), client.client.clone(), service.clone());
+                async move { engine.service_apply(&client, &service, &run).await }
+            })
+            .await?;
+            let spec = engine.service_spec(&client.client, &service).await?;
+            let endpoints = spec.endpoints();
+            if report == OperationOutcome::Succeeded && !endpoints.is_empty() {
+                print!("\nEndpoints:\n{}", output::endpoints_text(&endpoints));
+            }
+            return Ok(outcome_code(report));
+        }
+        Command::Destroy { service, client, auto_approve, lock } => {
+            let plan = engine.service_destroy_plan(&client.client, &service).await?;
+            print!("{}", output::plan_text(&plan));
+            if plan.changes.is_empty() {
+                println!("Nothing to destroy.");
+                return Ok(0);
+            }
+            if !confirm(auto_approve, "destroy")? {
+                println!("Destroy cancelled.");
+                return Ok(1);
+            }
+            let report = operation_run(&lock, Some(plan), |run| {
+                let (engine, client, service) = (engine.clone(), client.client.clone(), service.clone());
+                async move { engine.service_destroy(&client, &service, &run).await }
+            })
+            .await?;
+            return Ok(outcome_code(report));
+        }
+        Command::Delete { service, client } => {
+            engine.service_delete(&client.client, &service).await?;
+            println!("Deleted service {}/{service} (spec and state).", client.client);
+        }
+        Command::Show { service, client, output } => show(&engine, &client.client, &service, output).await?,
+        Command::Status { client, output } => return status(&engine, &client.client, output).await,
+        Command::Graph { service, client } => {
+            let spec = engine.service_spec(&client.client, &service).await?;
+            let resources = spawnit_engine::desired::service_resources(&spec);
+            let containers: Vec<_> = resources
+                .iter()
+                .filter(|r| r.address.kind == spawnit_model::ResourceKind::Container)
+                .map(|r| r.address.clone())
+                .collect();
+            let external = vec![(format!("network.{} (network layer)", spec.network), containers)];
+            print!("{}", spawnit_engine::graph::to_dot(&service_key(&client.client, &service).to_string(), &resources, &external));
+        }
+        Command::Network(cmd) => return network(&engine, cmd).await,
+    }
+    Ok(0)
+}
+
+fn plan_print(plan: &Plan, output: Output, detailed_exitcode: bool) -> Result<u8> {
+    match output {
+        Output::Json => print_json(&serde_json::to_value(plan)?)?,
+        Output::Text => print!("{}", output::plan_text(plan)),
+    }
+    Ok(match plan.status {
+        PlanStatus::Error => 1,
+        PlanStatus::Drifted if detailed_exitcode => 2,
+        _ => 0,
+    })
+}
+
+/// Asks on a terminal; refuses when input is not a terminal and `--auto-approve` is absent.
+fn confirm(auto_approve: bool, what: &str) -> Result<bool> {
+    if auto_approve {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("input is not a terminal: pass --auto-approve to {what} without asking");
+    }
+    print!("\nDo you want to {what}? Only 'yes' will be accepted: ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(answer.trim() == "yes")
+}
+
+fn outcome_code(outcome: OperationOutcome) -> u8 {
+    if outcome == OperationOutcome::Succeeded { 0 } else { 1 }
+}
+
+/// Runs an apply or destroy: prints events as they come, cancels cleanly on Ctrl-C.
+async fn operation_run<F, Fut>(lock: &LockArgs, approved: Option<Plan>, start: F) -> Result<OperationOutcome>
+where
+    F: FnOnce(RunOptions) -> Fut,
+    Fut: std::future::Future<Output = Result<spawnit_engine::ExecutionReport, EngineError>> + Send + 'static,
+{
+    let events: EventSink = Arc::new(|event| {
+        if let Some(line) = output::event_text(&event) {
+            println!("{line}");
+        }
+    });
+    let mut run = RunOptions::new(uuid::Uuid::new_v4().to_string(), events);
+    run.lock_wait = lock.lock_timeout;
+    run.approved = approved;
+    let cancel = run.cancel.clone();
+    println!();
+    let mut task = tokio::spawn(start(run));
+    let report = tokio::select! {
+        r = &mut task => r,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("\nInterrupt received: stopping after the running operations (Ctrl-C again to quit at once)...");
+            cancel.cancel();
+            tokio::select! {
+                r = &mut task => r,
+                _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted twice: quit without waiting; the next apply adopts what was created"),
+            }
+        }
+    };
+    let report = report.context("the operation's task failed")??;
+    for e in &report.errors {
+        eprintln!("Error: {e}");
+    }
+    Ok(report.outcome)
+}
+
+async fn show(engine: &Engine, client: &Id, service: &Id, output: Output) -> Result<()> {
+    let spec = engine.service_spec(client, service).await?;
+    let redactor = Redactor::for_spec(&spec);
+    let state = engine.service_state(client, service).await?;
+    let planned = engine.service_plan(client, service).await;
+    let (status, reasons) = match &planned {
+        Ok(p) => (p.plan.status.to_string(), plan_reasons(&redacted_plan(&p.plan, &redactor))),
+        Err(e) => ("error".to_owned(), vec![redactor.text(&e.to_string())]),
+    };
+    let endpoints = spec.endpoints();
+    match output {
+        Output::Json => print_json(&json!({
+            "spec": redactor.to_json(&spec),
+            "state": redactor.to_json(&state),
+            "status": status,
+            "reasons": reasons,
+            "endpoints": endpoints,
+        }))?,
+        Output::Text => {
+            println!("Service {}/{} ({} {})", spec.client, spec.name, spec.template.id, spec.template.version);
+            println!("Status:  {status}");
+            for r in &reasons {
+                println!("  {r}");
+            }
+            println!("Network: {} (ports on {})", spec.network, spec.exposure.host_ip());
+            println!("Parameters:");
+            let params: BTreeMap<_, _> = spec.params.iter().collect();
+            for (k, v) in params {
+                let shown = if spec.secret_params.contains(k) { spawnit_model::redact::MASK.to_owned() } else { v.to_string() };
+                println!("  {k} = {shown}");
+            }
+            println!("Resources:");
+            match &state {
+                Some(s) if !s.resources.is_empty() => {
+                    for (address, r) in &s.resources {
+                        let id = if r.id.len() > 12 { &r.id[..12] } else { &r.id };
+                        println!("  {address:<24} {id}");
+                    }
+                }
+                _ => println!("  (none deployed)"),
+            }
+            if !endpoints.is_empty() {
+                print!("Endpoints:\n{}", output::endpoints_text(&endpoints));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn plan_reasons(plan: &Plan) -> Vec<String> {
+    if plan.status == PlanStatus::Error {
+        return plan.errors.clone();
+    }
+    plan.actions().map(|c| format!("{} {}: {}", c.action, c.address, c.reasons.join("; "))).collect()
+}
+
+async fn status(engine: &Engine, client: &Id, output: Output) -> Result<u8> {
+    let mut rows = Vec::new();
+    for service in engine.service_list(client).await? {
+        let spec = engine.service_spec(client, &service).await?;
+        let redactor = Redactor::for_spec(&spec);
+        let (status, reasons) = match engine.service_plan(client, &service).await {
+            Ok(p) => (p.plan.status.to_string(), plan_reasons(&redacted_plan(&p.plan, &redactor))),
+            Err(e) => ("error".to_owned(), vec![redactor.text(&e.to_string())]),
+        };
+        rows.push(json!({"service": service, "template": spec.template.id, "status": status, "reasons": reasons}));
+    }
+    match output {
+        Output::Json => print_json(&Value::Array(rows))?,
+        Output::Text => {
+            println!("{:<24} {:<12} {:<10} REASONS", "SERVICE", "TEMPLATE", "STATUS");
+            for r in &rows {
+                let reasons: Vec<&str> = r["reasons"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                println!(
+                    "{:<24} {:<12} {:<10} {}",
+                    r["service"].as_str().unwrap_or_default(),
+                    r["template"].as_str().unwrap_or_default(),
+                    r["status"].as_str().unwrap_or_default(),
+                    reasons.join("; ")
+                );
+            }
+        }
+    }
+    Ok(0)
+}
+
+async fn network(engine: &Engine, cmd: NetworkCommand) -> Result<u8> {
+    match cmd {
+        NetworkCommand::Create { name, client } => {
+            engine.network_create(&client.client, &name).await?;
+            println!("Created network {}/{name}. Next: `spawnit network apply {name}`.", client.client);
+        }
+        NetworkCommand::Plan { name, client, detailed_exitcode, output } => {
+            let plan = engine.network_plan(&client.client, &name).await?;
+            return plan_print(&plan, output, detailed_exitcode);
+        }
+        NetworkCommand::Apply { name, client, auto_approve, lock } => {
+            let plan = engine.network_plan(&client.client, &name).await?;
+            print!("{}", output::plan_text(&plan));
+            if plan.status == PlanStatus::Drifted && !confirm(auto_approve, "apply")? {
+                println!("Apply cancelled.");
+                return Ok(1);
+            }
+            let report = operation_run(&lock, Some(plan), |run| {
+                let (engine, client) = (engine.clone(), client.client.clone());
+                async move { engine.network_apply(&client, &name, &run).await }
+            })
+            .await?;
+            return Ok(outcome_code(report));
+        }
+        NetworkCommand::Destroy { name, client, auto_approve, lock } => {
+            let plan = engine.network_destroy_plan(&client.client, &name).await?;
+            print!("{}", output::plan_text(&plan));
+            if plan.changes.is_empty() {
+                println!("Nothing to destroy.");
+                return Ok(0);
+            }
+            if !confirm(auto_approve, "destroy")? {
+                println!("Destroy cancelled.");
+                return Ok(1);
+            }
+            let report = operation_run(&lock, Some(plan), |run| {
+                let (engine, client) = (engine.clone(), client.client.clone());
+                async move { engine.network_destroy(&client, &name, &run).await }
+            })
+            .await?;
+            return Ok(outcome_code(report));
+        }
+        NetworkCommand::List { client, output } => {
+            let mut rows = Vec::new();
+            for name in engine.network_list(&client.client).await? {
+                let status = match engine.network_plan(&client.client, &name).await {
+                    Ok(p) => p.status.to_string(),
+                    Err(_) => "error".to_owned(),
+                };
+                rows.push(json!({"network": name, "status": status, "key": network_key(&client.client, &name).to_string()}));
+            }
+            match output {
+                Output::Json => print_json(&Value::Array(rows))?,
+                Output::Text => {
+                    println!("{:<24} STATUS", "NETWORK");
+                    for r in &rows {
+                        println!("{:<24} {}", r["network"].as_str().unwrap_or_default(), r["status"].as_str().unwrap_or_default());
+                    }
+                }
+            }
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,173 @@
+//! Shared helpers of the CLI's end-to-end tests: run the real `spawnit` binary against a
+//! temporary store and the real Docker engine, each test as its own client so tests never see
+//! each other's objects, and clean up everything the client's labels name.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// One test's world: a store directory and a client id unique to the test.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub client: String,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl World {
+    pub fn new() -> World {
+        docker_required();
+        let client = format!("t{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
+        World { dir: tempfile::tempdir().expect("temp dir"), client }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// A `spawnit` command on this world's store and client.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_spawnit"));
+        cmd.args(args)
+            .env("SPAWNIT_DATA", self.data_dir())
+            .env("SPAWNIT_CLIENT", &self.client)
+            .env_remove("SPAWNIT_STORE")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out = self.cmd(args).output().expect("run spawnit");
+        Run::from(out, args)
+    }
+
+    /// Runs and asserts exit code 0.
+    pub fn ok(&self, args: &[&str]) -> Run {
+        let run = self.run(args);
+        assert_eq!(run.code, 0, "spawnit {args:?} failed:\n{run}");
+        run
+    }
+
+    /// Docker object ids (containers, volumes, networks) carrying this client's label and,
+    /// when given, a service's.
+    pub fn labelled(&self, service: Option<&str>) -> Vec<String> {
+        let mut filters = vec![format!("label=spawnit.client={}", self.client)];
+        if let Some(s) = service {
+            filters.push(format!("label=spawnit.service={s}"));
+        }
+        let mut out = Vec::new();
+        for (what, extra) in [("container", vec!["ls", "-a", "-q"]), ("volume", vec!["ls", "-q"]), ("network", vec!["ls", "-q"])] {
+            let mut args: Vec<String> = std::iter::once(what.to_owned()).chain(extra.iter().map(|s| s.to_string())).collect();
+            for f in &filters {
+                args.push("--filter".into());
+                args.push(f.clone());
+            }
+            let o = docker(&args.iter().map(String::as_str).collect::<Vec<_>>());
+            out.extend(o.lines().filter(|l| !l.trim().is_empty()).map(|l| format!("{what} {l}")));
+        }
+        out
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let label = format!("label=spawnit.client={}", self.client);
+        let ids = docker_try(&["container", "ls", "-a", "-q", "--filter", &label]);
+        for id in ids.lines().filter(|l| !l.is_empty()) {
+            docker_try(&["rm", "-f", "-v", id]);
+        }
+        for id in docker_try(&["volume", "ls", "-q", "--filter", &label]).lines().filter(|l| !l.is_empty()) {
+            docker_try(&["volume", "rm", "-f", id]);
+        }
+        for id in docker_try(&["network", "ls", "-q", "--filter", &label]).lines().filter(|l| !l.is_empty()) {
+            docker_try(&["network", "rm", id]);
+        }
+    }
+}
+
+/// A finished `spawnit` run.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub args: String,
+}
+
+impl Run {
+    pub fn from(out: Output, args: &[&str]) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            args: args.join(" "),
+        }
+    }
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "$ spawnit {} (exit {})\n--- stdout\n{}--- stderr\n{}", self.args, self.code, self.stdout, self.stderr)
+    }
+}
+
+/// Fails the test (never skips it) when no Docker engine answers.
+pub fn docker_required() {
+    let ok = Command::new("docker").arg("info").stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| s.success());
+    assert!(
+        matches!(ok, Ok(true)),
+        "these tests need a running Docker engine (`docker info` failed); run them with scripts/test.sh on a machine with Docker"
+    );
+    let images = docker(&["image", "ls", "-q", "hashicorp/http-echo:1.0"]);
+    assert!(!images.trim().is_empty(), "test image hashicorp/http-echo:1.0 is missing: run scripts/test-images.sh (scripts/test.sh does)");
+}
+
+/// Runs the docker CLI and returns stdout; panics on failure.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("run docker");
+    assert!(out.status.success(), "docker {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs the docker CLI, ignoring failure.
+pub fn docker_try(args: &[&str]) -> String {
+    Command::new("docker").args(args).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
+}
+
+/// A TCP port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// GETs `http://127.0.0.1:port/` with a raw HTTP/1.0 request, retrying until `timeout`.
+pub fn http_get(port: u16, timeout: Duration) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + timeout;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(mut s) => {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let _ = s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n");
+                let mut body = String::new();
+                if s.read_to_string(&mut body).is_ok() && body.starts_with("HTTP/") {
+                    return Ok(body);
+                }
+                last = format!("bad answer: {body:?}");
+            }
+            Err(e) => last = e.to_string(),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(last)
+}
+
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs SpawnIt's whole test suite on real parts, installing first what the tests need:
+# Debian packages (static busybox and Redis binaries for the locally built test images, the Redis
+# client), moto_server from PyPI (a real S3 API on loopback), and the test images themselves.
+# Idempotent: a second run installs nothing. Needs a running Docker engine: without one the
+# Docker tests fail, they are never skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+apt_packages=(busybox-static redis-server redis-tools)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! command -v moto_server >/dev/null 2>&1; then
+  log "installing moto[server] from PyPI"
+  python3 -m pip install --quiet 'moto[server]>=5,<6'
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  echo "error: no Docker engine answers 'docker info': the Docker tests need one (they fail, never skip)" >&2
+fi
+
+log "building the local test images"
+scripts/test-images.sh
+
+log "cargo test"
+cargo test --workspace --locked "$@"
