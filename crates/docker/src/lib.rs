@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use bollard::Docker;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
     ContainerCreateBody, ContainerStateStatusEnum, ContainerSummaryStateEnum, EndpointSettings, HealthConfig,
@@ -15,11 +16,10 @@ use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
     LogsOptions, RemoveContainerOptions, RemoveVolumeOptions, StopContainerOptions,
 };
-use bollard::Docker;
 use futures::StreamExt;
 use spawnit_engine::{Provider, ProviderError, Scope};
 use spawnit_model::resource::{
-    labels, Address, ContainerAttrs, DesiredResource, Liveness, ObservedResource, ResourceAttrs, ResourceKind,
+    Address, ContainerAttrs, DesiredResource, Liveness, ObservedResource, ResourceAttrs, ResourceKind, labels,
 };
 use spawnit_store::Owner;
 
@@ -91,21 +91,32 @@ fn labelled(
     (address.kind == address_kind).then(|| (address, l.get(labels::FINGERPRINT).cloned()))
 }
 
-fn op_error(action: &'static str, address: &Address, e: impl std::error::Error + Send + Sync + 'static) -> ProviderError {
+fn op_error(
+    action: &'static str,
+    address: &Address,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> ProviderError {
     ProviderError::Operation { action, address: address.clone(), source: Box::new(e) }
 }
 
 impl DockerProvider {
-    async fn container_create(&self, scope: &Scope, address: &Address, c: &ContainerAttrs, fingerprint: &str) -> Result<String, ProviderError> {
+    async fn container_create(
+        &self,
+        scope: &Scope,
+        address: &Address,
+        c: &ContainerAttrs,
+        fingerprint: &str,
+    ) -> Result<String, ProviderError> {
         let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
         let mut exposed: HashMap<String, HashMap<(), ()>> = HashMap::new();
         for p in &c.ports {
             let key = format!("{}/{}", p.container, p.protocol.as_str());
             exposed.insert(key.clone(), HashMap::new());
-            port_bindings.entry(key).or_insert_with(|| Some(Vec::new())).get_or_insert_with(Vec::new).push(PortBinding {
-                host_ip: Some(p.host_ip.clone()),
-                host_port: Some(p.host.to_string()),
-            });
+            port_bindings
+                .entry(key)
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(PortBinding { host_ip: Some(p.host_ip.clone()), host_port: Some(p.host.to_string()) });
         }
         let mounts = c
             .mounts
@@ -139,7 +150,10 @@ impl DockerProvider {
                 port_bindings: Some(port_bindings),
                 mounts: Some(mounts),
                 network_mode: Some(c.network.clone()),
-                restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::UNLESS_STOPPED), maximum_retry_count: None }),
+                restart_policy: Some(RestartPolicy {
+                    name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                    maximum_retry_count: None,
+                }),
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {
@@ -151,22 +165,35 @@ impl DockerProvider {
             ..Default::default()
         };
         let options = CreateContainerOptions { name: Some(c.name.clone()), ..Default::default() };
-        let created = self.docker.create_container(Some(options), body).await.map_err(|e| op_error("create", address, e))?;
+        let created =
+            self.docker.create_container(Some(options), body).await.map_err(|e| op_error("create", address, e))?;
         self.container_start(address, &created.id).await?;
         Ok(created.id)
     }
 
     /// Starts a container and checks it did not exit at once (reporting its last log lines).
     async fn container_start(&self, address: &Address, id: &str) -> Result<(), ProviderError> {
-        self.docker.start_container(id, None::<bollard::query_parameters::StartContainerOptions>).await.map_err(|e| op_error("start", address, e))?;
-        let inspect = self.docker.inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>).await.map_err(|e| op_error("start", address, e))?;
+        self.docker
+            .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+            .await
+            .map_err(|e| op_error("start", address, e))?;
+        let inspect = self
+            .docker
+            .inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>)
+            .await
+            .map_err(|e| op_error("start", address, e))?;
         let state = inspect.state.unwrap_or_default();
-        if state.status == Some(ContainerStateStatusEnum::EXITED) || state.status == Some(ContainerStateStatusEnum::DEAD) {
+        if state.status == Some(ContainerStateStatusEnum::EXITED)
+            || state.status == Some(ContainerStateStatusEnum::DEAD)
+        {
             let logs = self.logs_tail(id, 5).await;
             return Err(op_error(
                 "start",
                 address,
-                Message(format!("the container exited at once with code {}; its last output: {logs}", state.exit_code.unwrap_or_default())),
+                Message(format!(
+                    "the container exited at once with code {}; its last output: {logs}",
+                    state.exit_code.unwrap_or_default()
+                )),
             ));
         }
         Ok(())
@@ -196,8 +223,13 @@ impl DockerProvider {
 
 #[async_trait]
 impl Provider for DockerProvider {
-    async fn observe(&self, scope: &Scope, desired: &[DesiredResource]) -> Result<Vec<ObservedResource>, ProviderError> {
-        let observe_error = |e: DockerError| ProviderError::Observe { what: format!("{} on Docker", scope.owner), source: Box::new(e) };
+    async fn observe(
+        &self,
+        scope: &Scope,
+        desired: &[DesiredResource],
+    ) -> Result<Vec<ObservedResource>, ProviderError> {
+        let observe_error =
+            |e: DockerError| ProviderError::Observe { what: format!("{} on Docker", scope.owner), source: Box::new(e) };
         let filters = Some(scope_filter(scope));
         let mut out = Vec::new();
         match &scope.owner.owner {
@@ -208,7 +240,9 @@ impl Provider for DockerProvider {
                     .await
                     .map_err(observe_error)?;
                 for n in networks {
-                    let Some((address, fingerprint)) = labelled(ResourceKind::Network, n.labels.as_ref()) else { continue };
+                    let Some((address, fingerprint)) = labelled(ResourceKind::Network, n.labels.as_ref()) else {
+                        continue;
+                    };
                     out.push(ObservedResource {
                         address,
                         id: n.id.unwrap_or_default(),
@@ -221,12 +255,21 @@ impl Provider for DockerProvider {
             Owner::Service(_) => {
                 let containers = self
                     .docker
-                    .list_containers(Some(ListContainersOptions { all: true, filters: filters.clone(), ..Default::default() }))
+                    .list_containers(Some(ListContainersOptions {
+                        all: true,
+                        filters: filters.clone(),
+                        ..Default::default()
+                    }))
                     .await
                     .map_err(observe_error)?;
                 for c in containers {
-                    let Some((address, fingerprint)) = labelled(ResourceKind::Container, c.labels.as_ref()) else { continue };
-                    let running = matches!(c.state, Some(ContainerSummaryStateEnum::RUNNING | ContainerSummaryStateEnum::RESTARTING));
+                    let Some((address, fingerprint)) = labelled(ResourceKind::Container, c.labels.as_ref()) else {
+                        continue;
+                    };
+                    let running = matches!(
+                        c.state,
+                        Some(ContainerSummaryStateEnum::RUNNING | ContainerSummaryStateEnum::RESTARTING)
+                    );
                     let mut facts: std::collections::BTreeMap<String, String> = Default::default();
                     if let Some(image) = c.image {
                         facts.insert("image".into(), image);
@@ -248,8 +291,16 @@ impl Provider for DockerProvider {
                     .await
                     .map_err(observe_error)?;
                 for v in volumes.volumes.unwrap_or_default() {
-                    let Some((address, fingerprint)) = labelled(ResourceKind::Volume, Some(&v.labels)) else { continue };
-                    out.push(ObservedResource { address, id: v.name, liveness: Liveness::Present, fingerprint, facts: Default::default() });
+                    let Some((address, fingerprint)) = labelled(ResourceKind::Volume, Some(&v.labels)) else {
+                        continue;
+                    };
+                    out.push(ObservedResource {
+                        address,
+                        id: v.name,
+                        liveness: Liveness::Present,
+                        fingerprint,
+                        facts: Default::default(),
+                    });
                 }
             }
         }
@@ -270,7 +321,12 @@ impl Provider for DockerProvider {
         Ok(out)
     }
 
-    async fn create(&self, scope: &Scope, resource: &DesiredResource, fingerprint: &str) -> Result<String, ProviderError> {
+    async fn create(
+        &self,
+        scope: &Scope,
+        resource: &DesiredResource,
+        fingerprint: &str,
+    ) -> Result<String, ProviderError> {
         let address = &resource.address;
         match &resource.attrs {
             ResourceAttrs::Image(image) => self.image_pull(address, &image.reference).await,

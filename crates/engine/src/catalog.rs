@@ -4,7 +4,7 @@
 
 use spawnit_model::Template;
 
-use crate::render::{template_check, TemplateError};
+use crate::render::{TemplateError, template_check};
 
 macro_rules! builtin {
     ($($id:literal),* $(,)?) => {
@@ -13,8 +13,19 @@ macro_rules! builtin {
 }
 
 const BUILTIN: &[(&str, &str)] = builtin!(
-    "hello", "postgres", "mariadb", "redis", "mongodb", "nginx", "minecraft", "gitea", "jenkins", "grafana",
-    "prometheus", "uptime-kuma", "minio",
+    "hello",
+    "postgres",
+    "mariadb",
+    "redis",
+    "mongodb",
+    "nginx",
+    "minecraft",
+    "gitea",
+    "jenkins",
+    "grafana",
+    "prometheus",
+    "uptime-kuma",
+    "minio",
 );
 
 /// The built-in templates, each parsed and checked.
@@ -22,8 +33,10 @@ pub fn builtin_templates() -> Result<Vec<Template>, TemplateError> {
     BUILTIN
         .iter()
         .map(|(id, text)| {
-            let template: Template = serde_json::from_str(text)
-                .map_err(|e| TemplateError { template: (*id).to_owned(), reason: format!("not a valid template: {e}") })?;
+            let template: Template = serde_json::from_str(text).map_err(|e| TemplateError {
+                template: (*id).to_owned(),
+                reason: format!("not a valid template: {e}"),
+            })?;
             template_check(&template)?;
             Ok(template)
         })

@@ -14,10 +14,10 @@ use spawnit_store::{LockError, Owner, OwnerKey, PutCondition, StateWriter, Store
 use tokio_util::sync::CancellationToken;
 
 use crate::desired::{network_resources, service_resources};
-use crate::execute::{execute, EventSink, ExecutionReport};
+use crate::execute::{EventSink, ExecutionReport, execute};
 use crate::planner::{plan_apply, plan_destroy};
 use crate::provider::{Provider, ProviderError, Scope};
-use crate::render::{params_resolve, render, TemplateError, ValidationError};
+use crate::render::{TemplateError, ValidationError, params_resolve, render};
 
 /// Everything that can go wrong in an engine operation: the one error type that reaches users.
 #[derive(Debug, thiserror::Error)]
@@ -112,10 +112,7 @@ impl Engine {
     }
 
     pub async fn template(&self, id: &Id) -> Result<Template, EngineError> {
-        self.store
-            .template(id)
-            .await?
-            .ok_or_else(|| EngineError::TemplateNotFound(id.clone()))
+        self.store.template(id).await?.ok_or_else(|| EngineError::TemplateNotFound(id.clone()))
     }
 
     // ---- services ----
@@ -244,12 +241,14 @@ impl Engine {
                  `spawnit network create {network} --client {client}`, then `spawnit network apply {network} --client {client}`"
             )));
         };
-        let state = self.store.state(&network_key(client, network)).await?.map(|v| v.value).unwrap_or_else(|| State::new(""));
+        let state =
+            self.store.state(&network_key(client, network)).await?.map(|v| v.value).unwrap_or_else(|| State::new(""));
         let plan = self.network_plan_with(&spec, &state).await?;
         if plan.status == PlanStatus::Compliant {
             return Ok(Ok(()));
         }
-        let reasons: Vec<String> = plan.actions().flat_map(|c| c.reasons.iter().map(move |r| format!("{}: {r}", c.address))).collect();
+        let reasons: Vec<String> =
+            plan.actions().flat_map(|c| c.reasons.iter().map(move |r| format!("{}: {r}", c.address))).collect();
         Ok(Err(format!(
             "network {network} of client {client} is not ready ({}): run `spawnit network apply {network} --client {client}` first",
             reasons.join("; ")
@@ -257,7 +256,12 @@ impl Engine {
     }
 
     /// Plans under the service's lock and executes the plan.
-    pub async fn service_apply(&self, client: &Id, name: &Id, run: &RunOptions) -> Result<ExecutionReport, EngineError> {
+    pub async fn service_apply(
+        &self,
+        client: &Id,
+        name: &Id,
+        run: &RunOptions,
+    ) -> Result<ExecutionReport, EngineError> {
         let key = service_key(client, name);
         self.locked(&key, "apply", run, |state| async move {
             let spec = self.service_spec(client, name).await?;
@@ -268,7 +272,12 @@ impl Engine {
     }
 
     /// Deletes every resource of a service (its spec stays; see [`Engine::service_delete`]).
-    pub async fn service_destroy(&self, client: &Id, name: &Id, run: &RunOptions) -> Result<ExecutionReport, EngineError> {
+    pub async fn service_destroy(
+        &self,
+        client: &Id,
+        name: &Id,
+        run: &RunOptions,
+    ) -> Result<ExecutionReport, EngineError> {
         let spec = self.service_spec(client, name).await?;
         let redactor = Redactor::for_spec(&spec);
         let key = service_key(client, name);
@@ -286,9 +295,15 @@ impl Engine {
         self.destroy_plan(&service_key(client, name), &service_resources(&spec), &state).await
     }
 
-    async fn destroy_plan(&self, key: &OwnerKey, desired: &[spawnit_model::DesiredResource], state: &State) -> Result<Plan, EngineError> {
+    async fn destroy_plan(
+        &self,
+        key: &OwnerKey,
+        desired: &[spawnit_model::DesiredResource],
+        state: &State,
+    ) -> Result<Plan, EngineError> {
         let scope = Scope { owner: key.clone(), lineage: state.lineage.clone() };
-        let images: Vec<_> = desired.iter().filter(|r| r.address.kind == spawnit_model::ResourceKind::Image).cloned().collect();
+        let images: Vec<_> =
+            desired.iter().filter(|r| r.address.kind == spawnit_model::ResourceKind::Image).cloned().collect();
         let observed = self.provider.observe(&scope, &images).await?;
         Ok(plan_destroy(&key.to_string(), state, &observed))
     }
@@ -299,7 +314,9 @@ impl Engine {
         let spec = NetworkSpec { client: client.clone(), name: name.clone(), created_at: Utc::now() };
         match self.store.network_spec_put(&spec, PutCondition::Absent).await {
             Ok(_) => Ok(spec),
-            Err(StoreError::Conflict { .. }) => Err(EngineError::AlreadyExists { what: format!("network {client}/{name}") }),
+            Err(StoreError::Conflict { .. }) => {
+                Err(EngineError::AlreadyExists { what: format!("network {client}/{name}") })
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -319,7 +336,8 @@ impl Engine {
 
     pub async fn network_plan(&self, client: &Id, name: &Id) -> Result<Plan, EngineError> {
         let spec = self.network_spec(client, name).await?;
-        let state = self.store.state(&network_key(client, name)).await?.map(|v| v.value).unwrap_or_else(|| State::new(""));
+        let state =
+            self.store.state(&network_key(client, name)).await?.map(|v| v.value).unwrap_or_else(|| State::new(""));
         self.network_plan_with(&spec, &state).await
     }
 
@@ -331,7 +349,12 @@ impl Engine {
         Ok(plan_apply(&key.to_string(), &desired, state, &observed, &Redactor::default()))
     }
 
-    pub async fn network_apply(&self, client: &Id, name: &Id, run: &RunOptions) -> Result<ExecutionReport, EngineError> {
+    pub async fn network_apply(
+        &self,
+        client: &Id,
+        name: &Id,
+        run: &RunOptions,
+    ) -> Result<ExecutionReport, EngineError> {
         let spec = self.network_spec(client, name).await?;
         let key = network_key(client, name);
         self.locked(&key, "apply", run, |state| async move {
@@ -341,7 +364,12 @@ impl Engine {
     }
 
     /// Deletes a network's resources; refused while a service of the client on it has resources.
-    pub async fn network_destroy(&self, client: &Id, name: &Id, run: &RunOptions) -> Result<ExecutionReport, EngineError> {
+    pub async fn network_destroy(
+        &self,
+        client: &Id,
+        name: &Id,
+        run: &RunOptions,
+    ) -> Result<ExecutionReport, EngineError> {
         let spec = self.network_spec(client, name).await?;
         let users = self.network_users(client, name).await?;
         if !users.is_empty() {
@@ -352,7 +380,10 @@ impl Engine {
         }
         let key = network_key(client, name);
         self.locked(&key, "destroy", run, |state| async move {
-            Ok((self.destroy_plan(&network_key(client, name), &network_resources(&spec), &state).await?, Redactor::default()))
+            Ok((
+                self.destroy_plan(&network_key(client, name), &network_resources(&spec), &state).await?,
+                Redactor::default(),
+            ))
         })
         .await
     }

@@ -51,11 +51,21 @@ enum Step {
 
 type StepFuture<'a> = Pin<Box<dyn Future<Output = (usize, Step, Result<Option<String>, ProviderError>)> + Send + 'a>>;
 
-fn step_run<'a>(provider: &'a dyn Provider, scope: &'a Scope, index: usize, change: &'a Change, step: Step) -> StepFuture<'a> {
+fn step_run<'a>(
+    provider: &'a dyn Provider,
+    scope: &'a Scope,
+    index: usize,
+    change: &'a Change,
+    step: Step,
+) -> StepFuture<'a> {
     Box::pin(async move {
         let result = match (step, change.desired.as_ref()) {
-            (Step::Create, Some(d)) => provider.create(scope, d, change.fingerprint.as_deref().unwrap_or_default()).await.map(Some),
-            (Step::Start, Some(d)) => provider.start(scope, d, change.existing_id.as_deref().unwrap_or_default()).await.map(Some),
+            (Step::Create, Some(d)) => {
+                provider.create(scope, d, change.fingerprint.as_deref().unwrap_or_default()).await.map(Some)
+            }
+            (Step::Start, Some(d)) => {
+                provider.start(scope, d, change.existing_id.as_deref().unwrap_or_default()).await.map(Some)
+            }
             (Step::Delete, _) => match change.existing_id.as_deref() {
                 Some(id) => provider.delete(scope, &change.address, id).await.map(|_| None),
                 None => Ok(None),
@@ -67,7 +77,12 @@ fn step_run<'a>(provider: &'a dyn Provider, scope: &'a Scope, index: usize, chan
 }
 
 /// Records the state entry of a finished step (images are shared and never recorded).
-async fn step_record(state: &mut StateWriter, change: &Change, step: Step, id: Option<String>) -> Result<(), StoreError> {
+async fn step_record(
+    state: &mut StateWriter,
+    change: &Change,
+    step: Step,
+    id: Option<String>,
+) -> Result<(), StoreError> {
     if change.address.kind == ResourceKind::Image {
         return Ok(());
     }
@@ -102,7 +117,9 @@ pub async fn execute(
         let current = state.state().resources.get(&c.address);
         if current.is_none_or(|r| &r.id != id || &r.fingerprint != fp) {
             step_record(state, c, Step::Create, Some(id.clone())).await?;
-            events(JobEvent::Message { text: format!("{}: recorded {}", c.address, redactor.text(&c.reasons.join("; "))) });
+            events(JobEvent::Message {
+                text: format!("{}: recorded {}", c.address, redactor.text(&c.reasons.join("; "))),
+            });
         }
     }
 
@@ -211,4 +228,155 @@ pub async fn execute(
         OperationOutcome::Succeeded
     };
     Ok(ExecutionReport { outcome, done, failed, skipped, errors, duration: started.elapsed() })
+}
+
+#[cfg(test)]
+mod tests {
+    //! Execution over a fake provider (the one place a fake is allowed: pure engine unit
+    //! tests); state goes to a real local store in a temporary directory.
+
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use spawnit_model::plan::PlanStatus;
+    use spawnit_model::resource::{DesiredResource, ImageAttrs, ObservedResource, ResourceAttrs, VolumeAttrs};
+    use spawnit_model::{Id, State};
+    use spawnit_store::{OwnerKey, Store};
+
+    use super::*;
+    use crate::planner::plan_apply;
+
+    /// Records calls; fails creating `fail`; each call takes `delay`.
+    struct FakeProvider {
+        calls: Mutex<Vec<String>>,
+        fail: Option<&'static str>,
+        delay: Duration,
+        running: Mutex<(usize, usize)>,
+    }
+
+    impl FakeProvider {
+        fn new(fail: Option<&'static str>, delay: Duration) -> FakeProvider {
+            FakeProvider { calls: Mutex::new(Vec::new()), fail, delay, running: Mutex::new((0, 0)) }
+        }
+        async fn call(&self, what: String) -> Result<(), ProviderError> {
+            {
+                let mut r = self.running.lock().unwrap();
+                r.0 += 1;
+                r.1 = r.1.max(r.0);
+            }
+            tokio::time::sleep(self.delay).await;
+            self.running.lock().unwrap().0 -= 1;
+            self.calls.lock().unwrap().push(what.clone());
+            match self.fail {
+                Some(f) if what.ends_with(f) => Err(ProviderError::Operation {
+                    action: "create",
+                    address: Address::new(ResourceKind::Volume, f),
+                    source: "boom".into(),
+                }),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Provider for FakeProvider {
+        async fn observe(&self, _: &Scope, _: &[DesiredResource]) -> Result<Vec<ObservedResource>, ProviderError> {
+            Ok(Vec::new())
+        }
+        async fn create(&self, _: &Scope, r: &DesiredResource, _: &str) -> Result<String, ProviderError> {
+            self.call(format!("create {}", r.address)).await?;
+            Ok(format!("id-{}", r.address.name))
+        }
+        async fn start(&self, _: &Scope, r: &DesiredResource, id: &str) -> Result<String, ProviderError> {
+            self.call(format!("start {}", r.address)).await?;
+            Ok(id.to_owned())
+        }
+        async fn delete(&self, _: &Scope, a: &Address, _: &str) -> Result<(), ProviderError> {
+            self.call(format!("delete {a}")).await
+        }
+    }
+
+    fn volume(name: &str) -> DesiredResource {
+        DesiredResource {
+            address: Address::new(ResourceKind::Volume, name),
+            attrs: ResourceAttrs::Volume(VolumeAttrs { name: name.into() }),
+            depends_on: vec![],
+        }
+    }
+
+    /// Four independent volumes and an image that depends on all of them.
+    fn desired() -> Vec<DesiredResource> {
+        let mut out: Vec<_> = ["a", "b", "c", "d"].into_iter().map(volume).collect();
+        out.push(DesiredResource {
+            address: Address::new(ResourceKind::Image, "last"),
+            attrs: ResourceAttrs::Image(ImageAttrs { reference: "x".into() }),
+            depends_on: out.iter().map(|r| r.address.clone()).collect(),
+        });
+        out
+    }
+
+    async fn writer(dir: &tempfile::TempDir) -> StateWriter {
+        let store = Store::open_local(dir.path()).unwrap();
+        let key = OwnerKey::service(&Id::parse("c").unwrap(), &Id::parse("s").unwrap());
+        StateWriter::load(&store, key.clone()).await.unwrap()
+    }
+
+    async fn run(provider: &FakeProvider, cancel: &CancellationToken) -> (ExecutionReport, StateWriter, Vec<JobEvent>) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = writer(&dir).await;
+        let plan = plan_apply("s", &desired(), &State::new("l"), &[], &Redactor::default());
+        assert_eq!(plan.status, PlanStatus::Drifted);
+        let scope = Scope { owner: state.owner().clone(), lineage: "l".into() };
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink: EventSink = {
+            let events = events.clone();
+            Arc::new(move |e| events.lock().unwrap().push(e))
+        };
+        let report = execute(&plan, provider, &scope, &mut state, cancel, &sink, &Redactor::default()).await.unwrap();
+        let events = events.lock().unwrap().clone();
+        (report, state, events)
+    }
+
+    #[tokio::test]
+    async fn independent_branches_run_in_parallel_and_state_follows_each_operation() {
+        let provider = FakeProvider::new(None, Duration::from_millis(50));
+        let (report, state, events) = run(&provider, &CancellationToken::new()).await;
+        assert_eq!(report.outcome, OperationOutcome::Succeeded);
+        assert_eq!(report.done, 5);
+        assert_eq!(provider.running.lock().unwrap().1, 4, "the four volumes ran at once");
+        assert_eq!(provider.calls.lock().unwrap().last().unwrap(), "create image.last");
+        // Four volumes recorded (images are not), one state write each.
+        assert_eq!(state.state().resources.len(), 4);
+        assert_eq!(state.state().generation, 4);
+        let done = events.iter().filter(|e| matches!(e, JobEvent::OperationDone { .. })).count();
+        assert_eq!(done, 5);
+    }
+
+    #[tokio::test]
+    async fn a_failure_skips_dependents_and_keeps_the_rest() {
+        let provider = FakeProvider::new(Some("volume.b"), Duration::from_millis(5));
+        let (report, state, events) = run(&provider, &CancellationToken::new()).await;
+        assert_eq!(report.outcome, OperationOutcome::Failed);
+        assert_eq!((report.done, report.failed, report.skipped), (3, 1, 1));
+        assert_eq!(state.state().resources.len(), 3);
+        assert!(events.iter().any(|e| matches!(e, JobEvent::Message { text } if text.contains("image.last: skipped"))));
+        assert!(report.errors[0].contains("boom"), "{:?}", report.errors);
+    }
+
+    #[tokio::test]
+    async fn cancel_stops_between_operations_and_records_what_was_done() {
+        let provider = FakeProvider::new(None, Duration::from_millis(300));
+        let cancel = CancellationToken::new();
+        let trigger = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            trigger.cancel();
+        });
+        let (report, state, _) = run(&provider, &cancel).await;
+        assert_eq!(report.outcome, OperationOutcome::Cancelled);
+        // The four running volume creations finish and are recorded; the image never starts.
+        assert_eq!((report.done, report.skipped), (4, 1));
+        assert_eq!(state.state().resources.len(), 4);
+        assert!(!provider.calls.lock().unwrap().iter().any(|c| c.contains("image")));
+    }
 }

@@ -43,7 +43,8 @@ pub fn dependency_map(resources: &[DesiredResource]) -> BTreeMap<Address, Vec<Ad
 /// Graphviz DOT for a service's resources; `external` names nodes owned elsewhere (the
 /// network), drawn dashed, with the containers depending on them.
 pub fn to_dot(title: &str, resources: &[DesiredResource], external: &[(String, Vec<Address>)]) -> String {
-    let mut out = format!("digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\"];\n", escape(title));
+    let mut out =
+        format!("digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\"];\n", escape(title));
     for r in resources {
         out.push_str(&format!("  \"{}\";\n", escape(&r.address.to_string())));
     }

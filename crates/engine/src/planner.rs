@@ -97,12 +97,19 @@ pub fn plan_apply(
         }
     }
     for o in observed {
-        if o.address.kind != ResourceKind::Image && !by_address.contains_key(&o.address) && !doomed.contains_key(&o.address) {
-            doomed.insert(o.address.clone(), (Some(o.id.clone()), Vec::new(), "carries this service's labels but is not in the spec"));
+        if o.address.kind != ResourceKind::Image
+            && !by_address.contains_key(&o.address)
+            && !doomed.contains_key(&o.address)
+        {
+            doomed.insert(
+                o.address.clone(),
+                (Some(o.id.clone()), Vec::new(), "carries this service's labels but is not in the spec"),
+            );
         }
     }
     changes.extend(deletes_ordered(doomed));
-    let status = if changes.iter().any(|c| c.action != Action::NoOp) { PlanStatus::Drifted } else { PlanStatus::Compliant };
+    let status =
+        if changes.iter().any(|c| c.action != Action::NoOp) { PlanStatus::Drifted } else { PlanStatus::Compliant };
     Plan { subject: subject.to_owned(), status, changes, errors: Vec::new() }
 }
 
@@ -117,7 +124,10 @@ pub fn plan_destroy(subject: &str, state: &State, observed: &[ObservedResource])
     }
     for o in observed {
         if o.address.kind != ResourceKind::Image && !doomed.contains_key(&o.address) {
-            doomed.insert(o.address.clone(), (Some(o.id.clone()), Vec::new(), "destroy (found by its labels, not in state)"));
+            doomed.insert(
+                o.address.clone(),
+                (Some(o.id.clone()), Vec::new(), "destroy (found by its labels, not in state)"),
+            );
         }
     }
     let changes = deletes_ordered(doomed);
@@ -192,7 +202,8 @@ fn outside_change(desired: &ResourceAttrs, observed: &ObservedResource) -> Strin
 /// Values are shown only for fields that never hold secrets; env and command changes name the
 /// variable or field only, since old secret values are not known to the redactor.
 pub fn attrs_diff(before: &ResourceAttrs, after: &ResourceAttrs) -> Vec<String> {
-    let (Ok(Value::Object(b)), Ok(Value::Object(a))) = (serde_json::to_value(before), serde_json::to_value(after)) else {
+    let (Ok(Value::Object(b)), Ok(Value::Object(a))) = (serde_json::to_value(before), serde_json::to_value(after))
+    else {
         return vec!["attributes changed".into()];
     };
     let keys: BTreeSet<&String> = b.keys().chain(a.keys()).collect();
@@ -252,8 +263,8 @@ fn ports_text(v: Option<&Value>) -> String {
 mod tests {
     use super::*;
     use chrono::Utc;
-    use spawnit_model::resource::{ContainerAttrs, ImageAttrs, VolumeAttrs};
     use spawnit_model::ResourceState;
+    use spawnit_model::resource::{ContainerAttrs, ImageAttrs, VolumeAttrs};
 
     fn container(image: &str) -> DesiredResource {
         DesiredResource {
@@ -329,7 +340,11 @@ mod tests {
         assert_eq!(plan.status, PlanStatus::Drifted);
         assert_eq!(
             actions(&plan),
-            [("volume.data".into(), Action::Create), ("image.web".into(), Action::Create), ("container.web".into(), Action::Create)]
+            [
+                ("volume.data".into(), Action::Create),
+                ("image.web".into(), Action::Create),
+                ("container.web".into(), Action::Create)
+            ]
         );
         assert_eq!(plan.changes[1].reasons, ["redis:7 is not present locally: pull it"]);
         assert_eq!(plan.changes[2].reasons, ["not yet created"]);

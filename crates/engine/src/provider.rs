@@ -59,11 +59,17 @@ impl ProviderError {
 pub trait Provider: Send + Sync {
     /// Every resource carrying the scope's labels, plus the images `desired` uses that are
     /// present. Resources are matched to addresses by their `spawnit.resource` label.
-    async fn observe(&self, scope: &Scope, desired: &[DesiredResource]) -> Result<Vec<ObservedResource>, ProviderError>;
+    async fn observe(&self, scope: &Scope, desired: &[DesiredResource])
+    -> Result<Vec<ObservedResource>, ProviderError>;
 
     /// Creates (and for a container, starts) one resource labelled with the scope and
     /// `fingerprint`; returns its provider id. For an image: pulls it.
-    async fn create(&self, scope: &Scope, resource: &DesiredResource, fingerprint: &str) -> Result<String, ProviderError>;
+    async fn create(
+        &self,
+        scope: &Scope,
+        resource: &DesiredResource,
+        fingerprint: &str,
+    ) -> Result<String, ProviderError>;
 
     /// Brings an existing, unchanged resource back to running (a stopped container).
     async fn start(&self, scope: &Scope, resource: &DesiredResource, id: &str) -> Result<String, ProviderError>;

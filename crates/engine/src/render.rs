@@ -11,9 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rand::Rng;
 use serde_json::Value;
+use spawnit_model::Id;
 use spawnit_model::spec::Instance;
 use spawnit_model::template::{Generator, ParamType, Parameter, Template};
-use spawnit_model::Id;
 
 /// One invalid field and why.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -379,7 +379,17 @@ mod tests {
         let client = Id::parse("acme").unwrap();
         let inst = render(&t, &client, &id, &params).unwrap();
         let c = &inst.containers["web"];
-        assert_eq!(c.command, vec!["serve".to_string(), format!("--pw={pw}"), "--name".into(), "x".into(), "${literal}".into(), "false".into()]);
+        assert_eq!(
+            c.command,
+            vec![
+                "serve".to_string(),
+                format!("--pw={pw}"),
+                "--name".into(),
+                "x".into(),
+                "${literal}".into(),
+                "false".into()
+            ]
+        );
         assert_eq!(c.env["SERVICE"], "acme-web");
         assert_eq!(c.ports[0].host, 8080);
     }

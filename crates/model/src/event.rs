@@ -20,11 +20,34 @@ pub enum OperationOutcome {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum JobEvent {
     /// The plan the run executes.
-    Planned { plan: Plan },
-    OperationStarted { address: Address, action: Action },
-    OperationDone { address: Address, action: Action, id: String, duration_ms: u64 },
-    OperationFailed { address: Address, action: Action, error: String, duration_ms: u64 },
+    Planned {
+        plan: Plan,
+    },
+    OperationStarted {
+        address: Address,
+        action: Action,
+    },
+    OperationDone {
+        address: Address,
+        action: Action,
+        id: String,
+        duration_ms: u64,
+    },
+    OperationFailed {
+        address: Address,
+        action: Action,
+        error: String,
+        duration_ms: u64,
+    },
     /// Free text (waiting for a lock, adopting a resource, …).
-    Message { text: String },
-    Finished { outcome: OperationOutcome, done: usize, failed: usize, skipped: usize, duration_ms: u64 },
+    Message {
+        text: String,
+    },
+    Finished {
+        outcome: OperationOutcome,
+        done: usize,
+        failed: usize,
+        skipped: usize,
+        duration_ms: u64,
+    },
 }

@@ -15,7 +15,9 @@ pub struct Id(String);
 
 /// Why a string is not a valid id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{value:?} is not a valid id: {reason} (ids are 1 to 63 characters of a-z, 0-9 and '-', starting with a letter or digit)")]
+#[error(
+    "{value:?} is not a valid id: {reason} (ids are 1 to 63 characters of a-z, 0-9 and '-', starting with a letter or digit)"
+)]
 pub struct IdError {
     pub value: String,
     pub reason: &'static str,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use spawnit_docker::DockerProvider;
 use spawnit_engine::engine::{network_key, redacted_plan, service_key};
 use spawnit_engine::{Engine, EngineError, EventSink, RunOptions, ServiceCreate};
@@ -95,14 +95,27 @@ async fn run(cli: Cli) -> Result<u8> {
             let params = set.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
             let exposure = if public { Exposure::Public } else { Exposure::Loopback };
             let spec = engine
-                .service_create(ServiceCreate { client: client.client, name: service, template, network, exposure, params })
+                .service_create(ServiceCreate {
+                    client: client.client,
+                    name: service,
+                    template,
+                    network,
+                    exposure,
+                    params,
+                })
                 .await?;
             let redactor = Redactor::for_spec(&spec);
             match output {
                 Output::Json => print_json(&redactor.to_json(&spec))?,
                 Output::Text => {
-                    println!("Created service {}/{} from template {} {}.", spec.client, spec.name, spec.template.id, spec.template.version);
-                    println!("Next: `spawnit plan {}` to see what apply will do, `spawnit apply {}` to deploy it.", spec.name, spec.name);
+                    println!(
+                        "Created service {}/{} from template {} {}.",
+                        spec.client, spec.name, spec.template.id, spec.template.version
+                    );
+                    println!(
+                        "Next: `spawnit plan {}` to see what apply will do, `spawnit apply {}` to deploy it.",
+                        spec.name, spec.name
+                    );
                 }
             }
         }
@@ -173,7 +186,14 @@ async fn run(cli: Cli) -> Result<u8> {
                 .map(|r| r.address.clone())
                 .collect();
             let external = vec![(format!("network.{} (network layer)", spec.network), containers)];
-            print!("{}", spawnit_engine::graph::to_dot(&service_key(&client.client, &service).to_string(), &resources, &external));
+            print!(
+                "{}",
+                spawnit_engine::graph::to_dot(
+                    &service_key(&client.client, &service).to_string(),
+                    &resources,
+                    &external
+                )
+            );
         }
         Command::Network(cmd) => return network(&engine, cmd).await,
     }
@@ -274,7 +294,8 @@ async fn show(engine: &Engine, client: &Id, service: &Id, output: Output) -> Res
             println!("Parameters:");
             let params: BTreeMap<_, _> = spec.params.iter().collect();
             for (k, v) in params {
-                let shown = if spec.secret_params.contains(k) { spawnit_model::redact::MASK.to_owned() } else { v.to_string() };
+                let shown =
+                    if spec.secret_params.contains(k) { spawnit_model::redact::MASK.to_owned() } else { v.to_string() };
                 println!("  {k} = {shown}");
             }
             println!("Resources:");
@@ -318,7 +339,8 @@ async fn status(engine: &Engine, client: &Id, output: Output) -> Result<u8> {
         Output::Text => {
             println!("{:<24} {:<12} {:<10} REASONS", "SERVICE", "TEMPLATE", "STATUS");
             for r in &rows {
-                let reasons: Vec<&str> = r["reasons"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                let reasons: Vec<&str> =
+                    r["reasons"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
                 println!(
                     "{:<24} {:<12} {:<10} {}",
                     r["service"].as_str().unwrap_or_default(),
@@ -381,14 +403,20 @@ async fn network(engine: &Engine, cmd: NetworkCommand) -> Result<u8> {
                     Ok(p) => p.status.to_string(),
                     Err(_) => "error".to_owned(),
                 };
-                rows.push(json!({"network": name, "status": status, "key": network_key(&client.client, &name).to_string()}));
+                rows.push(
+                    json!({"network": name, "status": status, "key": network_key(&client.client, &name).to_string()}),
+                );
             }
             match output {
                 Output::Json => print_json(&Value::Array(rows))?,
                 Output::Text => {
                     println!("{:<24} STATUS", "NETWORK");
                     for r in &rows {
-                        println!("{:<24} {}", r["network"].as_str().unwrap_or_default(), r["status"].as_str().unwrap_or_default());
+                        println!(
+                            "{:<24} {}",
+                            r["network"].as_str().unwrap_or_default(),
+                            r["status"].as_str().unwrap_or_default()
+                        );
                     }
                 }
             }

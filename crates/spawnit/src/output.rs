@@ -23,7 +23,13 @@ pub fn plan_text(plan: &Plan) -> String {
     for c in &plan.changes {
         let reasons = c.reasons.join("; ");
         let reasons = if reasons.is_empty() { String::new() } else { format!("  ({reasons})") };
-        let _ = writeln!(out, "  {:>3} {:<width$}  {:<7}{reasons}", c.action.symbol(), c.address.to_string(), c.action.as_str());
+        let _ = writeln!(
+            out,
+            "  {:>3} {:<width$}  {:<7}{reasons}",
+            c.action.symbol(),
+            c.address.to_string(),
+            c.action.as_str()
+        );
     }
     let (create, update, replace, delete) = plan.counts();
     if plan.status == PlanStatus::Compliant {
@@ -56,9 +62,15 @@ pub fn event_text(event: &JobEvent) -> Option<String> {
             let secs = *duration_ms as f64 / 1000.0;
             match outcome {
                 OperationOutcome::Succeeded => format!("Complete after {secs:.1}s: {done} operation(s) done."),
-                OperationOutcome::Failed => format!("Failed after {secs:.1}s: {done} done, {failed} failed, {skipped} skipped."),
-                OperationOutcome::Cancelled => format!("Cancelled after {secs:.1}s: {done} done, {skipped} not started. State records what was done."),
-                OperationOutcome::TimedOut => format!("Timed out after {secs:.1}s: {done} done, {skipped} not started."),
+                OperationOutcome::Failed => {
+                    format!("Failed after {secs:.1}s: {done} done, {failed} failed, {skipped} skipped.")
+                }
+                OperationOutcome::Cancelled => format!(
+                    "Cancelled after {secs:.1}s: {done} done, {skipped} not started. State records what was done."
+                ),
+                OperationOutcome::TimedOut => {
+                    format!("Timed out after {secs:.1}s: {done} done, {skipped} not started.")
+                }
             }
         }
     })
@@ -116,7 +128,12 @@ pub fn template_text(t: &Template) -> String {
         if p.secret {
             notes.push("secret".to_owned());
         }
-        let _ = writeln!(out, "  {name} ({kind}; {}){}", notes.join(", "), if p.description.is_empty() { String::new() } else { format!(": {}", p.description) });
+        let _ = writeln!(
+            out,
+            "  {name} ({kind}; {}){}",
+            notes.join(", "),
+            if p.description.is_empty() { String::new() } else { format!(": {}", p.description) }
+        );
     }
     out
 }

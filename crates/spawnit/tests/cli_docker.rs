@@ -108,8 +108,19 @@ fn every_builtin_template_is_listed_and_creates_a_spec() {
     let catalog: Value = serde_json::from_str(&w.ok(&["catalog", "--output", "json"]).stdout).unwrap();
     let ids: Vec<&str> = catalog["templates"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
     for id in [
-        "postgres", "mariadb", "redis", "mongodb", "nginx", "minecraft", "gitea", "jenkins", "grafana", "prometheus",
-        "uptime-kuma", "minio", "hello",
+        "postgres",
+        "mariadb",
+        "redis",
+        "mongodb",
+        "nginx",
+        "minecraft",
+        "gitea",
+        "jenkins",
+        "grafana",
+        "prometheus",
+        "uptime-kuma",
+        "minio",
+        "hello",
     ] {
         assert!(ids.contains(&id), "catalog lacks {id}: {ids:?}");
         let service = format!("s-{id}");
@@ -202,7 +213,10 @@ fn redis_answers_a_real_client_and_its_password_never_shows() {
         full.push(&p);
         full.extend(["--no-auth-warning", "-a", password]);
         full.extend(args);
-        let out = std::process::Command::new("redis-cli").args(&full).output().expect("redis-cli (scripts/test.sh installs redis-tools)");
+        let out = std::process::Command::new("redis-cli")
+            .args(&full)
+            .output()
+            .expect("redis-cli (scripts/test.sh installs redis-tools)");
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     };
     let mut pong = String::new();
@@ -237,9 +251,11 @@ fn concurrent_applies_have_one_writer_and_state_stays_intact() {
     let port = free_port();
     w.ok(&["create", "redis", "db", "--set", &format!("port={port}")]);
     w.ok(&["network", "apply", "default", "--auto-approve"]);
-    let spawn = || w.cmd(&["apply", "db", "--auto-approve"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let spawn =
+        || w.cmd(&["apply", "db", "--auto-approve"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let (a, b) = (spawn(), spawn());
-    let runs = [Run::from(a.wait_with_output().unwrap(), &["apply"]), Run::from(b.wait_with_output().unwrap(), &["apply"])];
+    let runs =
+        [Run::from(a.wait_with_output().unwrap(), &["apply"]), Run::from(b.wait_with_output().unwrap(), &["apply"])];
     let winners = runs.iter().filter(|r| r.code == 0).count();
     assert!(winners >= 1, "{}\n{}", runs[0], runs[1]);
     for r in runs.iter().filter(|r| r.code != 0) {
@@ -252,7 +268,8 @@ fn concurrent_applies_have_one_writer_and_state_stays_intact() {
     assert_eq!(containers.lines().count(), 1, "exactly one container");
     assert_eq!(w.run(&["plan", "db", "--detailed-exitcode"]).code, 0);
     let state: Value =
-        serde_json::from_str(&read(&w.data_dir().join(format!("clients/{}/services/db/state.json", w.client)))).unwrap();
+        serde_json::from_str(&read(&w.data_dir().join(format!("clients/{}/services/db/state.json", w.client))))
+            .unwrap();
     assert_eq!(state["resources"].as_object().unwrap().len(), 2, "volume and container recorded: {state}");
     w.ok(&["destroy", "db", "--auto-approve"]);
 }
@@ -265,7 +282,8 @@ fn kill_9_during_apply_never_leaves_an_orphan_or_a_duplicate() {
     w.ok(&["network", "apply", "default", "--auto-approve"]);
     // Kill points: before planning ends, at each operation start, and after the first one.
     for trigger in ["Plan:", "volume.data: Creating", "container.redis: Creating", "volume.data: Created"] {
-        let mut child = w.cmd(&["apply", "db", "--auto-approve"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child =
+            w.cmd(&["apply", "db", "--auto-approve"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         for line in BufReader::new(stdout).lines() {
             let line = line.unwrap();

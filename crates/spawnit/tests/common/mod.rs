@@ -60,8 +60,11 @@ impl World {
             filters.push(format!("label=spawnit.service={s}"));
         }
         let mut out = Vec::new();
-        for (what, extra) in [("container", vec!["ls", "-a", "-q"]), ("volume", vec!["ls", "-q"]), ("network", vec!["ls", "-q"])] {
-            let mut args: Vec<String> = std::iter::once(what.to_owned()).chain(extra.iter().map(|s| s.to_string())).collect();
+        for (what, extra) in
+            [("container", vec!["ls", "-a", "-q"]), ("volume", vec!["ls", "-q"]), ("network", vec!["ls", "-q"])]
+        {
+            let mut args: Vec<String> =
+                std::iter::once(what.to_owned()).chain(extra.iter().map(|s| s.to_string())).collect();
             for f in &filters {
                 args.push("--filter".into());
                 args.push(f.clone());
@@ -113,19 +116,27 @@ impl Run {
 
 impl std::fmt::Display for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "$ spawnit {} (exit {})\n--- stdout\n{}--- stderr\n{}", self.args, self.code, self.stdout, self.stderr)
+        write!(
+            f,
+            "$ spawnit {} (exit {})\n--- stdout\n{}--- stderr\n{}",
+            self.args, self.code, self.stdout, self.stderr
+        )
     }
 }
 
 /// Fails the test (never skips it) when no Docker engine answers.
 pub fn docker_required() {
-    let ok = Command::new("docker").arg("info").stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| s.success());
+    let ok =
+        Command::new("docker").arg("info").stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| s.success());
     assert!(
         matches!(ok, Ok(true)),
         "these tests need a running Docker engine (`docker info` failed); run them with scripts/test.sh on a machine with Docker"
     );
     let images = docker(&["image", "ls", "-q", "hashicorp/http-echo:1.0"]);
-    assert!(!images.trim().is_empty(), "test image hashicorp/http-echo:1.0 is missing: run scripts/test-images.sh (scripts/test.sh does)");
+    assert!(
+        !images.trim().is_empty(),
+        "test image hashicorp/http-echo:1.0 is missing: run scripts/test-images.sh (scripts/test.sh does)"
+    );
 }
 
 /// Runs the docker CLI and returns stdout; panics on failure.
@@ -137,7 +148,11 @@ pub fn docker(args: &[&str]) -> String {
 
 /// Runs the docker CLI, ignoring failure.
 pub fn docker_try(args: &[&str]) -> String {
-    Command::new("docker").args(args).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
+    Command::new("docker")
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
 }
 
 /// A TCP port free on 127.0.0.1 right now.
@@ -170,4 +185,59 @@ pub fn http_get(port: u16, timeout: Duration) -> Result<String, String> {
 
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// A real S3 API for tests: `moto_server` (PyPI `moto[server]`) on a free loopback port, killed
+/// on drop. A missing `moto_server` fails the test (never skips it).
+pub struct Moto {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let port = free_port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start moto_server ({e}): run scripts/test.sh, which installs moto[server]")
+            });
+        let moto = Moto { child, port };
+        http_get(port, Duration::from_secs(60)).expect("moto_server answers");
+        moto
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Creates a bucket with a plain unsigned request (moto does not check signatures).
+    pub fn bucket_create(&self, bucket: &str) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect to moto");
+        write!(s, "PUT /{bucket} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+
+    /// Points a `spawnit` command at `s3://bucket/prefix` on this server.
+    pub fn configure(&self, cmd: &mut Command, bucket: &str) {
+        cmd.env("SPAWNIT_STORE", format!("s3://{bucket}/spawnit"))
+            .env("SPAWNIT_S3_ENDPOINT", self.endpoint())
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1");
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -1,0 +1,68 @@
+//! The store's error type: what went wrong, on which key, with the backend's error as source.
+
+use crate::key::OwnerKey;
+
+/// An error of the underlying storage (an I/O error, an S3 error, a failed blocking task).
+pub type BackendError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store location given by the user cannot be used.
+    #[error("{location:?} is not a store location: {reason}")]
+    Location { location: String, reason: String },
+
+    /// The store could not be opened.
+    #[error("opening the store at {location} failed")]
+    Open {
+        location: String,
+        #[source]
+        source: BackendError,
+    },
+
+    /// Reading, writing, deleting or listing failed.
+    #[error("{op} {key} failed")]
+    Backend {
+        /// `reading`, `writing`, `deleting` or `listing`.
+        op: &'static str,
+        key: String,
+        #[source]
+        source: BackendError,
+    },
+
+    /// A conditional write found the object created or changed by another writer.
+    #[error("{key} was created or changed by another writer")]
+    Conflict { key: String },
+
+    /// An object is not the JSON expected at its key.
+    #[error("{key} is corrupt: it is not the JSON expected there")]
+    Corrupt {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A value could not be encoded as JSON.
+    #[error("encoding {key} as JSON failed")]
+    Encode {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A state write lost the compare-and-swap: someone else wrote this state meanwhile.
+    #[error("state of {owner} was changed by another writer (expected generation {generation})")]
+    StateConflict { owner: OwnerKey, generation: u64 },
+}
+
+impl StoreError {
+    pub(crate) fn backend(op: &'static str, key: impl Into<String>, source: impl Into<BackendError>) -> StoreError {
+        StoreError::Backend { op, key: key.into(), source: source.into() }
+    }
+
+    /// Whether this is a lost conditional write ([`StoreError::Conflict`] or
+    /// [`StoreError::StateConflict`]).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, StoreError::Conflict { .. } | StoreError::StateConflict { .. })
+    }
+}

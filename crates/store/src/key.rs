@@ -1,0 +1,147 @@
+//! Object keys, built only from validated ids and fixed names: nothing a user types becomes a
+//! path segment unchecked. Also [`OwnerKey`], which names whose state and lock an object is.
+
+use std::fmt;
+
+use spawnit_model::Id;
+
+/// What owns a state and a lock inside a client: a service or a network.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Owner {
+    Service(Id),
+    Network(Id),
+}
+
+impl Owner {
+    /// `service` or `network`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Owner::Service(_) => "service",
+            Owner::Network(_) => "network",
+        }
+    }
+
+    pub fn name(&self) -> &Id {
+        match self {
+            Owner::Service(name) | Owner::Network(name) => name,
+        }
+    }
+}
+
+/// A service or network of a client: the owner of one spec, one state and one lock.
+/// Displays as `service default/web` or `network default/default`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct OwnerKey {
+    pub client: Id,
+    pub owner: Owner,
+}
+
+impl OwnerKey {
+    pub fn service(client: &Id, name: &Id) -> OwnerKey {
+        OwnerKey { client: client.clone(), owner: Owner::Service(name.clone()) }
+    }
+
+    pub fn network(client: &Id, name: &Id) -> OwnerKey {
+        OwnerKey { client: client.clone(), owner: Owner::Network(name.clone()) }
+    }
+}
+
+impl fmt::Display for OwnerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}/{}", self.owner.kind(), self.client, self.owner.name())
+    }
+}
+
+/// The key of an object, or of a "directory" (a key prefix) to list.
+///
+/// There is no constructor from a string: every key comes from one of the functions below.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key(String);
+
+impl Key {
+    /// `catalog/catalog.json`
+    pub fn catalog() -> Key {
+        Key("catalog/catalog.json".into())
+    }
+
+    /// `catalog/templates/<id>.template.json`
+    pub fn template(id: &Id) -> Key {
+        Key(format!("catalog/templates/{id}.template.json"))
+    }
+
+    /// `clients`: the directory holding one directory per client.
+    pub fn clients() -> Key {
+        Key("clients".into())
+    }
+
+    /// `clients/<client>/services`
+    pub fn services(client: &Id) -> Key {
+        Key(format!("clients/{client}/services"))
+    }
+
+    /// `clients/<client>/networks`
+    pub fn networks(client: &Id) -> Key {
+        Key(format!("clients/{client}/networks"))
+    }
+
+    /// `clients/<client>/services/<service>` or `clients/<client>/networks/<network>`
+    pub fn owner(owner: &OwnerKey) -> Key {
+        let parent = match &owner.owner {
+            Owner::Service(_) => Key::services(&owner.client),
+            Owner::Network(_) => Key::networks(&owner.client),
+        };
+        Key(format!("{}/{}", parent.0, owner.owner.name()))
+    }
+
+    /// `<owner>/spec.json`
+    pub fn spec(owner: &OwnerKey) -> Key {
+        Key::owner(owner).child("spec.json")
+    }
+
+    /// `<owner>/state.json`
+    pub fn state(owner: &OwnerKey) -> Key {
+        Key::owner(owner).child("state.json")
+    }
+
+    /// `<owner>/lock.json`
+    pub fn lock(owner: &OwnerKey) -> Key {
+        Key::owner(owner).child("lock.json")
+    }
+
+    fn child(self, name: &'static str) -> Key {
+        Key(format!("{}/{name}", self.0))
+    }
+
+    /// `/`-separated segments, never empty, never `.` or `..`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> Id {
+        Id::parse(s).expect("valid id")
+    }
+
+    #[test]
+    fn keys_follow_the_layout() {
+        let web = OwnerKey::service(&id("default"), &id("web"));
+        let net = OwnerKey::network(&id("acme"), &id("default"));
+        assert_eq!(Key::catalog().as_str(), "catalog/catalog.json");
+        assert_eq!(Key::template(&id("redis")).as_str(), "catalog/templates/redis.template.json");
+        assert_eq!(Key::spec(&web).as_str(), "clients/default/services/web/spec.json");
+        assert_eq!(Key::state(&web).as_str(), "clients/default/services/web/state.json");
+        assert_eq!(Key::lock(&net).as_str(), "clients/acme/networks/default/lock.json");
+        assert_eq!(web.to_string(), "service default/web");
+        assert_eq!(net.to_string(), "network acme/default");
+    }
+}

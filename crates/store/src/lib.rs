@@ -1,0 +1,34 @@
+//! SpawnIt's object store: where every spec, state, lock and catalog template lives.
+//!
+//! The server keeps nothing of its own; this crate is the only way to read and write what it
+//! knows. A [`Store`] sits on a local directory (the default, `./spawnit-data`) or on S3
+//! (`s3://bucket/prefix`), both with the same conditional writes ([`PutCondition`]): create only
+//! if absent, or replace only if unchanged since it was read. On top of them it offers a typed
+//! API for the catalog, service and network specs, state written with compare-and-swap
+//! ([`StateWriter`]) and one-writer-at-a-time locks ([`LockGuard`]).
+//!
+//! Layout (every segment other than the fixed names is a validated [`Id`](spawnit_model::Id)):
+//!
+//! ```text
+//! catalog/catalog.json
+//! catalog/templates/<template>.template.json
+//! clients/<client>/services/<service>/{spec,state,lock}.json
+//! clients/<client>/networks/<network>/{spec,state,lock}.json
+//! ```
+
+mod backend;
+mod catalog;
+mod error;
+mod key;
+mod location;
+mod lock;
+mod specs;
+mod state;
+mod store;
+
+pub use error::StoreError;
+pub use key::{Key, Owner, OwnerKey};
+pub use location::{S3Credentials, S3Options, StoreLocation};
+pub use lock::{LockError, LockGuard};
+pub use state::StateWriter;
+pub use store::{PutCondition, Store, Version, Versioned};

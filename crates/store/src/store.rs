@@ -1,0 +1,170 @@
+//! [`Store`]: a cheap-to-clone handle on a local or S3 backend, with raw conditional reads and
+//! writes of bytes and their typed JSON form. The catalog, spec, state and lock operations are
+//! in their own modules as further `impl Store` blocks.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::backend::Backend;
+use crate::backend::local::LocalBackend;
+use crate::backend::s3::S3Backend;
+use crate::error::StoreError;
+use crate::key::Key;
+use crate::location::{S3Options, StoreLocation};
+
+/// An object's version: changes whenever its content changes (a content hash on a local
+/// directory, the ETag on S3). Only ever compared, never interpreted.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Version(String);
+
+impl Version {
+    pub(crate) fn new(version: impl Into<String>) -> Version {
+        Version(version.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// When a write may happen; a write whose condition does not hold fails with
+/// [`StoreError::Conflict`] and changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PutCondition {
+    /// Always.
+    Overwrite,
+    /// Only if there is no object at the key yet.
+    Absent,
+    /// Only if the object is still at this version.
+    Matches(Version),
+}
+
+/// A value read from the store with the version it was read at.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Versioned<T> {
+    pub value: T,
+    pub version: Version,
+}
+
+/// A handle on the object store. Cloning is cheap and clones share the backend.
+#[derive(Clone)]
+pub struct Store {
+    backend: Arc<dyn Backend>,
+    location: Arc<str>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store").field("location", &self.location).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens the store at `location`; `s3_endpoint` is an S3-compatible endpoint used for an
+    /// `s3://` location (ignored for a directory). S3 region and credentials come from the
+    /// standard AWS environment variables. A local directory is created if missing.
+    pub fn open(location: &StoreLocation, s3_endpoint: Option<String>) -> Result<Store, StoreError> {
+        match location {
+            StoreLocation::Local(path) => Store::open_local(path),
+            StoreLocation::S3 { bucket, prefix } => Store::open_s3(S3Options {
+                bucket: bucket.clone(),
+                prefix: prefix.clone(),
+                endpoint: s3_endpoint,
+                ..S3Options::default()
+            }),
+        }
+    }
+
+    /// Opens (creating it if needed) a store in the directory `root`.
+    pub fn open_local(root: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let root = root.as_ref();
+        let location = StoreLocation::Local(root.to_path_buf()).to_string();
+        Ok(Store { backend: Arc::new(LocalBackend::open(root)?), location: location.into() })
+    }
+
+    /// Opens an S3 store; what `options` leaves out comes from the AWS environment variables.
+    pub fn open_s3(options: S3Options) -> Result<Store, StoreError> {
+        let location = StoreLocation::S3 { bucket: options.bucket.clone(), prefix: options.prefix.clone() }.to_string();
+        Ok(Store { backend: Arc::new(S3Backend::open(&options)?), location: location.into() })
+    }
+
+    /// Where the store is, e.g. `./spawnit-data` or `s3://bucket/prefix`.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    // ---- raw objects ----
+
+    /// The bytes at `key` and their version, `None` when absent.
+    pub async fn get(&self, key: &Key) -> Result<Option<(Bytes, Version)>, StoreError> {
+        self.backend.get(key).await
+    }
+
+    /// Writes `bytes` at `key` if `condition` holds, returning the new version.
+    pub async fn put(&self, key: &Key, bytes: Bytes, condition: PutCondition) -> Result<Version, StoreError> {
+        self.backend.put(key, bytes, condition).await
+    }
+
+    /// Deletes `key`; a missing object is not an error.
+    pub async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        self.backend.delete(key).await
+    }
+
+    /// Every object key under the directory `prefix`, sorted.
+    pub async fn list(&self, prefix: &Key) -> Result<Vec<String>, StoreError> {
+        self.backend.list(prefix).await
+    }
+
+    /// The names of the immediate child directories of `prefix`, sorted, as stored (not
+    /// validated: see [`Store::ids_under`]).
+    pub async fn list_dirs(&self, prefix: &Key) -> Result<Vec<String>, StoreError> {
+        self.backend.list_dirs(prefix).await
+    }
+
+    // ---- JSON objects ----
+
+    /// The JSON value at `key`, `None` when absent; [`StoreError::Corrupt`] names the key when
+    /// the object is not the expected JSON.
+    pub async fn get_json<T: DeserializeOwned>(&self, key: &Key) -> Result<Option<Versioned<T>>, StoreError> {
+        let Some((bytes, version)) = self.get(key).await? else { return Ok(None) };
+        let value =
+            serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt { key: key.to_string(), source })?;
+        Ok(Some(Versioned { value, version }))
+    }
+
+    /// Writes `value` as pretty JSON at `key` if `condition` holds.
+    pub async fn put_json<T: Serialize + ?Sized>(
+        &self,
+        key: &Key,
+        value: &T,
+        condition: PutCondition,
+    ) -> Result<Version, StoreError> {
+        let mut bytes =
+            serde_json::to_vec_pretty(value).map_err(|source| StoreError::Encode { key: key.to_string(), source })?;
+        bytes.push(b'\n');
+        self.put(key, Bytes::from(bytes), condition).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+
+    #[test]
+    fn store_is_send_sync_and_clone() {
+        assert_send_sync::<Store>();
+    }
+}
