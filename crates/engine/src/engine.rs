@@ -9,7 +9,9 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::Value;
 use spawnit_model::plan::{Action, Plan, PlanStatus};
-use spawnit_model::{Exposure, Id, JobEvent, NetworkSpec, Redactor, ServiceSpec, State, Template, TemplateRef};
+use spawnit_model::{
+    Exposure, Id, JobEvent, NetworkSpec, ProviderKind, Redactor, ServiceSpec, State, Template, TemplateRef,
+};
 use spawnit_store::{LockError, Owner, OwnerKey, PutCondition, StateWriter, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
@@ -44,6 +46,32 @@ pub enum EngineError {
     /// The plan could not be made (e.g. the network is missing); says what to do.
     #[error("{0}")]
     NotReady(String),
+    #[error("provider {0} is not configured in this SpawnIt")]
+    ProviderMissing(ProviderKind),
+}
+
+/// The providers an engine can use, by kind.
+#[derive(Clone, Default)]
+pub struct Providers {
+    by_kind: BTreeMap<ProviderKind, Arc<dyn Provider>>,
+}
+
+impl Providers {
+    pub fn with(mut self, kind: ProviderKind, provider: Arc<dyn Provider>) -> Providers {
+        self.by_kind.insert(kind, provider);
+        self
+    }
+
+    pub fn get(&self, kind: ProviderKind) -> Result<&Arc<dyn Provider>, EngineError> {
+        self.by_kind.get(&kind).ok_or(EngineError::ProviderMissing(kind))
+    }
+}
+
+/// A plan ready to execute: the plan, what masks its secrets, and who carries it out.
+struct Planned {
+    plan: Plan,
+    redactor: Redactor,
+    provider: Arc<dyn Provider>,
 }
 
 /// A request to create a service spec.
@@ -54,6 +82,7 @@ pub struct ServiceCreate {
     pub template: Id,
     pub network: Id,
     pub exposure: Exposure,
+    pub provider: ProviderKind,
     pub params: BTreeMap<String, Value>,
 }
 
@@ -93,18 +122,23 @@ pub struct ServicePlan {
     pub redactor: Redactor,
 }
 
-/// The engine: a store and a provider.
+/// The engine: a store and the providers.
 #[derive(Clone)]
 pub struct Engine {
     store: Store,
-    provider: Arc<dyn Provider>,
+    providers: Providers,
 }
 
 impl Engine {
     /// An engine over `store`, seeding the built-in catalog into it the first time.
-    pub async fn open(store: Store, provider: Arc<dyn Provider>) -> Result<Engine, EngineError> {
+    pub async fn open(store: Store, providers: Providers) -> Result<Engine, EngineError> {
         store.catalog_seed(&crate::catalog::builtin_templates()?).await?;
-        Ok(Engine { store, provider })
+        Ok(Engine { store, providers })
+    }
+
+    /// Networks are Docker networks: the network layer always uses the Docker provider.
+    fn network_provider(&self) -> Result<&Arc<dyn Provider>, EngineError> {
+        self.providers.get(ProviderKind::Docker)
     }
 
     pub fn store(&self) -> &Store {
@@ -128,7 +162,7 @@ impl Engine {
             client: req.client.clone(),
             name: req.name.clone(),
             template: TemplateRef { id: template.id.clone(), version: template.version.clone() },
-            provider: Default::default(),
+            provider: req.provider,
             network: req.network.clone(),
             exposure: req.exposure,
             secret_params: template.parameters.iter().filter(|(_, p)| p.secret).map(|(n, _)| n.clone()).collect(),
@@ -228,7 +262,7 @@ impl Engine {
         }
         let desired = service_resources(&spec);
         let scope = Scope { owner: service_key(&spec.client, &spec.name), lineage: state.lineage.clone() };
-        let observed = self.provider.observe(&scope, &desired).await?;
+        let observed = self.providers.get(spec.provider)?.observe(&scope, &desired).await?;
         let plan = plan_apply(&subject, &desired, state, &observed, &redactor);
         Ok(ServicePlan { spec, plan, redactor })
     }
@@ -265,8 +299,9 @@ impl Engine {
         let key = service_key(client, name);
         self.locked(&key, "apply", run, |state| async move {
             let spec = self.service_spec(client, name).await?;
+            let provider = self.providers.get(spec.provider)?.clone();
             let planned = self.service_plan_with(spec, &state).await?;
-            Ok((planned.plan, planned.redactor))
+            Ok(Planned { plan: planned.plan, redactor: planned.redactor, provider })
         })
         .await
     }
@@ -282,8 +317,10 @@ impl Engine {
         let redactor = Redactor::for_spec(&spec);
         let key = service_key(client, name);
         self.locked(&key, "destroy", run, |state| async move {
-            let plan = self.destroy_plan(&service_key(client, name), &service_resources(&spec), &state).await?;
-            Ok((plan, redactor))
+            let provider = self.providers.get(spec.provider)?.clone();
+            let plan =
+                self.destroy_plan(&provider, &service_key(client, name), &service_resources(&spec), &state).await?;
+            Ok(Planned { plan, redactor, provider })
         })
         .await
     }
@@ -292,11 +329,13 @@ impl Engine {
     pub async fn service_destroy_plan(&self, client: &Id, name: &Id) -> Result<Plan, EngineError> {
         let spec = self.service_spec(client, name).await?;
         let state = self.service_state(client, name).await?.unwrap_or_else(|| State::new(""));
-        self.destroy_plan(&service_key(client, name), &service_resources(&spec), &state).await
+        let provider = self.providers.get(spec.provider)?;
+        self.destroy_plan(provider, &service_key(client, name), &service_resources(&spec), &state).await
     }
 
     async fn destroy_plan(
         &self,
+        provider: &Arc<dyn Provider>,
         key: &OwnerKey,
         desired: &[spawnit_model::DesiredResource],
         state: &State,
@@ -304,7 +343,7 @@ impl Engine {
         let scope = Scope { owner: key.clone(), lineage: state.lineage.clone() };
         let images: Vec<_> =
             desired.iter().filter(|r| r.address.kind == spawnit_model::ResourceKind::Image).cloned().collect();
-        let observed = self.provider.observe(&scope, &images).await?;
+        let observed = provider.observe(&scope, &images).await?;
         Ok(plan_destroy(&key.to_string(), state, &observed))
     }
 
@@ -345,7 +384,7 @@ impl Engine {
         let key = network_key(&spec.client, &spec.name);
         let desired = network_resources(spec);
         let scope = Scope { owner: key.clone(), lineage: state.lineage.clone() };
-        let observed = self.provider.observe(&scope, &desired).await?;
+        let observed = self.network_provider()?.observe(&scope, &desired).await?;
         Ok(plan_apply(&key.to_string(), &desired, state, &observed, &Redactor::default()))
     }
 
@@ -358,7 +397,8 @@ impl Engine {
         let spec = self.network_spec(client, name).await?;
         let key = network_key(client, name);
         self.locked(&key, "apply", run, |state| async move {
-            Ok((self.network_plan_with(&spec, &state).await?, Redactor::default()))
+            let plan = self.network_plan_with(&spec, &state).await?;
+            Ok(Planned { plan, redactor: Redactor::default(), provider: self.network_provider()?.clone() })
         })
         .await
     }
@@ -380,10 +420,10 @@ impl Engine {
         }
         let key = network_key(client, name);
         self.locked(&key, "destroy", run, |state| async move {
-            Ok((
-                self.destroy_plan(&network_key(client, name), &network_resources(&spec), &state).await?,
-                Redactor::default(),
-            ))
+            let provider = self.network_provider()?.clone();
+            let plan =
+                self.destroy_plan(&provider, &network_key(client, name), &network_resources(&spec), &state).await?;
+            Ok(Planned { plan, redactor: Redactor::default(), provider })
         })
         .await
     }
@@ -392,7 +432,7 @@ impl Engine {
         let spec = self.network_spec(client, name).await?;
         let key = network_key(client, name);
         let state = self.store.state(&key).await?.map(|v| v.value).unwrap_or_else(|| State::new(""));
-        self.destroy_plan(&key, &network_resources(&spec), &state).await
+        self.destroy_plan(self.network_provider()?, &key, &network_resources(&spec), &state).await
     }
 
     /// Services of `client` on network `name` that have resources.
@@ -420,7 +460,7 @@ impl Engine {
     ) -> Result<ExecutionReport, EngineError>
     where
         F: FnOnce(State) -> Fut,
-        Fut: std::future::Future<Output = Result<(Plan, Redactor), EngineError>>,
+        Fut: std::future::Future<Output = Result<Planned, EngineError>>,
     {
         let lock = if run.lock_wait.is_zero() {
             self.store.lock_acquire(key, &run.job, operation, run.lock_ttl).await?
@@ -442,10 +482,10 @@ impl Engine {
     ) -> Result<ExecutionReport, EngineError>
     where
         F: FnOnce(State) -> Fut,
-        Fut: std::future::Future<Output = Result<(Plan, Redactor), EngineError>>,
+        Fut: std::future::Future<Output = Result<Planned, EngineError>>,
     {
         let mut state = StateWriter::load(&self.store, key.clone()).await?;
-        let (plan, redactor) = make_plan(state.state().clone()).await?;
+        let Planned { plan, redactor, provider } = make_plan(state.state().clone()).await?;
         (run.events)(JobEvent::Planned { plan: redacted_plan(&plan, &redactor) });
         if plan.status == PlanStatus::Error {
             return Err(EngineError::NotReady(plan.errors.join("; ")));
@@ -465,7 +505,7 @@ impl Engine {
             lost.cancelled().await;
             stop.cancel();
         });
-        let report = execute(&plan, self.provider.as_ref(), &scope, &mut state, &cancel, &run.events, &redactor).await;
+        let report = execute(&plan, provider.as_ref(), &scope, &mut state, &cancel, &run.events, &redactor).await;
         watcher.abort();
         let report = report?;
         (run.events)(JobEvent::Finished {

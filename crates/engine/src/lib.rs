@@ -13,7 +13,7 @@ pub mod planner;
 pub mod provider;
 pub mod render;
 
-pub use engine::{Engine, EngineError, RunOptions, ServiceCreate};
+pub use engine::{Engine, EngineError, Providers, RunOptions, ServiceCreate};
 pub use execute::{EventSink, ExecutionReport};
 pub use provider::{Provider, ProviderError, Scope};
 pub use render::{FieldError, TemplateError, ValidationError};

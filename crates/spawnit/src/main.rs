@@ -15,9 +15,9 @@ use clap::Parser;
 use serde_json::{Value, json};
 use spawnit_docker::DockerProvider;
 use spawnit_engine::engine::{network_key, redacted_plan, service_key};
-use spawnit_engine::{Engine, EngineError, EventSink, RunOptions, ServiceCreate};
+use spawnit_engine::{Engine, EngineError, EventSink, Providers, RunOptions, ServiceCreate};
 use spawnit_model::plan::{Plan, PlanStatus};
-use spawnit_model::{Exposure, Id, OperationOutcome, Redactor};
+use spawnit_model::{Exposure, Id, OperationOutcome, ProviderKind, Redactor};
 use spawnit_store::{Store, StoreLocation};
 
 use crate::cli::{Cli, Command, LockArgs, NetworkCommand, Output, StoreArgs};
@@ -66,7 +66,7 @@ async fn store_open(args: &StoreArgs) -> Result<Store> {
 async fn engine_open(args: &StoreArgs) -> Result<Engine> {
     let store = store_open(args).await?;
     let docker = DockerProvider::connect().await?;
-    Ok(Engine::open(store, Arc::new(docker)).await?)
+    Ok(Engine::open(store, Providers::default().with(ProviderKind::Docker, Arc::new(docker))).await?)
 }
 
 fn print_json(value: &Value) -> Result<()> {
@@ -101,6 +101,7 @@ async fn run(cli: Cli) -> Result<u8> {
                     template,
                     network,
                     exposure,
+                    provider: ProviderKind::Docker,
                     params,
                 })
                 .await?;
