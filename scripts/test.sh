@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs SpawnIt's whole test suite on real parts, installing first what the tests need:
 # Debian packages (static busybox and Redis binaries for the locally built test images, the Redis
-# client), moto_server from PyPI (a real S3 API on loopback), and the test images themselves.
+# client), moto_server (a real S3 and EC2 API on loopback) and schemathesis from PyPI, and the
+# test images themselves.
 # Idempotent: a second run installs nothing. Needs a running Docker engine: without one the
 # Docker tests fail, they are never skipped.
 set -euo pipefail
@@ -21,9 +22,12 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if ! command -v moto_server >/dev/null 2>&1; then
-  log "installing moto[server] from PyPI"
-  python3 -m pip install --quiet 'moto[server]>=5,<6'
+pip_packages=()
+command -v moto_server >/dev/null 2>&1 || pip_packages+=('moto[server]>=5,<6')
+command -v schemathesis >/dev/null 2>&1 || pip_packages+=('schemathesis>=4.30,<5')
+if ((${#pip_packages[@]})); then
+  log "installing from PyPI: ${pip_packages[*]}"
+  python3 -m pip install --quiet "${pip_packages[@]}"
 fi
 
 if ! docker info >/dev/null 2>&1; then

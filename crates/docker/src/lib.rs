@@ -17,11 +17,13 @@ use bollard::query_parameters::{
     LogsOptions, RemoveContainerOptions, RemoveVolumeOptions, StopContainerOptions,
 };
 use futures::StreamExt;
+use spawnit_engine::provider::Applied;
 use spawnit_engine::{Provider, ProviderError, Scope};
 use spawnit_model::resource::{
     Address, ContainerAttrs, DesiredResource, Liveness, ObservedResource, ResourceAttrs, ResourceKind, labels,
 };
 use spawnit_store::Owner;
+use tokio_util::sync::CancellationToken;
 
 /// A plain error message as an error source.
 #[derive(Debug, thiserror::Error)]
@@ -326,9 +328,10 @@ impl Provider for DockerProvider {
         scope: &Scope,
         resource: &DesiredResource,
         fingerprint: &str,
-    ) -> Result<String, ProviderError> {
+        _cancel: &CancellationToken,
+    ) -> Result<Applied, ProviderError> {
         let address = &resource.address;
-        match &resource.attrs {
+        let id = match &resource.attrs {
             ResourceAttrs::Image(image) => self.image_pull(address, &image.reference).await,
             ResourceAttrs::Volume(v) => {
                 let options = VolumeCreateOptions {
@@ -350,17 +353,36 @@ impl Provider for DockerProvider {
                 Ok(created.id)
             }
             ResourceAttrs::Container(c) => self.container_create(scope, address, c, fingerprint).await,
-        }
+            ResourceAttrs::SecurityGroup(_) | ResourceAttrs::Instance(_) => {
+                Err(op_error("create", address, Message("not a Docker resource".into())))
+            }
+        }?;
+        Ok(id.into())
     }
 
-    async fn start(&self, _scope: &Scope, resource: &DesiredResource, id: &str) -> Result<String, ProviderError> {
+    /// A container's only in-place update: starting it again (the planner asks for it when the
+    /// container is unchanged but stopped).
+    async fn update(
+        &self,
+        _scope: &Scope,
+        resource: &DesiredResource,
+        id: &str,
+        _fingerprint: &str,
+        _cancel: &CancellationToken,
+    ) -> Result<Applied, ProviderError> {
         self.container_start(&resource.address, id).await?;
-        Ok(id.to_owned())
+        Ok(id.to_owned().into())
     }
 
-    async fn delete(&self, _scope: &Scope, address: &Address, id: &str) -> Result<(), ProviderError> {
+    async fn delete(
+        &self,
+        _scope: &Scope,
+        address: &Address,
+        id: &str,
+        _cancel: &CancellationToken,
+    ) -> Result<(), ProviderError> {
         let result = match address.kind {
-            ResourceKind::Image => Ok(()),
+            ResourceKind::Image | ResourceKind::SecurityGroup | ResourceKind::Instance => Ok(()),
             ResourceKind::Container => {
                 let stop = StopContainerOptions { t: Some(10), ..Default::default() };
                 match self.docker.stop_container(id, Some(stop)).await {
@@ -379,5 +401,125 @@ impl Provider for DockerProvider {
             Err(e) if !is_not_found(&e) => Err(op_error("delete", address, e)),
             _ => Ok(()),
         }
+    }
+}
+
+/// A change the Docker engine reported on an object carrying SpawnIt's labels.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DockerChange {
+    /// A container or volume of a service changed.
+    Service { client: String, service: String },
+    /// A network changed (network events carry no labels: the services of every client on it
+    /// may be affected).
+    Network { name: String },
+}
+
+impl DockerProvider {
+    /// One observation of everything SpawnIt labelled on this engine, grouped by owner, plus
+    /// the local images: four list calls, whatever the number of services.
+    pub async fn observe_world(&self) -> Result<spawnit_engine::ObservedWorld, ProviderError> {
+        use spawnit_model::Id;
+        use spawnit_store::OwnerKey;
+
+        let observe_error =
+            |e: DockerError| ProviderError::Observe { what: "the Docker engine".into(), source: Box::new(e) };
+        let filters = Some(HashMap::from([("label".to_owned(), vec![labels::CLIENT.to_owned()])]));
+        let owner_of = |l: &HashMap<String, String>| -> Option<OwnerKey> {
+            let client = Id::parse(l.get(labels::CLIENT)?).ok()?;
+            if let Some(s) = l.get(labels::SERVICE) {
+                return Some(OwnerKey::service(&client, &Id::parse(s).ok()?));
+            }
+            Some(OwnerKey::network(&client, &Id::parse(l.get(labels::NETWORK)?).ok()?))
+        };
+        let mut world = spawnit_engine::ObservedWorld::default();
+        let options = ListContainersOptions { all: true, filters: filters.clone(), ..Default::default() };
+        for c in self.docker.list_containers(Some(options)).await.map_err(observe_error)? {
+            let Some(l) = c.labels.as_ref() else { continue };
+            let (Some(owner), Some((address, fingerprint))) = (owner_of(l), labelled(ResourceKind::Container, Some(l)))
+            else {
+                continue;
+            };
+            let running =
+                matches!(c.state, Some(ContainerSummaryStateEnum::RUNNING | ContainerSummaryStateEnum::RESTARTING));
+            let mut facts = std::collections::BTreeMap::new();
+            if let Some(image) = c.image {
+                facts.insert("image".to_owned(), image);
+            }
+            world.owners.entry(owner).or_default().push(ObservedResource {
+                address,
+                id: c.id.unwrap_or_default(),
+                liveness: if running { Liveness::Running } else { Liveness::Stopped },
+                fingerprint,
+                facts,
+            });
+        }
+        let volumes = self
+            .docker
+            .list_volumes(Some(ListVolumesOptions { filters: filters.clone() }))
+            .await
+            .map_err(observe_error)?;
+        for v in volumes.volumes.unwrap_or_default() {
+            let (Some(owner), Some((address, fingerprint))) =
+                (owner_of(&v.labels), labelled(ResourceKind::Volume, Some(&v.labels)))
+            else {
+                continue;
+            };
+            world.owners.entry(owner).or_default().push(ObservedResource {
+                address,
+                id: v.name,
+                liveness: Liveness::Present,
+                fingerprint,
+                facts: Default::default(),
+            });
+        }
+        for n in self.docker.list_networks(Some(ListNetworksOptions { filters })).await.map_err(observe_error)? {
+            let Some(l) = n.labels.as_ref() else { continue };
+            let (Some(owner), Some((address, fingerprint))) = (owner_of(l), labelled(ResourceKind::Network, Some(l)))
+            else {
+                continue;
+            };
+            world.owners.entry(owner).or_default().push(ObservedResource {
+                address,
+                id: n.id.unwrap_or_default(),
+                liveness: Liveness::Present,
+                fingerprint,
+                facts: Default::default(),
+            });
+        }
+        let images = self
+            .docker
+            .list_images(None::<bollard::query_parameters::ListImagesOptions>)
+            .await
+            .map_err(observe_error)?;
+        for image in images {
+            for tag in &image.repo_tags {
+                world.images.insert(spawnit_engine::world::image_reference_normalized(tag), image.id.clone());
+            }
+        }
+        Ok(world)
+    }
+
+    /// Changes to SpawnIt's containers, volumes and networks, as the engine reports them. The
+    /// stream ends when the connection to the engine does.
+    pub fn changes(&self) -> impl futures::Stream<Item = DockerChange> + Send + 'static {
+        let filters = HashMap::from([(
+            "type".to_owned(),
+            vec!["container".to_owned(), "volume".to_owned(), "network".to_owned()],
+        )]);
+        let options = bollard::query_parameters::EventsOptions { filters: Some(filters), ..Default::default() };
+        self.docker.events(Some(options)).filter_map(|event| async move {
+            let event = event.ok()?;
+            let attributes = event.actor?.attributes.unwrap_or_default();
+            match (attributes.get(labels::CLIENT), attributes.get(labels::SERVICE)) {
+                (Some(client), Some(service)) => {
+                    Some(DockerChange::Service { client: client.clone(), service: service.clone() })
+                }
+                _ if matches!(event.typ, Some(bollard::models::EventMessageTypeEnum::NETWORK)) => {
+                    let name = attributes.get("name")?;
+                    name.starts_with("spawnit-").then(|| DockerChange::Network { name: name.clone() })
+                }
+                _ => None,
+            }
+        })
     }
 }

@@ -48,6 +48,9 @@ pub enum EngineError {
     NotReady(String),
     #[error("provider {0} is not configured in this SpawnIt")]
     ProviderMissing(ProviderKind),
+    /// Cancelled while waiting for another writer, before anything was done.
+    #[error("cancelled before it started (while waiting for the lock)")]
+    Cancelled,
 }
 
 /// The providers an engine can use, by kind.
@@ -84,6 +87,8 @@ pub struct ServiceCreate {
     pub exposure: Exposure,
     pub provider: ProviderKind,
     pub params: BTreeMap<String, Value>,
+    /// Required for provider `aws`, absent otherwise.
+    pub aws: Option<spawnit_model::spec::AwsSettings>,
 }
 
 /// How an apply or destroy runs.
@@ -165,13 +170,21 @@ impl Engine {
             provider: req.provider,
             network: req.network.clone(),
             exposure: req.exposure,
+            aws: req.aws.clone(),
             secret_params: template.parameters.iter().filter(|(_, p)| p.secret).map(|(n, _)| n.clone()).collect(),
             params,
             instance,
+            drift_policy: Default::default(),
+            expires_at: None,
             created_at: now,
             updated_at: now,
         };
-        if self.store.network_spec(&req.client, &req.network).await?.is_none() {
+        crate::desired::provider_settings_check(&spec)?;
+        if spec.provider != ProviderKind::Docker {
+            // Ask the provider whether the region, instance type, image… exist, before storing.
+            let provider = self.providers.get(spec.provider)?;
+            provider.validate(&service_resources(&spec)).await.map_err(provider_error)?;
+        } else if self.store.network_spec(&req.client, &req.network).await?.is_none() {
             match self.network_create(&req.client, &req.network).await {
                 Ok(_) | Err(EngineError::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e),
@@ -257,12 +270,24 @@ impl Engine {
     async fn service_plan_with(&self, spec: ServiceSpec, state: &State) -> Result<ServicePlan, EngineError> {
         let redactor = Redactor::for_spec(&spec);
         let subject = format!("service {}/{}", spec.client, spec.name);
-        if let Err(message) = self.network_ready(&spec.client, &spec.network).await? {
+        // Docker services need their client network; other providers have their own.
+        if spec.provider == ProviderKind::Docker
+            && let Err(message) = self.network_ready(&spec.client, &spec.network).await?
+        {
             return Ok(ServicePlan { plan: Plan::error(subject, message), spec, redactor });
         }
         let desired = service_resources(&spec);
+        let provider = self.providers.get(spec.provider)?;
+        let checked = match crate::desired::provider_settings_check(&spec) {
+            Ok(()) => provider.validate(&desired).await.map_err(provider_error),
+            Err(e) => Err(e.into()),
+        };
+        if let Err(EngineError::Invalid(e)) = checked {
+            return Ok(ServicePlan { plan: Plan::error(subject, redactor.text(&e.to_string())), spec, redactor });
+        }
+        checked?;
         let scope = Scope { owner: service_key(&spec.client, &spec.name), lineage: state.lineage.clone() };
-        let observed = self.providers.get(spec.provider)?.observe(&scope, &desired).await?;
+        let observed = provider.observe(&scope, &desired).await?;
         let plan = plan_apply(&subject, &desired, state, &observed, &redactor);
         Ok(ServicePlan { spec, plan, redactor })
     }
@@ -341,9 +366,9 @@ impl Engine {
         state: &State,
     ) -> Result<Plan, EngineError> {
         let scope = Scope { owner: key.clone(), lineage: state.lineage.clone() };
-        let images: Vec<_> =
-            desired.iter().filter(|r| r.address.kind == spawnit_model::ResourceKind::Image).cloned().collect();
-        let observed = provider.observe(&scope, &images).await?;
+        // Every desired resource, so a provider knows where to look (an AWS region); the
+        // Docker provider only uses the images among them.
+        let observed = provider.observe(&scope, desired).await?;
         Ok(plan_destroy(&key.to_string(), state, &observed))
     }
 
@@ -440,7 +465,7 @@ impl Engine {
         let mut users = Vec::new();
         for service in self.store.service_list(client).await? {
             let Some(spec) = self.store.service_spec(client, &service).await? else { continue };
-            if &spec.value.network != name {
+            if &spec.value.network != name || spec.value.provider != ProviderKind::Docker {
                 continue;
             }
             if self.service_state(client, &service).await?.is_some_and(|s| !s.resources.is_empty()) {
@@ -462,11 +487,15 @@ impl Engine {
         F: FnOnce(State) -> Fut,
         Fut: std::future::Future<Output = Result<Planned, EngineError>>,
     {
-        let lock = if run.lock_wait.is_zero() {
-            self.store.lock_acquire(key, &run.job, operation, run.lock_ttl).await?
-        } else {
-            (run.events)(JobEvent::Message { text: format!("acquiring the lock of {key}") });
-            self.store.lock_acquire_wait(key, &run.job, operation, run.lock_ttl, run.lock_wait).await?
+        let lock = match self.store.lock_acquire(key, &run.job, operation, run.lock_ttl).await {
+            Err(held @ LockError::Held { .. }) if !run.lock_wait.is_zero() => {
+                (run.events)(JobEvent::Message { text: format!("waiting for the lock: {held}") });
+                tokio::select! {
+                    lock = self.store.lock_acquire_wait(key, &run.job, operation, run.lock_ttl, run.lock_wait) => lock?,
+                    _ = run.cancel.cancelled() => return Err(EngineError::Cancelled),
+                }
+            }
+            lock => lock?,
         };
         let result = self.locked_run(key, run, make_plan, &lock).await;
         lock.release().await?;
@@ -528,10 +557,123 @@ fn actions_of(plan: &Plan) -> Vec<(String, Action)> {
     plan.actions().map(|c| (c.address.to_string(), c.action)).collect()
 }
 
+/// A provider's refusal of a spec's settings is invalid input; anything else a provider error.
+fn provider_error(e: ProviderError) -> EngineError {
+    match e {
+        ProviderError::Invalid(v) => EngineError::Invalid(v),
+        other => EngineError::Provider(other),
+    }
+}
+
 pub fn service_key(client: &Id, name: &Id) -> OwnerKey {
     OwnerKey { client: client.clone(), owner: Owner::Service(name.clone()) }
 }
 
 pub fn network_key(client: &Id, name: &Id) -> OwnerKey {
     OwnerKey { client: client.clone(), owner: Owner::Network(name.clone()) }
+}
+
+/// A service's status as one sweep saw it.
+#[derive(Clone, Debug)]
+pub struct ServiceStatus {
+    pub spec: ServiceSpec,
+    pub status: PlanStatus,
+    /// One line per change or error, secrets masked.
+    pub reasons: Vec<String>,
+}
+
+impl ServiceStatus {
+    fn from_plan(spec: ServiceSpec, plan: &Plan, redactor: &Redactor) -> ServiceStatus {
+        let reasons = if plan.status == PlanStatus::Error {
+            plan.errors.iter().map(|e| redactor.text(e)).collect()
+        } else {
+            plan.actions()
+                .map(|c| redactor.text(&format!("{} {}: {}", c.action, c.address, c.reasons.join("; "))))
+                .collect()
+        };
+        ServiceStatus { status: plan.status, reasons, spec }
+    }
+}
+
+impl Engine {
+    /// The status of every service of every client, planned purely against one observation
+    /// of the Docker provider (`world`); services on other providers are observed one by one.
+    pub async fn sweep(&self, world: &crate::world::ObservedWorld) -> Result<Vec<ServiceStatus>, EngineError> {
+        let mut out = Vec::new();
+        for client in self.store.client_list().await? {
+            let mut networks: BTreeMap<Id, Result<(), String>> = BTreeMap::new();
+            for name in self.store.service_list(&client).await? {
+                let Some(spec) = self.store.service_spec(&client, &name).await?.map(|v| v.value) else { continue };
+                if spec.provider != ProviderKind::Docker {
+                    match self.service_plan(&client, &name).await {
+                        Ok(p) => out.push(ServiceStatus::from_plan(p.spec, &p.plan, &p.redactor)),
+                        Err(e) => {
+                            out.push(ServiceStatus { status: PlanStatus::Error, reasons: vec![e.to_string()], spec })
+                        }
+                    }
+                    continue;
+                }
+                let redactor = Redactor::for_spec(&spec);
+                let subject = format!("service {client}/{name}");
+                if !networks.contains_key(&spec.network) {
+                    let ready = self.network_ready_in(world, &client, &spec.network).await?;
+                    networks.insert(spec.network.clone(), ready);
+                }
+                let plan = match &networks[&spec.network] {
+                    Err(message) => Plan::error(subject, message.clone()),
+                    Ok(()) => {
+                        let key = service_key(&client, &name);
+                        let state = self.store.state(&key).await?.map(|v| v.value).unwrap_or_else(|| State::new(""));
+                        let desired = service_resources(&spec);
+                        plan_apply(&subject, &desired, &state, &world.observed_for(&key, &desired), &redactor)
+                    }
+                };
+                out.push(ServiceStatus::from_plan(spec, &plan, &redactor));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Like the network precondition of a plan, against an observed world.
+    async fn network_ready_in(
+        &self,
+        world: &crate::world::ObservedWorld,
+        client: &Id,
+        network: &Id,
+    ) -> Result<Result<(), String>, EngineError> {
+        let Some(spec) = self.store.network_spec(client, network).await?.map(|v| v.value) else {
+            return Ok(Err(format!("network {network} of client {client} does not exist")));
+        };
+        let key = network_key(client, network);
+        let state = self.store.state(&key).await?.map(|v| v.value).unwrap_or_else(|| State::new(""));
+        let desired = network_resources(&spec);
+        let plan =
+            plan_apply(&key.to_string(), &desired, &state, &world.observed_for(&key, &desired), &Redactor::default());
+        Ok(if plan.status == PlanStatus::Compliant {
+            Ok(())
+        } else {
+            Err(format!("network {network} of client {client} is not ready: run `spawnit network apply {network}`"))
+        })
+    }
+
+    /// Changes a service's drift policy and lease (`Some(None)` removes the lease).
+    pub async fn service_settings_set(
+        &self,
+        client: &Id,
+        name: &Id,
+        drift_policy: Option<spawnit_model::DriftPolicy>,
+        expires_at: Option<Option<chrono::DateTime<Utc>>>,
+    ) -> Result<ServiceSpec, EngineError> {
+        let current = self.service_spec_versioned(client, name).await?;
+        let mut spec = current.value;
+        if let Some(policy) = drift_policy {
+            spec.drift_policy = policy;
+        }
+        if let Some(expires_at) = expires_at {
+            spec.expires_at = expires_at;
+        }
+        spec.updated_at = Utc::now();
+        self.store.service_spec_put(&spec, PutCondition::Matches(current.version)).await?;
+        Ok(spec)
+    }
 }

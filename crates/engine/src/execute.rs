@@ -19,7 +19,7 @@ use spawnit_model::{JobEvent, OperationOutcome, Redactor, ResourceState};
 use spawnit_store::{StateWriter, StoreError};
 use tokio_util::sync::CancellationToken;
 
-use crate::provider::{Provider, ProviderError, Scope};
+use crate::provider::{Applied, Provider, ProviderError, Scope};
 
 /// Receives a job's events as they happen.
 pub type EventSink = Arc<dyn Fn(JobEvent) + Send + Sync>;
@@ -45,11 +45,11 @@ pub struct ExecutionReport {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Step {
     Create,
-    Start,
+    Update,
     Delete,
 }
 
-type StepFuture<'a> = Pin<Box<dyn Future<Output = (usize, Step, Result<Option<String>, ProviderError>)> + Send + 'a>>;
+type StepFuture<'a> = Pin<Box<dyn Future<Output = (usize, Step, Result<Option<Applied>, ProviderError>)> + Send + 'a>>;
 
 fn step_run<'a>(
     provider: &'a dyn Provider,
@@ -57,17 +57,18 @@ fn step_run<'a>(
     index: usize,
     change: &'a Change,
     step: Step,
+    cancel: &'a CancellationToken,
 ) -> StepFuture<'a> {
     Box::pin(async move {
+        let fingerprint = change.fingerprint.as_deref().unwrap_or_default();
         let result = match (step, change.desired.as_ref()) {
-            (Step::Create, Some(d)) => {
-                provider.create(scope, d, change.fingerprint.as_deref().unwrap_or_default()).await.map(Some)
-            }
-            (Step::Start, Some(d)) => {
-                provider.start(scope, d, change.existing_id.as_deref().unwrap_or_default()).await.map(Some)
+            (Step::Create, Some(d)) => provider.create(scope, d, fingerprint, cancel).await.map(Some),
+            (Step::Update, Some(d)) => {
+                let id = change.existing_id.as_deref().unwrap_or_default();
+                provider.update(scope, d, id, fingerprint, cancel).await.map(Some)
             }
             (Step::Delete, _) => match change.existing_id.as_deref() {
-                Some(id) => provider.delete(scope, &change.address, id).await.map(|_| None),
+                Some(id) => provider.delete(scope, &change.address, id, cancel).await.map(|_| None),
                 None => Ok(None),
             },
             (_, None) => Ok(None),
@@ -81,18 +82,19 @@ async fn step_record(
     state: &mut StateWriter,
     change: &Change,
     step: Step,
-    id: Option<String>,
+    applied: Option<Applied>,
 ) -> Result<(), StoreError> {
     if change.address.kind == ResourceKind::Image {
         return Ok(());
     }
-    let entry = match (step, id, change.desired.as_ref()) {
+    let entry = match (step, applied, change.desired.as_ref()) {
         (Step::Delete, _, _) => None,
-        (_, Some(id), Some(desired)) => Some(ResourceState {
-            id,
+        (_, Some(applied), Some(desired)) => Some(ResourceState {
+            id: applied.id,
             attrs: desired.attrs.clone(),
             fingerprint: change.fingerprint.clone().unwrap_or_default(),
             depends_on: desired.depends_on.clone(),
+            outputs: applied.outputs,
             updated_at: Utc::now(),
         }),
         _ => return Ok(()),
@@ -115,8 +117,11 @@ pub async fn execute(
     for c in plan.changes.iter().filter(|c| c.action == Action::NoOp && c.address.kind != ResourceKind::Image) {
         let (Some(id), Some(fp)) = (&c.existing_id, &c.fingerprint) else { continue };
         let current = state.state().resources.get(&c.address);
-        if current.is_none_or(|r| &r.id != id || &r.fingerprint != fp) {
-            step_record(state, c, Step::Create, Some(id.clone())).await?;
+        if current
+            .is_none_or(|r| &r.id != id || &r.fingerprint != fp || (!c.outputs.is_empty() && r.outputs != c.outputs))
+        {
+            let applied = Applied { id: id.clone(), outputs: c.outputs.clone() };
+            step_record(state, c, Step::Create, Some(applied)).await?;
             events(JobEvent::Message {
                 text: format!("{}: recorded {}", c.address, redactor.text(&c.reasons.join("; "))),
             });
@@ -155,13 +160,13 @@ pub async fn execute(
                 }
                 let first = match change.action {
                     Action::Create => Step::Create,
-                    Action::Update => Step::Start,
+                    Action::Update => Step::Update,
                     Action::Replace | Action::Delete => Step::Delete,
                     Action::NoOp => continue,
                 };
                 events(JobEvent::OperationStarted { address: change.address.clone(), action: change.action });
                 step_started.insert(i, Instant::now());
-                in_flight.push(step_run(provider, scope, i, change, first));
+                in_flight.push(step_run(provider, scope, i, change, first, cancel));
             }
         }
         if in_flight.is_empty() {
@@ -185,7 +190,7 @@ pub async fn execute(
                                 skipped += 1;
                                 continue;
                             }
-                            in_flight.push(step_run(provider, scope, i, change, Step::Create));
+                            in_flight.push(step_run(provider, scope, i, change, Step::Create, cancel));
                             continue;
                         }
                         done += 1;
@@ -193,7 +198,7 @@ pub async fn execute(
                         events(JobEvent::OperationDone {
                             address: change.address.clone(),
                             action: change.action,
-                            id: id.unwrap_or_else(|| change.existing_id.clone().unwrap_or_default()),
+                            id: id.map(|a| a.id).unwrap_or_else(|| change.existing_id.clone().unwrap_or_default()),
                             duration_ms: elapsed.as_millis() as u64,
                         });
                     }
@@ -283,15 +288,28 @@ mod tests {
         async fn observe(&self, _: &Scope, _: &[DesiredResource]) -> Result<Vec<ObservedResource>, ProviderError> {
             Ok(Vec::new())
         }
-        async fn create(&self, _: &Scope, r: &DesiredResource, _: &str) -> Result<String, ProviderError> {
+        async fn create(
+            &self,
+            _: &Scope,
+            r: &DesiredResource,
+            _: &str,
+            _: &CancellationToken,
+        ) -> Result<Applied, ProviderError> {
             self.call(format!("create {}", r.address)).await?;
-            Ok(format!("id-{}", r.address.name))
+            Ok(format!("id-{}", r.address.name).into())
         }
-        async fn start(&self, _: &Scope, r: &DesiredResource, id: &str) -> Result<String, ProviderError> {
-            self.call(format!("start {}", r.address)).await?;
-            Ok(id.to_owned())
+        async fn update(
+            &self,
+            _: &Scope,
+            r: &DesiredResource,
+            id: &str,
+            _: &str,
+            _: &CancellationToken,
+        ) -> Result<Applied, ProviderError> {
+            self.call(format!("update {}", r.address)).await?;
+            Ok(id.to_owned().into())
         }
-        async fn delete(&self, _: &Scope, a: &Address, _: &str) -> Result<(), ProviderError> {
+        async fn delete(&self, _: &Scope, a: &Address, _: &str, _: &CancellationToken) -> Result<(), ProviderError> {
             self.call(format!("delete {a}")).await
         }
     }

@@ -12,8 +12,10 @@ pub mod graph;
 pub mod planner;
 pub mod provider;
 pub mod render;
+pub mod world;
 
 pub use engine::{Engine, EngineError, Providers, RunOptions, ServiceCreate};
 pub use execute::{EventSink, ExecutionReport};
 pub use provider::{Provider, ProviderError, Scope};
 pub use render::{FieldError, TemplateError, ValidationError};
+pub use world::ObservedWorld;

@@ -1,11 +1,16 @@
 //! The pure planner: desired resources, recorded state and observed resources in, a [`Plan`] out.
 //! No I/O and no clock: every choice apply will carry out is made here, with its reasons.
+//!
+//! A resource whose attributes changed is replaced, unless its kind can take the change in
+//! place ([`in_place_update`]): a security group whose only change is its rules is updated.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 use spawnit_model::plan::{Action, Change, Plan, PlanStatus};
-use spawnit_model::resource::{Address, DesiredResource, Liveness, ObservedResource, ResourceAttrs, ResourceKind};
+use spawnit_model::resource::{
+    Address, DesiredResource, IngressRule, Liveness, ObservedResource, ResourceAttrs, ResourceKind, facts,
+};
 use spawnit_model::{Redactor, State};
 
 use crate::desired::fingerprint;
@@ -41,6 +46,7 @@ pub fn plan_apply(
             fingerprint: Some(fp.clone()),
             existing_id: seen.map(|o| o.id.clone()),
             depends_on: r.depends_on.clone(),
+            outputs: seen.map(observed_outputs).unwrap_or_default(),
         };
         match seen {
             None if address.kind == ResourceKind::Image => {
@@ -50,16 +56,25 @@ pub fn plan_apply(
             None => {
                 change.action = Action::Create;
                 change.reasons.push(match recorded {
+                    Some(rec) if address.kind == ResourceKind::Instance => {
+                        format!("terminated or removed outside SpawnIt (was {})", short_id(&rec.id))
+                    }
                     Some(rec) => format!("removed outside SpawnIt (was {})", short_id(&rec.id)),
                     None => "not yet created".to_owned(),
                 });
             }
             Some(_) if address.kind == ResourceKind::Image => {}
             Some(o) if o.fingerprint.as_deref() != Some(fp.as_str()) => {
-                change.action = Action::Replace;
                 match recorded.filter(|rec| rec.fingerprint != fp) {
-                    Some(rec) => change.reasons.extend(attrs_diff(&rec.attrs, &r.attrs)),
-                    None => change.reasons.push(outside_change(&r.attrs, o)),
+                    Some(rec) => {
+                        change.action =
+                            if in_place_update(&rec.attrs, &r.attrs) { Action::Update } else { Action::Replace };
+                        change.reasons.extend(attrs_diff(&rec.attrs, &r.attrs));
+                    }
+                    None => {
+                        change.action = Action::Replace;
+                        change.reasons.push(outside_change(&r.attrs, o));
+                    }
                 }
                 if change.reasons.is_empty() {
                     change.reasons.push("attributes changed".into());
@@ -70,6 +85,9 @@ pub fn plan_apply(
                 if let Some(dep) = dependency {
                     change.action = Action::Replace;
                     change.reasons.push(format!("depends on {dep}, which is re-created"));
+                } else if let Some(drift) = ingress_drift(&r.attrs, o) {
+                    change.action = Action::Update;
+                    change.reasons.extend(drift);
                 } else if o.liveness == Liveness::Stopped {
                     change.action = Action::Update;
                     change.reasons.push("stopped outside SpawnIt: start it".into());
@@ -146,9 +164,11 @@ fn deletes_ordered(doomed: BTreeMap<Address, (Option<String>, Vec<Address>, &'st
             }
         }
     }
+    // Containers and instances use the rest (volumes, networks, security groups).
+    let consumer = |a: &Address| matches!(a.kind, ResourceKind::Container | ResourceKind::Instance);
     for (address, list) in dependents.iter_mut() {
-        if address.kind != ResourceKind::Container {
-            for other in doomed.keys().filter(|a| a.kind == ResourceKind::Container) {
+        if !consumer(address) {
+            for other in doomed.keys().filter(|a| consumer(a)) {
                 if !list.contains(other) {
                     list.push(other.clone());
                 }
@@ -169,9 +189,43 @@ fn deletes_ordered(doomed: BTreeMap<Address, (Option<String>, Vec<Address>, &'st
                 desired: None,
                 fingerprint: None,
                 existing_id: id,
+                outputs: Default::default(),
             })
         })
         .collect()
+}
+
+/// Whether a resource created from `before` can be changed in place into `after`, by kind:
+/// a security group when only its ingress rules differ. Everything else (a container, an
+/// instance type, an instance's containers…) is replaced.
+pub fn in_place_update(before: &ResourceAttrs, after: &ResourceAttrs) -> bool {
+    match (before, after) {
+        (ResourceAttrs::SecurityGroup(b), ResourceAttrs::SecurityGroup(a)) => {
+            b.name == a.name && b.description == a.description && b.region == a.region && b.vpc_id == a.vpc_id
+        }
+        _ => false,
+    }
+}
+
+/// The observed outputs (facts under `output.`), without the prefix.
+fn observed_outputs(o: &ObservedResource) -> BTreeMap<String, String> {
+    o.facts.iter().filter_map(|(k, v)| Some((k.strip_prefix(facts::OUTPUT_PREFIX)?.to_owned(), v.clone()))).collect()
+}
+
+/// For a security group whose provider reported its rules: how they differ from the spec.
+fn ingress_drift(desired: &ResourceAttrs, observed: &ObservedResource) -> Option<Vec<String>> {
+    let ResourceAttrs::SecurityGroup(g) = desired else { return None };
+    let found = observed.facts.get(facts::INGRESS)?;
+    let wanted = IngressRule::canonical(&g.ingress);
+    if *found == wanted {
+        return None;
+    }
+    let set = |s: &str| -> BTreeSet<String> { s.split(", ").filter(|r| !r.is_empty()).map(str::to_owned).collect() };
+    let (found, wanted) = (set(found), set(&wanted));
+    let mut reasons: Vec<String> =
+        wanted.difference(&found).map(|r| format!("rule {r} removed outside SpawnIt")).collect();
+    reasons.extend(found.difference(&wanted).map(|r| format!("rule {r} added outside SpawnIt")));
+    Some(reasons)
 }
 
 fn image_ref(attrs: &ResourceAttrs) -> &str {
@@ -214,9 +268,19 @@ pub fn attrs_diff(before: &ResourceAttrs, after: &ResourceAttrs) -> Vec<String> 
             continue;
         }
         match key.as_str() {
-            "image" | "network" | "name" | "reference" | "driver" => {
+            "image" | "network" | "name" | "reference" | "driver" | "region" | "instance_type" | "ami"
+            | "ami_owner" | "ami_name" | "key_name" | "subnet_id" | "vpc_id" | "description" => {
                 out.push(format!("{key} changed {} → {}", plain(old), plain(new)));
             }
+            "ingress" => {
+                let rules = |v: Option<&Value>| -> String {
+                    let rules: Vec<IngressRule> =
+                        v.and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
+                    if rules.is_empty() { "(none)".to_owned() } else { IngressRule::canonical(&rules) }
+                };
+                out.push(format!("ingress rules changed {} → {}", rules(old), rules(new)));
+            }
+            "containers" => out.extend(containers_diff(old, new)),
             "ports" => out.push(format!("ports changed {} → {}", ports_text(old), ports_text(new))),
             "env" => {
                 let empty = serde_json::Map::new();
@@ -235,6 +299,33 @@ pub fn attrs_diff(before: &ResourceAttrs, after: &ResourceAttrs) -> Vec<String> 
             "health" => out.push("health check changed".into()),
             other => out.push(format!("{other} changed")),
         }
+    }
+    out
+}
+
+/// The changes of an instance's containers, container by container, as [`attrs_diff`] tells
+/// them for a Docker container (so secret values never show).
+fn containers_diff(old: Option<&Value>, new: Option<&Value>) -> Vec<String> {
+    use spawnit_model::resource::ContainerAttrs;
+    let list = |v: Option<&Value>| -> BTreeMap<String, ContainerAttrs> {
+        let items: Vec<ContainerAttrs> = v.and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
+        items.into_iter().map(|c| (c.name.clone(), c)).collect()
+    };
+    let (old, new) = (list(old), list(new));
+    let mut out = Vec::new();
+    for name in old.keys().chain(new.keys()).collect::<BTreeSet<_>>() {
+        match (old.get(name), new.get(name)) {
+            (Some(_), None) => out.push(format!("container {name} removed")),
+            (None, Some(_)) => out.push(format!("container {name} added")),
+            (Some(b), Some(a)) if b != a => {
+                let diff = attrs_diff(&ResourceAttrs::Container(b.clone()), &ResourceAttrs::Container(a.clone()));
+                out.extend(diff.into_iter().map(|d| format!("container {name}: {d}")));
+            }
+            _ => {}
+        }
+    }
+    if out.is_empty() {
+        out.push("containers changed".into());
     }
     out
 }
@@ -320,6 +411,7 @@ mod tests {
                 attrs: r.attrs.clone(),
                 fingerprint: fingerprint(&r.attrs),
                 depends_on: r.depends_on.clone(),
+                outputs: Default::default(),
                 updated_at: Utc::now(),
             },
         );
@@ -412,6 +504,143 @@ mod tests {
         assert_eq!(c.reasons, ["env PASSWORD changed", "image changed redis:7 → redis:7.2"]);
         let text = serde_json::to_string(&plan.changes.iter().map(|c| &c.reasons).collect::<Vec<_>>()).unwrap();
         assert!(!text.contains("hunter2") && !text.contains("s3cret-new"));
+    }
+
+    fn aws(ports: &[u16], instance_type: &str) -> Vec<DesiredResource> {
+        use spawnit_model::resource::{InstanceAttrs, SecurityGroupAttrs};
+        use spawnit_model::spec::Protocol;
+        let group = Address::new(ResourceKind::SecurityGroup, "main");
+        vec![
+            DesiredResource {
+                address: group.clone(),
+                attrs: ResourceAttrs::SecurityGroup(SecurityGroupAttrs {
+                    name: "spawnit-c-s".into(),
+                    description: "d".into(),
+                    region: "eu-west-3".into(),
+                    vpc_id: None,
+                    ingress: ports
+                        .iter()
+                        .map(|&port| IngressRule { protocol: Protocol::Tcp, port, cidr: "10.0.0.0/8".into() })
+                        .collect(),
+                }),
+                depends_on: vec![],
+            },
+            DesiredResource {
+                address: Address::new(ResourceKind::Instance, "main"),
+                attrs: ResourceAttrs::Instance(InstanceAttrs {
+                    name: "spawnit-c-s".into(),
+                    region: "eu-west-3".into(),
+                    instance_type: instance_type.into(),
+                    ami: None,
+                    ami_owner: "amazon".into(),
+                    ami_name: "amzn2-ami-ecs-hvm-*".into(),
+                    key_name: None,
+                    subnet_id: None,
+                    security_group: group.clone(),
+                    volumes: vec![],
+                    containers: vec![],
+                }),
+                depends_on: vec![group],
+            },
+        ]
+    }
+
+    fn aws_world(d: &[DesiredResource]) -> (State, Vec<ObservedResource>) {
+        let mut state = State::new("l");
+        let mut obs = Vec::new();
+        for r in d {
+            recorded(&mut state, r, &format!("eu-west-3/{}", r.address.name));
+            let mut o = observed(r, &format!("eu-west-3/{}", r.address.name), Liveness::Running);
+            if let ResourceAttrs::SecurityGroup(g) = &r.attrs {
+                o.facts.insert(facts::INGRESS.into(), IngressRule::canonical(&g.ingress));
+            }
+            obs.push(o);
+        }
+        (state, obs)
+    }
+
+    #[test]
+    fn a_port_change_updates_the_security_group_and_an_instance_type_change_replaces_the_instance() {
+        let (state, obs) = aws_world(&aws(&[6379], "t3.micro"));
+        assert_eq!(plan_apply("s", &aws(&[6379], "t3.micro"), &state, &obs, &secret()).status, PlanStatus::Compliant);
+
+        let plan = plan_apply("s", &aws(&[6380], "t3.micro"), &state, &obs, &secret());
+        assert_eq!(
+            actions(&plan),
+            [("security_group.main".into(), Action::Update), ("instance.main".into(), Action::NoOp)]
+        );
+        assert_eq!(
+            plan.changes[0].reasons,
+            ["ingress rules changed tcp/6379 from 10.0.0.0/8 → tcp/6380 from 10.0.0.0/8"]
+        );
+
+        let plan = plan_apply("s", &aws(&[6379], "t3.small"), &state, &obs, &secret());
+        assert_eq!(
+            actions(&plan),
+            [("security_group.main".into(), Action::NoOp), ("instance.main".into(), Action::Replace)]
+        );
+        assert_eq!(plan.changes[1].reasons, ["instance_type changed t3.micro → t3.small"]);
+
+        // Anything but the rules changed on a group: a new group, and a new instance in it.
+        let mut moved = aws(&[6379], "t3.micro");
+        if let ResourceAttrs::SecurityGroup(g) = &mut moved[0].attrs {
+            g.vpc_id = Some("vpc-0123abcd".into());
+        }
+        let plan = plan_apply("s", &moved, &state, &obs, &secret());
+        assert_eq!(
+            actions(&plan),
+            [("security_group.main".into(), Action::Replace), ("instance.main".into(), Action::Replace)]
+        );
+    }
+
+    #[test]
+    fn rules_and_instances_changed_outside_are_drift_with_reasons() {
+        let d = aws(&[6379], "t3.micro");
+        let (state, mut obs) = aws_world(&d);
+        obs[0].facts.insert(facts::INGRESS.into(), "tcp/22 from 0.0.0.0/0".into());
+        let plan = plan_apply("s", &d, &state, &obs, &secret());
+        assert_eq!(plan.changes[0].action, Action::Update);
+        assert_eq!(
+            plan.changes[0].reasons,
+            [
+                "rule tcp/6379 from 10.0.0.0/8 removed outside SpawnIt",
+                "rule tcp/22 from 0.0.0.0/0 added outside SpawnIt"
+            ]
+        );
+        // Terminated outside: observation ignores terminated instances.
+        let (state, mut obs) = aws_world(&d);
+        obs.pop();
+        let plan = plan_apply("s", &d, &state, &obs, &secret());
+        assert_eq!(plan.changes[1].action, Action::Create);
+        assert_eq!(plan.changes[1].reasons, ["terminated or removed outside SpawnIt (was eu-west-3/main)"]);
+        // Stopped outside: started again in place.
+        let (state, mut obs) = aws_world(&d);
+        obs[1].liveness = Liveness::Stopped;
+        assert_eq!(plan_apply("s", &d, &state, &obs, &secret()).changes[1].action, Action::Update);
+        // Destroy: the instance goes before its group, even when known only by its tags.
+        let plan = plan_destroy("s", &State::new("l"), &obs);
+        assert_eq!(
+            actions(&plan),
+            [("instance.main".into(), Action::Delete), ("security_group.main".into(), Action::Delete)]
+        );
+    }
+
+    #[test]
+    fn observed_outputs_travel_with_unchanged_resources() {
+        let d = aws(&[6379], "t3.micro");
+        let (state, mut obs) = aws_world(&d);
+        obs[1].facts.insert(facts::PUBLIC_IP.into(), "198.51.100.7".into());
+        let plan = plan_apply("s", &d, &state, &obs, &secret());
+        assert_eq!(plan.changes[1].outputs.get("public_ip").map(String::as_str), Some("198.51.100.7"));
+    }
+
+    #[test]
+    fn in_place_is_decided_by_kind() {
+        let a = aws(&[1], "t3.micro");
+        let b = aws(&[2], "t3.small");
+        assert!(in_place_update(&a[0].attrs, &b[0].attrs));
+        assert!(!in_place_update(&a[1].attrs, &b[1].attrs));
+        assert!(!in_place_update(&container("a").attrs, &container("b").attrs));
     }
 
     #[test]

@@ -1,10 +1,30 @@
 //! The `Provider` trait: the only way the engine touches the world. A provider observes what a
-//! scope owns (by ownership labels), creates, starts and deletes single resources, and decides
-//! nothing: every decision is already in the plan.
+//! scope owns (by ownership labels), creates, updates in place and deletes single resources,
+//! and decides nothing: every decision is already in the plan.
+
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use spawnit_model::resource::{Address, DesiredResource, ObservedResource};
 use spawnit_store::OwnerKey;
+use tokio_util::sync::CancellationToken;
+
+use crate::render::ValidationError;
+
+/// What a create or an update produced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// The provider's id of the resource.
+    pub id: String,
+    /// Facts worth recording with it (e.g. `public_ip`), shown by `show`.
+    pub outputs: BTreeMap<String, String>,
+}
+
+impl From<String> for Applied {
+    fn from(id: String) -> Applied {
+        Applied { id, outputs: BTreeMap::new() }
+    }
+}
 
 /// Whose resources an operation touches: the labels every created resource carries.
 #[derive(Clone, Debug)]
@@ -39,6 +59,10 @@ pub enum ProviderError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The provider refuses settings of the spec (a region or instance type that does not
+    /// exist, …), naming each field: nothing was created.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
 }
 
 impl ProviderError {
@@ -57,23 +81,47 @@ impl ProviderError {
 
 #[async_trait]
 pub trait Provider: Send + Sync {
+    /// Checks desired resources against what the provider really offers (does the region,
+    /// the instance type, the image exist?) before anything is created. Changes nothing.
+    /// `ProviderError::Invalid` names the bad fields. The default accepts everything.
+    async fn validate(&self, _desired: &[DesiredResource]) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
     /// Every resource carrying the scope's labels, plus the images `desired` uses that are
     /// present. Resources are matched to addresses by their `spawnit.resource` label.
     async fn observe(&self, scope: &Scope, desired: &[DesiredResource])
     -> Result<Vec<ObservedResource>, ProviderError>;
 
-    /// Creates (and for a container, starts) one resource labelled with the scope and
-    /// `fingerprint`; returns its provider id. For an image: pulls it.
+    /// Creates (and for a container or an instance, starts) one resource labelled with the
+    /// scope and `fingerprint`; returns its provider id. For an image: pulls it. A provider that
+    /// waits (for an instance to run) stops waiting when `cancel` fires and returns what exists.
     async fn create(
         &self,
         scope: &Scope,
         resource: &DesiredResource,
         fingerprint: &str,
-    ) -> Result<String, ProviderError>;
+        cancel: &CancellationToken,
+    ) -> Result<Applied, ProviderError>;
 
-    /// Brings an existing, unchanged resource back to running (a stopped container).
-    async fn start(&self, scope: &Scope, resource: &DesiredResource, id: &str) -> Result<String, ProviderError>;
+    /// Changes an existing resource in place to match `resource` and relabels it with
+    /// `fingerprint`: starts a stopped container or instance, reconciles a security group's
+    /// rules. The planner asks for it only where the kind allows it.
+    async fn update(
+        &self,
+        scope: &Scope,
+        resource: &DesiredResource,
+        id: &str,
+        fingerprint: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Applied, ProviderError>;
 
     /// Deletes one resource; an already missing one is not an error.
-    async fn delete(&self, scope: &Scope, address: &Address, id: &str) -> Result<(), ProviderError>;
+    async fn delete(
+        &self,
+        scope: &Scope,
+        address: &Address,
+        id: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), ProviderError>;
 }

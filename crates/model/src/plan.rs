@@ -90,6 +90,10 @@ pub struct Change {
     /// Addresses this change waits for (for delete: the addresses that must go first).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<Address>,
+    /// Outputs of the existing resource as observed (e.g. `public_ip`), recorded with an
+    /// adopted or unchanged resource.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub outputs: std::collections::BTreeMap<String, String>,
 }
 
 /// An ordered set of changes for one service or network.

@@ -22,11 +22,20 @@ impl Redactor {
 
     /// A redactor for the secret parameters of a service spec.
     pub fn for_spec(spec: &crate::ServiceSpec) -> Redactor {
-        Redactor::new(spec.secret_params.iter().filter_map(|name| match spec.params.get(name) {
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Null) | None => None,
-            Some(other) => Some(other.to_string()),
-        }))
+        let values: Vec<String> = spec
+            .secret_params
+            .iter()
+            .filter_map(|name| match spec.params.get(name) {
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(Value::Null) | None => None,
+                Some(other) => Some(other.to_string()),
+            })
+            .collect();
+        // A secret inside a single-quoted shell word (an instance's user_data) has each `'`
+        // written as `'"'"'`: mask that form too.
+        let quoted: Vec<String> =
+            values.iter().filter(|v| v.contains('\'')).map(|v| v.replace('\'', "'\"'\"'")).collect();
+        Redactor::new(values.into_iter().chain(quoted))
     }
 
     pub fn is_empty(&self) -> bool {

@@ -27,6 +27,20 @@ pub mod labels {
     pub const FINGERPRINT: &str = "spawnit.fingerprint";
 }
 
+/// Keys of [`ObservedResource::facts`] with a meaning shared by the providers and the planner.
+pub mod facts {
+    /// Facts whose key starts with this are outputs (e.g. `output.public_ip`): recorded in
+    /// state with the resource, shown by `show`.
+    pub const OUTPUT_PREFIX: &str = "output.";
+    pub const PUBLIC_IP: &str = "output.public_ip";
+    pub const PUBLIC_DNS: &str = "output.public_dns";
+    pub const PRIVATE_IP: &str = "output.private_ip";
+    /// A security group's ingress rules as found, in [`IngressRule::canonical`](super::IngressRule::canonical) form.
+    pub const INGRESS: &str = "ingress";
+    /// The instance type found.
+    pub const INSTANCE_TYPE: &str = "instance_type";
+}
+
 /// What kind of object a resource is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -35,6 +49,11 @@ pub enum ResourceKind {
     Volume,
     Image,
     Container,
+    /// An AWS security group.
+    #[serde(rename = "security_group")]
+    SecurityGroup,
+    /// An AWS EC2 instance.
+    Instance,
 }
 
 impl ResourceKind {
@@ -44,6 +63,8 @@ impl ResourceKind {
             ResourceKind::Volume => "volume",
             ResourceKind::Image => "image",
             ResourceKind::Container => "container",
+            ResourceKind::SecurityGroup => "security_group",
+            ResourceKind::Instance => "instance",
         }
     }
 }
@@ -70,7 +91,9 @@ impl fmt::Display for Address {
 
 /// Why a string is not a resource address.
 #[derive(Debug, thiserror::Error)]
-#[error("{0:?} is not a resource address (expected kind.name, kind one of network, volume, image, container)")]
+#[error(
+    "{0:?} is not a resource address (expected kind.name, kind one of network, volume, image, container, security_group, instance)"
+)]
 pub struct AddressError(String);
 
 impl FromStr for Address {
@@ -82,6 +105,8 @@ impl FromStr for Address {
             "volume" => ResourceKind::Volume,
             "image" => ResourceKind::Image,
             "container" => ResourceKind::Container,
+            "security_group" => ResourceKind::SecurityGroup,
+            "instance" => ResourceKind::Instance,
             _ => return Err(AddressError(s.to_owned())),
         };
         if name.is_empty() {
@@ -112,6 +137,81 @@ pub enum ResourceAttrs {
     Volume(VolumeAttrs),
     Image(ImageAttrs),
     Container(ContainerAttrs),
+    #[serde(rename = "security_group")]
+    SecurityGroup(SecurityGroupAttrs),
+    Instance(InstanceAttrs),
+}
+
+/// An AWS security group: one ingress rule per published port and allowed CIDR (plus SSH
+/// when asked for). Its rules are updated in place; anything else changed means a new group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityGroupAttrs {
+    /// `spawnit-<client>-<service>`, unique per VPC.
+    pub name: String,
+    pub description: String,
+    pub region: String,
+    /// `None`: the region's default VPC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc_id: Option<String>,
+    /// In [`IngressRule::canonical`] order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ingress: Vec<IngressRule>,
+}
+
+/// One ingress rule: a port and protocol open to a CIDR (IPv4 or IPv6).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct IngressRule {
+    pub protocol: Protocol,
+    pub port: u16,
+    pub cidr: String,
+}
+
+impl IngressRule {
+    /// `tcp/6379 from 10.0.0.0/8`.
+    pub fn text(&self) -> String {
+        format!("{}/{} from {}", self.protocol.as_str(), self.port, self.cidr)
+    }
+
+    /// Rules as one comparable line: their texts sorted, deduplicated, comma-separated.
+    pub fn canonical(rules: &[IngressRule]) -> String {
+        Self::canonical_texts(rules.iter().map(IngressRule::text))
+    }
+
+    /// [`canonical`](Self::canonical) of rule texts (a provider may find rules that are no
+    /// [`IngressRule`], such as port ranges, and still has to show them).
+    pub fn canonical_texts(texts: impl IntoIterator<Item = String>) -> String {
+        let mut texts: Vec<String> = texts.into_iter().collect();
+        texts.sort();
+        texts.dedup();
+        texts.join(", ")
+    }
+}
+
+/// An AWS EC2 instance running the service's containers from its `user_data`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceAttrs {
+    /// Its `Name` tag, `spawnit-<client>-<service>`.
+    pub name: String,
+    pub region: String,
+    pub instance_type: String,
+    /// An explicit AMI id; when absent the newest image of `ami_owner` matching `ami_name`,
+    /// resolved when the instance is created (a newer AMI alone never replaces an instance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ami: Option<String>,
+    pub ami_owner: String,
+    pub ami_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_id: Option<String>,
+    /// The security group it joins, a resource of the same service.
+    pub security_group: Address,
+    /// Docker named volumes created on the instance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
+    /// The containers its `user_data` runs, in start order (dependencies first). Their
+    /// `network` is the Docker network created on the instance.
+    pub containers: Vec<ContainerAttrs>,
 }
 
 /// A Docker network.

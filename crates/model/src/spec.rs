@@ -20,12 +20,15 @@ pub enum ProviderKind {
     /// The local Docker engine.
     #[default]
     Docker,
+    /// An EC2 instance whose `user_data` runs the containers, behind a security group.
+    Aws,
 }
 
 impl ProviderKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderKind::Docker => "docker",
+            ProviderKind::Aws => "aws",
         }
     }
 }
@@ -74,6 +77,9 @@ pub struct ServiceSpec {
     pub network: Id,
     #[serde(default)]
     pub exposure: Exposure,
+    /// Where and how the service runs on AWS; `Some` exactly when `provider` is `aws`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsSettings>,
     /// Every parameter's value after defaults and generation (secrets included: the store is
     /// trusted, outputs are not; see [`Redactor`](crate::Redactor)).
     pub params: BTreeMap<String, serde_json::Value>,
@@ -81,8 +87,25 @@ pub struct ServiceSpec {
     #[serde(default)]
     pub secret_params: Vec<String>,
     pub instance: Instance,
+    /// What the drift monitor does when the service drifts.
+    #[serde(default)]
+    pub drift_policy: DriftPolicy,
+    /// The service's lease: at this instant it is destroyed (with warnings before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// What the drift monitor does about a drifted service.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftPolicy {
+    /// Publish the status change only.
+    #[default]
+    Notify,
+    /// Also queue an apply job that repairs it.
+    Reconcile,
 }
 
 /// A client's network layer, shared by several of its services.
@@ -254,7 +277,31 @@ pub struct Endpoint {
 impl ServiceSpec {
     /// The endpoints this service publishes, in container then port order.
     pub fn endpoints(&self) -> Vec<Endpoint> {
-        let ip = self.exposure.host_ip();
+        self.endpoints_at(self.exposure.host_ip())
+    }
+
+    /// The endpoints where the service runs: on Docker the host's published ports; on AWS the
+    /// ports of its instance's public IP (its private IP when it has none), none until the
+    /// instance exists.
+    pub fn endpoints_deployed(&self, state: Option<&crate::State>) -> Vec<Endpoint> {
+        match self.provider {
+            ProviderKind::Docker => self.endpoints(),
+            ProviderKind::Aws => match self.aws_host(state) {
+                Some(host) => self.endpoints_at(&host),
+                None => Vec::new(),
+            },
+        }
+    }
+
+    /// The address an AWS service's instance is reached at, as last recorded.
+    pub fn aws_host(&self, state: Option<&crate::State>) -> Option<String> {
+        let instance = state?.resources.iter().find(|(a, _)| a.kind == crate::ResourceKind::Instance)?.1;
+        ["public_ip", "public_dns", "private_ip"].iter().find_map(|k| instance.outputs.get(*k).cloned())
+    }
+
+    /// The endpoints as reached on `host` (an address or DNS name), e.g. an instance's public IP.
+    pub fn endpoints_at(&self, host: &str) -> Vec<Endpoint> {
+        let ip = host;
         let mut out = Vec::new();
         for (container, spec) in &self.instance.containers {
             for port in &spec.ports {
@@ -270,4 +317,75 @@ impl ServiceSpec {
         }
         out
     }
+}
+
+/// The default EC2 instance type: small, general purpose, burstable, in every region.
+pub const AWS_DEFAULT_INSTANCE_TYPE: &str = "t3.micro";
+/// The default owner of the AMI looked up when none is given.
+pub const AWS_DEFAULT_AMI_OWNER: &str = "amazon";
+/// The default AMI name filter: Amazon's ECS-optimized Amazon Linux 2, which ships Docker.
+pub const AWS_DEFAULT_AMI_NAME: &str = "amzn2-ami-ecs-hvm-*-x86_64-ebs";
+
+/// Where and how a service runs on AWS (`provider: aws`), chosen when the service is created.
+///
+/// Nothing here is wide open by default: the service's ports accept only `allowed_cidrs`
+/// (required; `0.0.0.0/0` only when asked for), and SSH (port 22) is opened only to
+/// `ssh_cidrs` when some are given.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSettings {
+    /// e.g. `eu-west-3`.
+    pub region: String,
+    #[serde(default = "aws_default_instance_type")]
+    pub instance_type: String,
+    /// An explicit AMI id; when absent the newest image matching `ami_owner` and `ami_name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ami: Option<String>,
+    #[serde(default = "aws_default_ami_owner")]
+    pub ami_owner: String,
+    #[serde(default = "aws_default_ami_name")]
+    pub ami_name: String,
+    /// An EC2 key pair for SSH.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_name: Option<String>,
+    /// The subnet the instance is launched in (the default VPC's default subnet otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_id: Option<String>,
+    /// The VPC of the security group (the default VPC otherwise); must hold `subnet_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc_id: Option<String>,
+    /// The CIDRs allowed to reach the service's published ports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_cidrs: Vec<String>,
+    /// The CIDRs allowed to reach SSH (port 22); none by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ssh_cidrs: Vec<String>,
+}
+
+impl AwsSettings {
+    /// Settings with every default, in `region`.
+    pub fn new(region: impl Into<String>) -> AwsSettings {
+        AwsSettings {
+            region: region.into(),
+            instance_type: aws_default_instance_type(),
+            ami: None,
+            ami_owner: aws_default_ami_owner(),
+            ami_name: aws_default_ami_name(),
+            key_name: None,
+            subnet_id: None,
+            vpc_id: None,
+            allowed_cidrs: Vec::new(),
+            ssh_cidrs: Vec::new(),
+        }
+    }
+}
+
+fn aws_default_instance_type() -> String {
+    AWS_DEFAULT_INSTANCE_TYPE.to_owned()
+}
+fn aws_default_ami_owner() -> String {
+    AWS_DEFAULT_AMI_OWNER.to_owned()
+}
+fn aws_default_ami_name() -> String {
+    AWS_DEFAULT_AMI_NAME.to_owned()
 }

@@ -36,5 +36,8 @@ pub struct ResourceState {
     pub fingerprint: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<Address>,
+    /// What the provider reported about it once created, e.g. `public_ip`, `public_dns`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, String>,
     pub updated_at: DateTime<Utc>,
 }

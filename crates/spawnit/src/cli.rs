@@ -21,6 +21,8 @@ use spawnit_model::Id;
 pub struct Cli {
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -37,6 +39,86 @@ pub struct StoreArgs {
     /// Endpoint of an S3-compatible server (e.g. http://127.0.0.1:9000).
     #[arg(long, global = true, env = "SPAWNIT_S3_ENDPOINT")]
     pub s3_endpoint: Option<String>,
+}
+
+/// How SpawnIt reaches AWS (credentials: the standard chain — environment, profile, SSO
+/// cache excepted, instance role).
+#[derive(Args, Debug, Clone)]
+pub struct AwsArgs {
+    /// Endpoint of every EC2 call, for an emulator or an EC2-compatible cloud.
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL")]
+    pub aws_endpoint: Option<String>,
+    /// Profile of ~/.aws/config to use.
+    #[arg(long, global = true, env = "AWS_PROFILE")]
+    pub aws_profile: Option<String>,
+}
+
+/// Where a service runs.
+#[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ProviderArg {
+    /// The local Docker engine.
+    #[default]
+    Docker,
+    /// An EC2 instance running the containers, behind a security group.
+    Aws,
+}
+
+/// Where and how an `aws` service runs.
+#[derive(Args, Debug, Clone, Default)]
+pub struct AwsCreateArgs {
+    /// Region (default: AWS_REGION or the profile's).
+    #[arg(long)]
+    pub aws_region: Option<String>,
+    /// Instance type [default: t3.micro].
+    #[arg(long)]
+    pub aws_instance_type: Option<String>,
+    /// AMI id; by default the newest image matching --aws-ami-owner and --aws-ami-name.
+    #[arg(long)]
+    pub aws_ami: Option<String>,
+    /// Owner of the looked-up AMI [default: amazon].
+    #[arg(long)]
+    pub aws_ami_owner: Option<String>,
+    /// Name filter of the looked-up AMI [default: amzn2-ami-ecs-hvm-*-x86_64-ebs].
+    #[arg(long)]
+    pub aws_ami_name: Option<String>,
+    /// EC2 key pair for SSH.
+    #[arg(long)]
+    pub aws_key_name: Option<String>,
+    /// Subnet (default: the default VPC's default subnet).
+    #[arg(long)]
+    pub aws_subnet: Option<String>,
+    /// VPC of the security group (default: the default VPC).
+    #[arg(long)]
+    pub aws_vpc: Option<String>,
+    /// CIDR allowed to reach the service's ports (repeatable; required unless --public,
+    /// which opens them to 0.0.0.0/0).
+    #[arg(long = "aws-allow", value_name = "CIDR")]
+    pub aws_allow: Vec<String>,
+    /// CIDR allowed to reach SSH, port 22 (repeatable; SSH stays closed without it).
+    #[arg(long = "aws-ssh", value_name = "CIDR")]
+    pub aws_ssh: Vec<String>,
+}
+
+impl AwsCreateArgs {
+    pub fn any(&self) -> bool {
+        let Self {
+            aws_region,
+            aws_instance_type,
+            aws_ami,
+            aws_ami_owner,
+            aws_ami_name,
+            aws_key_name,
+            aws_subnet,
+            aws_vpc,
+            aws_allow,
+            aws_ssh,
+        } = self;
+        [aws_region, aws_instance_type, aws_ami, aws_ami_owner, aws_ami_name, aws_key_name, aws_subnet, aws_vpc]
+            .iter()
+            .any(|o| o.is_some())
+            || !aws_allow.is_empty()
+            || !aws_ssh.is_empty()
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -86,9 +168,15 @@ pub enum Command {
         /// A parameter, as key=value (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
         set: Vec<(String, String)>,
-        /// Publish ports on every host address instead of 127.0.0.1.
+        /// Publish ports on every host address instead of 127.0.0.1 (on AWS: open them to
+        /// 0.0.0.0/0 when no --aws-allow is given).
         #[arg(long)]
         public: bool,
+        /// Where the service runs.
+        #[arg(long, value_enum, default_value_t)]
+        provider: ProviderArg,
+        #[command(flatten)]
+        aws: Box<AwsCreateArgs>,
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
@@ -172,6 +260,49 @@ pub enum Command {
     /// A client's networks: create, plan, apply, destroy, list.
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Run the server: JSON API, jobs, drift monitor, leases.
+    Serve(ServeArgs),
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on (loopback by default).
+    #[arg(long, env = "SPAWNIT_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// A job running longer than this is stopped and ends timed_out.
+    #[arg(long, env = "SPAWNIT_JOB_TIMEOUT", default_value = "30m", value_parser = parse_duration)]
+    pub job_timeout: Duration,
+    /// Time between full drift sweeps (Docker events trigger checks in between).
+    #[arg(long, env = "SPAWNIT_SWEEP_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub sweep_interval: Duration,
+    /// Time between lease checks.
+    #[arg(long, env = "SPAWNIT_LEASE_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub lease_interval: Duration,
+    /// How long before a lease ends a warning is published (repeatable).
+    #[arg(long = "lease-warning", default_values = ["1h", "5m"], value_parser = parse_duration)]
+    pub lease_warnings: Vec<Duration>,
+    /// Finished jobs kept.
+    #[arg(long, default_value_t = 500)]
+    pub jobs_keep: usize,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create an API token; prints it alone on the last line (it is stored only as a hash).
+    Create {
+        /// The user the token belongs to.
+        #[arg(long, default_value = "admin")]
+        user: String,
+        /// The client the user belongs to.
+        #[arg(long, default_value = "default", value_parser = parse_id)]
+        client: Id,
+        /// Give the token the admin role (sees every client).
+        #[arg(long)]
+        admin: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -244,6 +375,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let n: u64 = number.parse().map_err(|_| format!("{s:?} is not a duration like 30s, 2m or 1h"))?;
     match unit {
         "" | "s" => Ok(Duration::from_secs(n)),
+        "d" => Ok(Duration::from_secs(n * 86400)),
         "ms" => Ok(Duration::from_millis(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
         "h" => Ok(Duration::from_secs(n * 3600)),

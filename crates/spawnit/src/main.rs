@@ -13,14 +13,20 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Parser;
 use serde_json::{Value, json};
+use spawnit_aws::{AwsOptions, AwsProvider};
 use spawnit_docker::DockerProvider;
 use spawnit_engine::engine::{network_key, redacted_plan, service_key};
 use spawnit_engine::{Engine, EngineError, EventSink, Providers, RunOptions, ServiceCreate};
 use spawnit_model::plan::{Plan, PlanStatus};
+use spawnit_model::spec::AwsSettings;
 use spawnit_model::{Exposure, Id, OperationOutcome, ProviderKind, Redactor};
 use spawnit_store::{Store, StoreLocation};
 
-use crate::cli::{Cli, Command, LockArgs, NetworkCommand, Output, StoreArgs};
+use crate::cli::{
+    AwsArgs, AwsCreateArgs, Cli, Command, LockArgs, NetworkCommand, Output, ProviderArg, ServeArgs, StoreArgs,
+    TokenCommand,
+};
+use spawnit_server::auth::Role;
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -63,10 +69,48 @@ async fn store_open(args: &StoreArgs) -> Result<Store> {
     Ok(Store::open(&location, args.s3_endpoint.clone())?)
 }
 
-async fn engine_open(args: &StoreArgs) -> Result<Engine> {
+async fn engine_open(args: &StoreArgs, aws: &AwsArgs) -> Result<Engine> {
     let store = store_open(args).await?;
     let docker = DockerProvider::connect().await?;
-    Ok(Engine::open(store, Providers::default().with(ProviderKind::Docker, Arc::new(docker))).await?)
+    Ok(Engine::open(
+        store,
+        Providers::default()
+            .with(ProviderKind::Docker, Arc::new(docker))
+            .with(ProviderKind::Aws, Arc::new(aws_provider(aws).await)),
+    )
+    .await?)
+}
+
+/// The AWS provider on the standard configuration chain; makes no request until used.
+async fn aws_provider(aws: &AwsArgs) -> AwsProvider {
+    let options =
+        AwsOptions { endpoint: aws.aws_endpoint.clone(), profile: aws.aws_profile.clone(), ..AwsOptions::default() };
+    AwsProvider::new(options).await
+}
+
+/// The AWS settings of a new service from the flags; the region defaults to the chain's.
+async fn aws_settings(args: AwsCreateArgs, aws: &AwsArgs) -> AwsSettings {
+    let region = match args.aws_region {
+        Some(r) => r,
+        None => aws_provider(aws).await.default_region().unwrap_or_default(),
+    };
+    let mut s = AwsSettings::new(region);
+    if let Some(t) = args.aws_instance_type {
+        s.instance_type = t;
+    }
+    s.ami = args.aws_ami;
+    if let Some(o) = args.aws_ami_owner {
+        s.ami_owner = o;
+    }
+    if let Some(n) = args.aws_ami_name {
+        s.ami_name = n;
+    }
+    s.key_name = args.aws_key_name;
+    s.subnet_id = args.aws_subnet;
+    s.vpc_id = args.aws_vpc;
+    s.allowed_cidrs = args.aws_allow;
+    s.ssh_cidrs = args.aws_ssh;
+    s
 }
 
 fn print_json(value: &Value) -> Result<()> {
@@ -75,8 +119,15 @@ fn print_json(value: &Value) -> Result<()> {
 }
 
 async fn run(cli: Cli) -> Result<u8> {
-    let engine = engine_open(&cli.store).await?;
+    let engine = engine_open(&cli.store, &cli.aws).await?;
     match cli.command {
+        Command::Serve(args) => serve(engine, args).await?,
+        Command::Token(TokenCommand::Create { user, client, admin }) => {
+            let role = if admin { Role::Admin } else { Role::Member };
+            let token = spawnit_server::auth::token_create(engine.store(), &user, &client, role).await?;
+            eprintln!("Token for user {user} of client {client} ({role:?}); it is shown only now:");
+            println!("{token}");
+        }
         Command::Catalog { template: Some(id), output } => {
             let t = engine.template(&id).await?;
             match output {
@@ -91,9 +142,14 @@ async fn run(cli: Cli) -> Result<u8> {
                 Output::Text => print!("{}", output::catalog_text(&catalog)),
             }
         }
-        Command::Create { template, service, client, network, set, public, output } => {
+        Command::Create { template, service, client, network, set, public, provider, aws, output } => {
             let params = set.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
             let exposure = if public { Exposure::Public } else { Exposure::Loopback };
+            let (provider, aws) = match provider {
+                ProviderArg::Docker if aws.any() => anyhow::bail!("the --aws-* options need --provider aws"),
+                ProviderArg::Docker => (ProviderKind::Docker, None),
+                ProviderArg::Aws => (ProviderKind::Aws, Some(aws_settings(*aws, &cli.aws).await)),
+            };
             let spec = engine
                 .service_create(ServiceCreate {
                     client: client.client,
@@ -101,8 +157,9 @@ async fn run(cli: Cli) -> Result<u8> {
                     template,
                     network,
                     exposure,
-                    provider: ProviderKind::Docker,
+                    provider,
                     params,
+                    aws,
                 })
                 .await?;
             let redactor = Redactor::for_spec(&spec);
@@ -148,7 +205,8 @@ async fn run(cli: Cli) -> Result<u8> {
             })
             .await?;
             let spec = engine.service_spec(&client.client, &service).await?;
-            let endpoints = spec.endpoints();
+            let state = engine.service_state(&client.client, &service).await?;
+            let endpoints = spec.endpoints_deployed(state.as_ref());
             if report == OperationOutcome::Succeeded && !endpoints.is_empty() {
                 print!("\nEndpoints:\n{}", output::endpoints_text(&endpoints));
             }
@@ -276,7 +334,7 @@ async fn show(engine: &Engine, client: &Id, service: &Id, output: Output) -> Res
         Ok(p) => (p.plan.status.to_string(), plan_reasons(&redacted_plan(&p.plan, &redactor))),
         Err(e) => ("error".to_owned(), vec![redactor.text(&e.to_string())]),
     };
-    let endpoints = spec.endpoints();
+    let endpoints = spec.endpoints_deployed(state.as_ref());
     match output {
         Output::Json => print_json(&json!({
             "spec": redactor.to_json(&spec),
@@ -291,7 +349,22 @@ async fn show(engine: &Engine, client: &Id, service: &Id, output: Output) -> Res
             for r in &reasons {
                 println!("  {r}");
             }
-            println!("Network: {} (ports on {})", spec.network, spec.exposure.host_ip());
+            match &spec.aws {
+                Some(aws) => {
+                    println!("Provider: aws ({} in {}, ports open to {})", aws.instance_type, aws.region, {
+                        let cidrs = spawnit_engine::desired::aws_allowed_cidrs(&spec, aws);
+                        if cidrs.is_empty() { "nobody".to_owned() } else { cidrs.join(", ") }
+                    });
+                    let outputs = state.as_ref().and_then(|s| {
+                        s.resources.iter().find(|(a, _)| a.kind == spawnit_model::ResourceKind::Instance)
+                    });
+                    if let Some((_, instance)) = outputs {
+                        let get = |k: &str| instance.outputs.get(k).map(String::as_str).unwrap_or("-");
+                        println!("Instance: public IP {}, public DNS {}", get("public_ip"), get("public_dns"));
+                    }
+                }
+                None => println!("Network: {} (ports on {})", spec.network, spec.exposure.host_ip()),
+            }
             println!("Parameters:");
             let params: BTreeMap<_, _> = spec.params.iter().collect();
             for (k, v) in params {
@@ -303,8 +376,9 @@ async fn show(engine: &Engine, client: &Id, service: &Id, output: Output) -> Res
             match &state {
                 Some(s) if !s.resources.is_empty() => {
                     for (address, r) in &s.resources {
-                        let id = if r.id.len() > 12 { &r.id[..12] } else { &r.id };
-                        println!("  {address:<24} {id}");
+                        let docker_id = r.id.len() == 64 && r.id.bytes().all(|b| b.is_ascii_hexdigit());
+                        let id = if docker_id { &r.id[..12] } else { &r.id };
+                        println!("  {:<24} {id}", address.to_string());
                     }
                 }
                 _ => println!("  (none deployed)"),
@@ -424,4 +498,37 @@ async fn network(engine: &Engine, cmd: NetworkCommand) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// `spawnit serve`: prints the first admin token once, then runs until Ctrl-C or SIGTERM.
+async fn serve(engine: Engine, args: ServeArgs) -> Result<()> {
+    if let Some(token) = spawnit_server::auth::admin_token_bootstrap(engine.store()).await? {
+        println!("First start: an admin token was created. It is shown only now; keep it:");
+        println!("{token}");
+    }
+    let config = spawnit_server::ServerConfig {
+        listen: args.listen,
+        jobs: spawnit_server::jobs::JobsConfig {
+            timeout: args.job_timeout,
+            keep: args.jobs_keep,
+            ..Default::default()
+        },
+        sweep_every: args.sweep_interval,
+        lease_every: args.lease_interval,
+        lease_warnings: args.lease_warnings,
+    };
+    let docker = DockerProvider::connect().await?;
+    let server = spawnit_server::Server::start(engine, docker, config).await?;
+    println!("SpawnIt listening on http://{} (API under /api, OpenAPI at /api/openapi.json)", server.addr);
+    server
+        .run_until(async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+        })
+        .await;
+    println!("SpawnIt stopped.");
+    Ok(())
 }

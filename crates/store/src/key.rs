@@ -52,6 +52,24 @@ impl fmt::Display for OwnerKey {
     }
 }
 
+/// A collection of server records, each `<collection>/<id>.json`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Collection {
+    /// API tokens, by the first 40 hex digits of their SHA-256.
+    Tokens,
+    /// Finished and running jobs, by UUID.
+    Jobs,
+}
+
+impl Collection {
+    fn path(self) -> &'static str {
+        match self {
+            Collection::Tokens => "auth/tokens",
+            Collection::Jobs => "jobs",
+        }
+    }
+}
+
 /// The key of an object, or of a "directory" (a key prefix) to list.
 ///
 /// There is no constructor from a string: every key comes from one of the functions below.
@@ -106,6 +124,16 @@ impl Key {
     /// `<owner>/lock.json`
     pub fn lock(owner: &OwnerKey) -> Key {
         Key::owner(owner).child("lock.json")
+    }
+
+    /// `<collection>/<id>.json`: a server record (API token, job, …).
+    pub fn record(collection: Collection, id: &Id) -> Key {
+        Key(format!("{}/{id}.json", collection.path()))
+    }
+
+    /// The directory of a collection of records.
+    pub fn collection(collection: Collection) -> Key {
+        Key(collection.path().into())
     }
 
     fn child(self, name: &'static str) -> Key {

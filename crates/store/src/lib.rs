@@ -27,7 +27,7 @@ mod state;
 mod store;
 
 pub use error::StoreError;
-pub use key::{Key, Owner, OwnerKey};
+pub use key::{Collection, Key, Owner, OwnerKey};
 pub use location::{S3Credentials, S3Options, StoreLocation};
 pub use lock::{LockError, LockGuard};
 pub use state::StateWriter;

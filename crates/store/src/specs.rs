@@ -4,7 +4,7 @@
 use spawnit_model::{Id, NetworkSpec, ServiceSpec};
 
 use crate::error::StoreError;
-use crate::key::{Key, OwnerKey};
+use crate::key::{Collection, Key, OwnerKey};
 use crate::store::{PutCondition, Store, Version, Versioned};
 
 impl Store {
@@ -17,6 +17,20 @@ impl Store {
     /// (left there by hand) are skipped.
     pub async fn ids_under(&self, prefix: &Key) -> Result<Vec<Id>, StoreError> {
         let mut ids: Vec<Id> = self.list_dirs(prefix).await?.iter().filter_map(|name| Id::parse(name).ok()).collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// The ids of a collection's records, sorted (names that are not `<id>.json` are skipped).
+    pub async fn record_ids(&self, collection: Collection) -> Result<Vec<Id>, StoreError> {
+        let dir = Key::collection(collection);
+        let prefix = format!("{dir}/");
+        let mut ids: Vec<Id> = self
+            .list(&dir)
+            .await?
+            .iter()
+            .filter_map(|key| key.strip_prefix(&prefix)?.strip_suffix(".json").and_then(|name| Id::parse(name).ok()))
+            .collect();
         ids.sort();
         Ok(ids)
     }

@@ -1,0 +1,68 @@
+//! The server's event bus: status changes of services, job lifecycle and lease warnings,
+//! broadcast to every `/api/events` subscriber (each sees its own client's events only).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use spawnit_model::Id;
+use tokio::sync::broadcast;
+
+/// One server event.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerEvent {
+    /// A service's status changed (seen by the drift monitor).
+    ServiceStatus { client: Id, service: Id, status: String, reasons: Vec<String>, at: DateTime<Utc> },
+    /// A job changed status.
+    Job { client: Id, job: String, kind: String, target: String, status: String, at: DateTime<Utc> },
+    /// A service's lease ends soon.
+    LeaseWarning { client: Id, service: Id, expires_at: DateTime<Utc>, remaining_s: i64, at: DateTime<Utc> },
+    /// A service's lease ended: a destroy job was queued.
+    LeaseExpired { client: Id, service: Id, job: String, at: DateTime<Utc> },
+}
+
+impl ServerEvent {
+    pub fn client(&self) -> &Id {
+        match self {
+            ServerEvent::ServiceStatus { client, .. }
+            | ServerEvent::Job { client, .. }
+            | ServerEvent::LeaseWarning { client, .. }
+            | ServerEvent::LeaseExpired { client, .. } => client,
+        }
+    }
+
+    /// The SSE event name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ServerEvent::ServiceStatus { .. } => "service_status",
+            ServerEvent::Job { .. } => "job",
+            ServerEvent::LeaseWarning { .. } => "lease_warning",
+            ServerEvent::LeaseExpired { .. } => "lease_expired",
+        }
+    }
+}
+
+/// A broadcast channel of [`ServerEvent`]s; slow subscribers miss old events, never block.
+#[derive(Clone)]
+pub struct EventBus {
+    sender: broadcast::Sender<ServerEvent>,
+}
+
+impl EventBus {
+    pub fn new() -> EventBus {
+        EventBus { sender: broadcast::channel(1024).0 }
+    }
+
+    pub fn publish(&self, event: ServerEvent) {
+        let _ = self.sender.send(event);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<ServerEvent> {
+        self.sender.subscribe()
+    }
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        EventBus::new()
+    }
+}

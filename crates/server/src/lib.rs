@@ -1,0 +1,142 @@
+//! SpawnIt's server (`spawnit serve`): the JSON API under `/api` (bearer tokens, one error
+//! shape, an OpenAPI document), jobs streamed by Server-Sent Events, the drift monitor and the
+//! lease keeper. It keeps no state of its own: specs, state, locks, tokens and job records live
+//! in the store, so it can be restarted at any moment, and the CLI can act on the same store.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod events;
+pub mod jobs;
+pub mod metrics;
+pub mod monitor;
+pub mod openapi;
+mod sse;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use spawnit_docker::DockerProvider;
+use spawnit_engine::{Engine, EngineError};
+use tokio_util::sync::CancellationToken;
+
+use crate::events::EventBus;
+use crate::jobs::{Jobs, JobsConfig};
+use crate::metrics::Metrics;
+use crate::monitor::{Monitor, StatusBoard};
+
+pub use api::app;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    /// Asks the drift monitor to check a service now (after a change of its settings).
+    pub recheck: tokio::sync::mpsc::UnboundedSender<(spawnit_model::Id, spawnit_model::Id)>,
+    pub jobs: Jobs,
+    pub bus: EventBus,
+    pub board: StatusBoard,
+    pub metrics: Arc<Metrics>,
+}
+
+/// How the server runs.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub jobs: JobsConfig,
+    pub sweep_every: Duration,
+    pub lease_every: Duration,
+    pub lease_warnings: Vec<Duration>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            jobs: JobsConfig::default(),
+            sweep_every: Duration::from_secs(30),
+            lease_every: Duration::from_secs(5),
+            lease_warnings: vec![Duration::from_secs(3600), Duration::from_secs(300)],
+        }
+    }
+}
+
+/// A running server: its address, and what stops it.
+pub struct Server {
+    pub addr: SocketAddr,
+    stop: CancellationToken,
+    tasks: tokio::task::JoinSet<()>,
+    jobs: Jobs,
+}
+
+impl Server {
+    /// Binds the listener and starts the API, the drift monitor and the lease keeper.
+    pub async fn start(engine: Engine, docker: DockerProvider, config: ServerConfig) -> Result<Server, ServerError> {
+        let bus = EventBus::new();
+        let metrics = Arc::new(Metrics::default());
+        let jobs = Jobs::load(engine.clone(), bus.clone(), metrics.clone(), config.jobs.clone()).await?;
+        let board = StatusBoard::default();
+        let (recheck, rechecks) = tokio::sync::mpsc::unbounded_channel();
+        let state = AppState {
+            engine: engine.clone(),
+            recheck,
+            jobs: jobs.clone(),
+            bus: bus.clone(),
+            board: board.clone(),
+            metrics: metrics.clone(),
+        };
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+        let stop = CancellationToken::new();
+        let monitor = Monitor {
+            engine,
+            docker,
+            jobs: jobs.clone(),
+            bus,
+            board,
+            metrics,
+            sweep_every: config.sweep_every,
+            lease_every: config.lease_every,
+            lease_warnings: config.lease_warnings,
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(monitor.clone().drift_run(rechecks, stop.clone()));
+        tasks.spawn(monitor.lease_run(stop.clone()));
+        let shutdown = stop.clone();
+        tasks.spawn(async move {
+            let serve =
+                axum::serve(listener, app(state)).with_graceful_shutdown(async move { shutdown.cancelled().await });
+            if let Err(e) = serve.await {
+                tracing::error!("the HTTP server stopped: {e}");
+            }
+        });
+        Ok(Server { addr, stop, tasks, jobs })
+    }
+
+    /// Runs until `signal` completes, then stops cleanly: running jobs stop between operations.
+    pub async fn run_until(mut self, signal: impl std::future::Future<Output = ()>) {
+        tokio::select! {
+            _ = signal => {}
+            _ = self.tasks.join_next() => {}
+        }
+        self.stop.cancel();
+        self.jobs.shutdown().await;
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}

@@ -1,0 +1,322 @@
+//! The drift monitor and the lease keeper: background tasks owned by the server and stopped
+//! through its cancellation token.
+//!
+//! The monitor sweeps every service periodically with one observation of the Docker engine
+//! (a few list calls in all, see `DockerProvider::observe_world`) and re-checks a service as soon
+//! as Docker reports a change to one of its objects, or one of its jobs finishes. A status change
+//! is published on the event bus; a drifted service whose policy is `reconcile` gets an apply job.
+//! The lease keeper warns before a service's lease ends and queues its destroy at the end.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures::StreamExt;
+use spawnit_docker::{DockerChange, DockerProvider};
+use spawnit_engine::Engine;
+use spawnit_engine::engine::ServiceStatus;
+use spawnit_model::plan::PlanStatus;
+use spawnit_model::{DriftPolicy, Id};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::{EventBus, ServerEvent};
+use crate::jobs::{JobKind, Jobs, Target};
+use crate::metrics::Metrics;
+
+/// The last status seen of each service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeenStatus {
+    pub status: PlanStatus,
+    pub reasons: Vec<String>,
+}
+
+/// Statuses by (client, service), shared with the API.
+#[derive(Clone, Default)]
+pub struct StatusBoard {
+    inner: Arc<Mutex<HashMap<(Id, Id), SeenStatus>>>,
+}
+
+impl StatusBoard {
+    pub fn get(&self, client: &Id, service: &Id) -> Option<SeenStatus> {
+        self.inner.lock().expect("status board").get(&(client.clone(), service.clone())).cloned()
+    }
+
+    /// Records a status; returns whether it changed.
+    fn set(&self, client: &Id, service: &Id, seen: SeenStatus) -> bool {
+        self.inner.lock().expect("status board").insert((client.clone(), service.clone()), seen.clone()) != Some(seen)
+    }
+
+    fn forget_except(&self, alive: &HashSet<(Id, Id)>) {
+        self.inner.lock().expect("status board").retain(|k, _| alive.contains(k));
+    }
+
+    pub fn counts(&self) -> BTreeMap<String, usize> {
+        let mut out: BTreeMap<String, usize> =
+            ["compliant", "drifted", "error"].iter().map(|s| (s.to_string(), 0)).collect();
+        for seen in self.inner.lock().expect("status board").values() {
+            *out.entry(seen.status.to_string()).or_default() += 1;
+        }
+        out
+    }
+}
+
+/// What the monitor and the lease keeper need.
+#[derive(Clone)]
+pub struct Monitor {
+    pub engine: Engine,
+    pub docker: DockerProvider,
+    pub jobs: Jobs,
+    pub bus: EventBus,
+    pub board: StatusBoard,
+    pub metrics: Arc<Metrics>,
+    /// Time between full sweeps.
+    pub sweep_every: Duration,
+    /// Time between lease checks.
+    pub lease_every: Duration,
+    /// How long before a lease ends warnings are published.
+    pub lease_warnings: Vec<Duration>,
+}
+
+impl Monitor {
+    /// Runs the drift monitor until `stop` is cancelled.
+    pub async fn drift_run(self, mut rechecks: mpsc::UnboundedReceiver<(Id, Id)>, stop: CancellationToken) {
+        let (dirty_tx, mut dirty_rx) = mpsc::unbounded_channel::<Dirty>();
+        let forward = dirty_tx.clone();
+        let forwarder = tokio::spawn(async move {
+            while let Some((client, service)) = rechecks.recv().await {
+                let _ = forward.send(Dirty::Service(client, service));
+            }
+        });
+        let watcher = tokio::spawn(self.clone().docker_watch(dirty_tx.clone(), stop.clone()));
+        let jobs_watcher = tokio::spawn(self.clone().jobs_watch(dirty_tx, stop.clone()));
+        let mut sweep = tokio::time::interval(self.sweep_every);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = sweep.tick() => self.sweep().await,
+                Some(first) = dirty_rx.recv() => {
+                    // Let a burst of events (stop, die, destroy…) settle, then check once.
+                    let mut dirty = BTreeSet::from([first]);
+                    let settle = tokio::time::sleep(Duration::from_millis(150));
+                    tokio::pin!(settle);
+                    loop {
+                        tokio::select! {
+                            _ = &mut settle => break,
+                            Some(more) = dirty_rx.recv() => { dirty.insert(more); }
+                        }
+                    }
+                    if dirty.iter().any(|d| matches!(d, Dirty::Everything)) {
+                        self.sweep().await;
+                    } else {
+                        for d in dirty {
+                            if let Dirty::Service(client, service) = d {
+                                self.check(&client, &service).await;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        watcher.abort();
+        jobs_watcher.abort();
+        forwarder.abort();
+    }
+
+    /// Follows Docker's event stream, reconnecting when it ends.
+    async fn docker_watch(self, dirty: mpsc::UnboundedSender<Dirty>, stop: CancellationToken) {
+        while !stop.is_cancelled() {
+            let mut changes = Box::pin(self.docker.changes());
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    change = changes.next() => match change {
+                        Some(DockerChange::Service { client, service }) => {
+                            self.metrics.docker_event_seen();
+                            if let (Ok(c), Ok(s)) = (Id::parse(&client), Id::parse(&service)) {
+                                let _ = dirty.send(Dirty::Service(c, s));
+                            }
+                        }
+                        Some(DockerChange::Network { .. }) => {
+                            self.metrics.docker_event_seen();
+                            let _ = dirty.send(Dirty::Everything);
+                        }
+                        None => break,
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Re-checks a service when one of its jobs finishes.
+    async fn jobs_watch(self, dirty: mpsc::UnboundedSender<Dirty>, stop: CancellationToken) {
+        let mut events = self.bus.subscribe();
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                event = events.recv() => match event {
+                    Ok(ServerEvent::Job { status, target, .. }) if !matches!(status.as_str(), "queued" | "running") => {
+                        if let Some((client, service)) = service_of(&target) {
+                            let _ = dirty.send(Dirty::Service(client, service));
+                        } else {
+                            let _ = dirty.send(Dirty::Everything);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => { let _ = dirty.send(Dirty::Everything); }
+                    Err(_) => return,
+                }
+            }
+        }
+    }
+
+    /// One sweep over every service.
+    pub async fn sweep(&self) {
+        let started = Instant::now();
+        let statuses = match self.docker.observe_world().await {
+            Ok(world) => self.engine.sweep(&world).await,
+            Err(e) => Err(e.into()),
+        };
+        match statuses {
+            Ok(statuses) => {
+                let alive: HashSet<(Id, Id)> =
+                    statuses.iter().map(|s| (s.spec.client.clone(), s.spec.name.clone())).collect();
+                self.board.forget_except(&alive);
+                let n = statuses.len();
+                for s in statuses {
+                    self.publish(s).await;
+                }
+                self.metrics.sweep_done(started.elapsed().as_secs_f64(), n);
+            }
+            Err(e) => tracing::warn!("drift sweep failed: {e}"),
+        }
+    }
+
+    /// Re-checks one service.
+    async fn check(&self, client: &Id, service: &Id) {
+        match self.engine.service_plan(client, service).await {
+            Ok(p) => {
+                let reasons = if p.plan.status == PlanStatus::Error {
+                    p.plan.errors.iter().map(|e| p.redactor.text(e)).collect()
+                } else {
+                    p.plan
+                        .actions()
+                        .map(|c| p.redactor.text(&format!("{} {}: {}", c.action, c.address, c.reasons.join("; "))))
+                        .collect()
+                };
+                self.publish(ServiceStatus { spec: p.spec, status: p.plan.status, reasons }).await;
+            }
+            Err(spawnit_engine::EngineError::NotFound { .. }) => {}
+            Err(e) => tracing::warn!("checking service {client}/{service} failed: {e}"),
+        }
+    }
+
+    /// Publishes a status if it changed; queues a repair for `reconcile` services. Services
+    /// with a job queued or running are skipped: their job's end triggers a fresh check.
+    async fn publish(&self, s: ServiceStatus) {
+        let (client, service) = (s.spec.client.clone(), s.spec.name.clone());
+        let target = Target::Service { client: client.clone(), name: service.clone() };
+        if self.jobs.busy(&target) {
+            return;
+        }
+        let seen = SeenStatus { status: s.status, reasons: s.reasons.clone() };
+        if self.board.set(&client, &service, seen) {
+            self.bus.publish(ServerEvent::ServiceStatus {
+                client: client.clone(),
+                service: service.clone(),
+                status: s.status.to_string(),
+                reasons: s.reasons,
+                at: Utc::now(),
+            });
+        }
+        let deployed = match self.engine.service_state(&client, &service).await {
+            Ok(state) => state.is_some_and(|st| !st.resources.is_empty()),
+            Err(_) => false,
+        };
+        if s.status == PlanStatus::Drifted
+            && s.spec.drift_policy == DriftPolicy::Reconcile
+            && deployed
+            && !lease_over(&s.spec)
+        {
+            self.jobs.submit(JobKind::Apply, target, "drift-monitor").await;
+        }
+    }
+
+    /// Runs the lease keeper until `stop` is cancelled.
+    pub async fn lease_run(self, stop: CancellationToken) {
+        let mut warned: HashSet<(Id, Id, i64, u64)> = HashSet::new();
+        let mut tick = tokio::time::interval(self.lease_every);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {
+                    if let Err(e) = self.leases_check(&mut warned).await {
+                        tracing::warn!("lease check failed: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn leases_check(&self, warned: &mut HashSet<(Id, Id, i64, u64)>) -> Result<(), spawnit_engine::EngineError> {
+        let store = self.engine.store();
+        let now = Utc::now();
+        for client in store.client_list().await? {
+            for name in store.service_list(&client).await? {
+                let Some(spec) = store.service_spec(&client, &name).await?.map(|v| v.value) else { continue };
+                let Some(expires_at) = spec.expires_at else { continue };
+                let remaining = expires_at - now;
+                if remaining <= chrono::Duration::zero() {
+                    let target = Target::Service { client: client.clone(), name: name.clone() };
+                    let deployed =
+                        self.engine.service_state(&client, &name).await?.is_some_and(|s| !s.resources.is_empty());
+                    if deployed && !self.jobs.busy(&target) {
+                        let job = self.jobs.submit(JobKind::Destroy, target, "lease").await;
+                        self.bus.publish(ServerEvent::LeaseExpired {
+                            client: client.clone(),
+                            service: name.clone(),
+                            job: job.record().id,
+                            at: now,
+                        });
+                    }
+                    continue;
+                }
+                for before in &self.lease_warnings {
+                    let key = (client.clone(), name.clone(), expires_at.timestamp(), before.as_secs());
+                    let due = chrono::Duration::from_std(*before).unwrap_or_default();
+                    if remaining <= due && !warned.contains(&key) {
+                        warned.insert(key);
+                        self.bus.publish(ServerEvent::LeaseWarning {
+                            client: client.clone(),
+                            service: name.clone(),
+                            expires_at,
+                            remaining_s: remaining.num_seconds(),
+                            at: now,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Something to check again.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Dirty {
+    Service(Id, Id),
+    Everything,
+}
+
+/// `service client/name` → (client, name).
+fn service_of(target: &str) -> Option<(Id, Id)> {
+    let (client, name) = target.strip_prefix("service ")?.split_once('/')?;
+    Some((Id::parse(client).ok()?, Id::parse(name).ok()?))
+}
+
+fn lease_over(spec: &spawnit_model::ServiceSpec) -> bool {
+    spec.expires_at.is_some_and(|t| t <= Utc::now())
+}

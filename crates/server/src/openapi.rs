@@ -1,0 +1,197 @@
+//! The OpenAPI 3 document of the API, served at `/api/openapi.json`. Written by hand, in one
+//! place; a test checks that every documented operation is routed and answers as documented,
+//! and schemathesis checks the answers against these schemas.
+
+use serde_json::{Map, Value, json};
+
+fn error_response(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+fn ok(description: &str, schema: Value) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": schema}}})
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+/// One operation with the error answers every authenticated route may give.
+fn operation(
+    id: &str,
+    summary: &str,
+    tag: &str,
+    params: Vec<Value>,
+    body: Option<Value>,
+    mut responses: Map<String, Value>,
+) -> Value {
+    responses.entry("400").or_insert_with(|| error_response("Malformed request"));
+    responses.entry("401").or_insert_with(|| error_response("Missing or unknown bearer token"));
+    responses.entry("404").or_insert_with(|| error_response("Not found (or another client's)"));
+    responses.entry("405").or_insert_with(|| error_response("Method not allowed"));
+    responses.entry("409").or_insert_with(|| error_response("Conflicts with the current state"));
+    responses.entry("415").or_insert_with(|| error_response("Body is not JSON"));
+    responses.entry("422").or_insert_with(|| error_response("Invalid input: every bad field in details"));
+    responses.entry("502").or_insert_with(|| error_response("The provider (e.g. Docker) failed"));
+    responses.entry("503").or_insert_with(|| error_response("The store is unavailable"));
+    let mut op = json!({
+        "operationId": id,
+        "summary": summary,
+        "tags": [tag],
+        "parameters": params,
+        "responses": responses,
+        "security": [{"bearer": []}],
+    });
+    if let Some(body) = body {
+        op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": body}}});
+    }
+    op
+}
+
+fn responses(items: &[(&str, Value)]) -> Map<String, Value> {
+    items.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+}
+
+fn path_id(name: &str, description: &str) -> Value {
+    json!({"name": name, "in": "path", "required": true, "description": description, "schema": {"type": "string"}})
+}
+
+fn client_query() -> Value {
+    json!({"name": "client", "in": "query", "required": false, "description": "Admins only: act on this client", "schema": {"type": "string"}})
+}
+
+/// The document.
+pub fn document() -> Value {
+    let service_id = || path_id("id", "Service name");
+    let network_id = || path_id("id", "Network name");
+    let job_id = || path_id("id", "Job UUID");
+    let job_accepted = || responses(&[("202", ok("The job, queued", schema_ref("Job")))]);
+    let service_ok = || responses(&[("200", ok("The service", schema_ref("Service")))]);
+    let sse = |d: &str| {
+        let event = json!({"type": "object", "properties": {"id": {"type": "string"}, "event": {"type": "string"}, "data": {"type": "string"}}});
+        json!({"description": d, "content": {"text/event-stream": {"schema": event}}})
+    };
+
+    let paths = json!({
+        "/healthz": {"get": {"operationId": "health", "summary": "Liveness", "tags": ["server"], "security": [],
+            "responses": {"200": ok("Alive", json!({"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}))}}},
+        "/metrics": {"get": {"operationId": "metrics", "summary": "Prometheus metrics", "tags": ["server"], "security": [],
+            "responses": {"200": {"description": "Text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+        "/api/openapi.json": {"get": {"operationId": "openapi", "summary": "This document", "tags": ["server"], "security": [],
+            "responses": {"200": ok("OpenAPI 3 document", json!({"type": "object"}))}}},
+        "/api/catalog": {"get": operation("catalog_list", "The catalog's templates", "catalog", vec![], None,
+            responses(&[("200", ok("The catalog", schema_ref("Catalog")))]))},
+        "/api/catalog/{template}": {"get": operation("catalog_get", "One template", "catalog", vec![path_id("template", "Template id")], None,
+            responses(&[("200", ok("The template", schema_ref("Template")))]))},
+        "/api/services": {
+            "get": operation("service_list", "The client's services with their last seen status", "services", vec![client_query()], None,
+                responses(&[("200", ok("Services", json!({"type": "object", "required": ["services"], "properties": {"services": {"type": "array", "items": schema_ref("Service")}}})))])),
+            "post": operation("service_create", "Store a service's spec from a template (deploys nothing)", "services", vec![client_query()],
+                Some(schema_ref("ServiceCreate")), responses(&[("201", ok("The service", schema_ref("Service")))])),
+        },
+        "/api/services/{id}": {
+            "get": operation("service_get", "A service, freshly planned", "services", vec![service_id(), client_query()], None, service_ok()),
+            "patch": operation("service_update", "Change parameters or settings (re-renders the spec; applies nothing)", "services",
+                vec![service_id(), client_query()], Some(schema_ref("ServicePatch")), service_ok()),
+            "delete": operation("service_delete", "Forget a destroyed service", "services", vec![service_id(), client_query()], None,
+                responses(&[("204", json!({"description": "Deleted"}))])),
+        },
+        "/api/services/{id}/plan": {"post": operation("service_plan", "Queue a plan job", "services", vec![service_id(), client_query()], None, job_accepted())},
+        "/api/services/{id}/apply": {"post": operation("service_apply", "Queue an apply job", "services", vec![service_id(), client_query()], None, job_accepted())},
+        "/api/services/{id}/destroy": {"post": operation("service_destroy", "Queue a destroy job", "services", vec![service_id(), client_query()], None, job_accepted())},
+        "/api/services/{id}/lease": {
+            "put": operation("lease_set", "Set the service's lease", "leases", vec![service_id(), client_query()], Some(schema_ref("LeaseSet")), service_ok()),
+            "delete": operation("lease_remove", "Remove the service's lease", "leases", vec![service_id(), client_query()], None, service_ok()),
+        },
+        "/api/services/{id}/lease/extend": {"post": operation("lease_extend", "Extend the lease", "leases", vec![service_id(), client_query()],
+            Some(json!({"type": "object", "required": ["ttl"], "additionalProperties": false, "properties": {"ttl": schema_ref("Ttl")}})), service_ok())},
+        "/api/networks": {
+            "get": operation("network_list", "The client's networks", "networks", vec![client_query()], None,
+                responses(&[("200", ok("Networks", json!({"type": "object", "required": ["networks"], "properties": {"networks": {"type": "array", "items": schema_ref("Network")}}})))])),
+            "post": operation("network_create", "Store a network's spec", "networks", vec![client_query()],
+                Some(json!({"type": "object", "required": ["name"], "additionalProperties": false, "properties": {"name": {"type": "string"}}})),
+                responses(&[("201", ok("The network", schema_ref("Network")))])),
+        },
+        "/api/networks/{id}": {"get": operation("network_get", "A network, freshly planned", "networks", vec![network_id(), client_query()], None,
+            responses(&[("200", ok("The network", schema_ref("Network")))]))},
+        "/api/networks/{id}/plan": {"post": operation("network_plan", "Queue a plan job", "networks", vec![network_id(), client_query()], None, job_accepted())},
+        "/api/networks/{id}/apply": {"post": operation("network_apply", "Queue an apply job", "networks", vec![network_id(), client_query()], None, job_accepted())},
+        "/api/networks/{id}/destroy": {"post": operation("network_destroy", "Queue a destroy job", "networks", vec![network_id(), client_query()], None, job_accepted())},
+        "/api/jobs": {"get": operation("job_list", "Jobs, newest first", "jobs",
+            vec![json!({"name": "status", "in": "query", "required": false, "schema": schema_ref("JobStatus")})], None,
+            responses(&[("200", ok("Jobs", json!({"type": "object", "required": ["jobs"], "properties": {"jobs": {"type": "array", "items": schema_ref("Job")}}})))]))},
+        "/api/jobs/{id}": {"get": operation("job_get", "One job", "jobs", vec![job_id()], None, responses(&[("200", ok("The job", schema_ref("Job")))]))},
+        "/api/jobs/{id}/events": {"get": operation("job_events", "The job's events: replayed from the start (or after Last-Event-ID), then live", "jobs",
+            vec![job_id(), json!({"name": "Last-Event-ID", "in": "header", "required": false, "schema": {"type": "string"}})], None,
+            responses(&[("200", sse("Server-Sent Events; each event's name is its type, its data the JobEvent JSON"))]))},
+        "/api/jobs/{id}/cancel": {"post": operation("job_cancel", "Cancel a job (it stops between resource operations)", "jobs", vec![job_id()], None, job_accepted())},
+        "/api/events": {"get": operation("events", "Live server events of the caller's services", "events", vec![], None,
+            responses(&[("200", sse("Server-Sent Events: service_status, job, lease_warning, lease_expired"))]))},
+    });
+
+    let nullable_time = json!({"type": ["string", "null"], "format": "date-time"});
+    let schemas = json!({
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}}}}},
+        "CatalogEntry": {"type": "object", "required": ["id", "name", "category", "description", "version"], "properties": {
+            "id": {"type": "string"}, "name": {"type": "string"}, "category": {"type": "string"}, "description": {"type": "string"}, "version": {"type": "string"}}},
+        "Catalog": {"type": "object", "required": ["templates"], "properties": {"templates": {"type": "array", "items": schema_ref("CatalogEntry")}}},
+        "Template": {"type": "object", "required": ["id", "name", "category", "description", "version", "parameters", "blueprint"], "properties": {
+            "id": {"type": "string"}, "name": {"type": "string"}, "category": {"type": "string"}, "description": {"type": "string"},
+            "version": {"type": "string"}, "parameters": {"type": "object"}, "blueprint": {"type": "object"}}},
+        "Endpoint": {"type": "object", "required": ["container", "name", "address", "protocol"], "properties": {
+            "container": {"type": "string"}, "name": {"type": "string"}, "address": {"type": "string"}, "protocol": {"type": "string"}, "url": {"type": "string"}}},
+        "Service": {"type": "object", "required": ["client", "name", "template", "provider", "network", "exposure", "params", "status", "reasons", "endpoints", "resources"],
+            "properties": {
+                "client": {"type": "string"}, "name": {"type": "string"},
+                "template": {"type": "object", "required": ["id", "version"], "properties": {"id": {"type": "string"}, "version": {"type": "string"}}},
+                "provider": {"type": "string"}, "network": {"type": "string"}, "exposure": {"type": "string", "enum": ["loopback", "public"]},
+                "params": {"type": "object", "description": "secret values are \"(sensitive)\""},
+                "secret_params": {"type": "array", "items": {"type": "string"}},
+                "drift_policy": {"type": "string", "enum": ["notify", "reconcile"]},
+                "expires_at": nullable_time,
+                "status": {"type": "string", "enum": ["compliant", "drifted", "error", "unknown"]},
+                "reasons": {"type": "array", "items": {"type": "string"}},
+                "endpoints": {"type": "array", "items": schema_ref("Endpoint")},
+                "resources": {"type": "object", "additionalProperties": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}},
+                "generation": {"type": "integer"},
+                "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"}}},
+        "ServiceCreate": {"type": "object", "required": ["template", "name"], "additionalProperties": false, "properties": {
+            "template": {"type": "string"}, "name": {"type": "string"}, "network": {"type": "string"},
+            "params": {"type": "object", "additionalProperties": {"type": ["string", "integer", "boolean", "null"]}},
+            "exposure": {"type": "string", "enum": ["loopback", "public"]},
+            "provider": {"type": "string", "enum": ["docker", "aws"]},
+            "aws": {"type": "object", "description": "Settings of the aws provider (region, instance_type, ami, allowed_cidr, …)"},
+            "drift_policy": {"type": "string", "enum": ["notify", "reconcile"]}}},
+        "ServicePatch": {"type": "object", "additionalProperties": false, "properties": {
+            "params": {"type": "object", "additionalProperties": {"type": ["string", "integer", "boolean", "null"]}},
+            "exposure": {"type": "string", "enum": ["loopback", "public"]},
+            "drift_policy": {"type": "string", "enum": ["notify", "reconcile"]}}},
+        "Ttl": {"description": "Seconds, or a duration like 90s, 30m, 2h, 7d", "oneOf": [{"type": "integer", "minimum": 1}, {"type": "string"}]},
+        "LeaseSet": {"type": "object", "additionalProperties": false, "description": "Exactly one of ttl and expires_at", "properties": {
+            "ttl": schema_ref("Ttl"), "expires_at": {"type": "string", "format": "date-time"}}},
+        "Network": {"type": "object", "required": ["client", "name", "status", "reasons", "resources"], "properties": {
+            "client": {"type": "string"}, "name": {"type": "string"}, "status": {"type": "string", "enum": ["compliant", "drifted", "error"]},
+            "reasons": {"type": "array", "items": {"type": "string"}}, "resources": {"type": "object"}}},
+        "JobStatus": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled", "timed_out"]},
+        "Job": {"type": "object", "required": ["id", "kind", "target", "status", "requested_by", "created_at"], "properties": {
+            "id": {"type": "string", "format": "uuid"}, "kind": {"type": "string", "enum": ["plan", "apply", "destroy"]},
+            "target": {"type": "object", "required": ["kind", "client", "name"], "properties": {
+                "kind": {"type": "string", "enum": ["service", "network"]}, "client": {"type": "string"}, "name": {"type": "string"}}},
+            "status": schema_ref("JobStatus"), "requested_by": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"}, "started_at": {"type": "string", "format": "date-time"},
+            "finished_at": {"type": "string", "format": "date-time"}, "error": {"type": "string"},
+            "summary": {"type": "object"}, "plan": {"type": "object"}}},
+    });
+
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "SpawnIt API", "version": env!("CARGO_PKG_VERSION"),
+            "description": "One-click self-hosted services. Every call under /api (but this document) needs `Authorization: Bearer <token>`."},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    })
+}
