@@ -21,6 +21,7 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
         .args(["--phases", "examples,coverage,fuzzing", "--max-examples", "25", "--workers", "1"])
         .args(["--request-timeout", "20", "--suppress-health-check", "all"])
         .env("NO_COLOR", "1")
+        .current_dir(t.dir.path())
         .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(Duration::from_secs(900), run)
