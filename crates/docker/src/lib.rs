@@ -80,6 +80,15 @@ fn scope_labels(scope: &Scope, address: &Address, fingerprint: &str) -> HashMap<
     out
 }
 
+/// The owner a resource's labels name.
+fn owner_of(l: &HashMap<String, String>) -> Option<spawnit_store::OwnerKey> {
+    let client = spawnit_model::Id::parse(l.get(labels::CLIENT)?).ok()?;
+    if let Some(s) = l.get(labels::SERVICE) {
+        return Some(spawnit_store::OwnerKey::service(&client, &spawnit_model::Id::parse(s).ok()?));
+    }
+    Some(spawnit_store::OwnerKey::network(&client, &spawnit_model::Id::parse(l.get(labels::NETWORK)?).ok()?))
+}
+
 fn is_not_found(e: &DockerError) -> bool {
     matches!(e, DockerError::DockerResponseServerError { status_code: 404, .. })
 }
@@ -232,80 +241,14 @@ impl Provider for DockerProvider {
     ) -> Result<Vec<ObservedResource>, ProviderError> {
         let observe_error =
             |e: DockerError| ProviderError::Observe { what: format!("{} on Docker", scope.owner), source: Box::new(e) };
-        let filters = Some(scope_filter(scope));
-        let mut out = Vec::new();
-        match &scope.owner.owner {
-            Owner::Network(_) => {
-                let networks = self
-                    .docker
-                    .list_networks(Some(ListNetworksOptions { filters: filters.clone() }))
-                    .await
-                    .map_err(observe_error)?;
-                for n in networks {
-                    let Some((address, fingerprint)) = labelled(ResourceKind::Network, n.labels.as_ref()) else {
-                        continue;
-                    };
-                    out.push(ObservedResource {
-                        address,
-                        id: n.id.unwrap_or_default(),
-                        liveness: Liveness::Present,
-                        fingerprint,
-                        facts: n.name.map(|name| ("name".to_owned(), name)).into_iter().collect(),
-                    });
-                }
-            }
-            Owner::Service(_) => {
-                let containers = self
-                    .docker
-                    .list_containers(Some(ListContainersOptions {
-                        all: true,
-                        filters: filters.clone(),
-                        ..Default::default()
-                    }))
-                    .await
-                    .map_err(observe_error)?;
-                for c in containers {
-                    let Some((address, fingerprint)) = labelled(ResourceKind::Container, c.labels.as_ref()) else {
-                        continue;
-                    };
-                    let running = matches!(
-                        c.state,
-                        Some(ContainerSummaryStateEnum::RUNNING | ContainerSummaryStateEnum::RESTARTING)
-                    );
-                    let mut facts: std::collections::BTreeMap<String, String> = Default::default();
-                    if let Some(image) = c.image {
-                        facts.insert("image".into(), image);
-                    }
-                    if let Some(status) = c.status {
-                        facts.insert("status".into(), status);
-                    }
-                    out.push(ObservedResource {
-                        address,
-                        id: c.id.unwrap_or_default(),
-                        liveness: if running { Liveness::Running } else { Liveness::Stopped },
-                        fingerprint,
-                        facts,
-                    });
-                }
-                let volumes = self
-                    .docker
-                    .list_volumes(Some(ListVolumesOptions { filters: filters.clone() }))
-                    .await
-                    .map_err(observe_error)?;
-                for v in volumes.volumes.unwrap_or_default() {
-                    let Some((address, fingerprint)) = labelled(ResourceKind::Volume, Some(&v.labels)) else {
-                        continue;
-                    };
-                    out.push(ObservedResource {
-                        address,
-                        id: v.name,
-                        liveness: Liveness::Present,
-                        fingerprint,
-                        facts: Default::default(),
-                    });
-                }
-            }
-        }
+        let networks_only = matches!(scope.owner.owner, Owner::Network(_));
+        let mut out: Vec<ObservedResource> = self
+            .labelled_objects(scope_filter(scope), networks_only)
+            .await
+            .map_err(observe_error)?
+            .into_iter()
+            .map(|(_, o)| o)
+            .collect();
         for r in desired {
             let ResourceAttrs::Image(image) = &r.attrs else { continue };
             match self.docker.inspect_image(&image.reference).await {
@@ -418,73 +361,14 @@ impl DockerProvider {
     /// One observation of everything SpawnIt labelled on this engine, grouped by owner, plus
     /// the local images: four list calls, whatever the number of services.
     pub async fn observe_world(&self) -> Result<spawnit_engine::ObservedWorld, ProviderError> {
-        use spawnit_model::Id;
-        use spawnit_store::OwnerKey;
-
         let observe_error =
             |e: DockerError| ProviderError::Observe { what: "the Docker engine".into(), source: Box::new(e) };
-        let filters = Some(HashMap::from([("label".to_owned(), vec![labels::CLIENT.to_owned()])]));
-        let owner_of = |l: &HashMap<String, String>| -> Option<OwnerKey> {
-            let client = Id::parse(l.get(labels::CLIENT)?).ok()?;
-            if let Some(s) = l.get(labels::SERVICE) {
-                return Some(OwnerKey::service(&client, &Id::parse(s).ok()?));
-            }
-            Some(OwnerKey::network(&client, &Id::parse(l.get(labels::NETWORK)?).ok()?))
-        };
+        let filters = HashMap::from([("label".to_owned(), vec![labels::CLIENT.to_owned()])]);
         let mut world = spawnit_engine::ObservedWorld::default();
-        let options = ListContainersOptions { all: true, filters: filters.clone(), ..Default::default() };
-        for c in self.docker.list_containers(Some(options)).await.map_err(observe_error)? {
-            let Some(l) = c.labels.as_ref() else { continue };
-            let (Some(owner), Some((address, fingerprint))) = (owner_of(l), labelled(ResourceKind::Container, Some(l)))
-            else {
-                continue;
-            };
-            let running =
-                matches!(c.state, Some(ContainerSummaryStateEnum::RUNNING | ContainerSummaryStateEnum::RESTARTING));
-            let mut facts = std::collections::BTreeMap::new();
-            if let Some(image) = c.image {
-                facts.insert("image".to_owned(), image);
+        for (owner, observed) in self.labelled_objects(filters, false).await.map_err(observe_error)? {
+            if let Some(owner) = owner {
+                world.owners.entry(owner).or_default().push(observed);
             }
-            world.owners.entry(owner).or_default().push(ObservedResource {
-                address,
-                id: c.id.unwrap_or_default(),
-                liveness: if running { Liveness::Running } else { Liveness::Stopped },
-                fingerprint,
-                facts,
-            });
-        }
-        let volumes = self
-            .docker
-            .list_volumes(Some(ListVolumesOptions { filters: filters.clone() }))
-            .await
-            .map_err(observe_error)?;
-        for v in volumes.volumes.unwrap_or_default() {
-            let (Some(owner), Some((address, fingerprint))) =
-                (owner_of(&v.labels), labelled(ResourceKind::Volume, Some(&v.labels)))
-            else {
-                continue;
-            };
-            world.owners.entry(owner).or_default().push(ObservedResource {
-                address,
-                id: v.name,
-                liveness: Liveness::Present,
-                fingerprint,
-                facts: Default::default(),
-            });
-        }
-        for n in self.docker.list_networks(Some(ListNetworksOptions { filters })).await.map_err(observe_error)? {
-            let Some(l) = n.labels.as_ref() else { continue };
-            let (Some(owner), Some((address, fingerprint))) = (owner_of(l), labelled(ResourceKind::Network, Some(l)))
-            else {
-                continue;
-            };
-            world.owners.entry(owner).or_default().push(ObservedResource {
-                address,
-                id: n.id.unwrap_or_default(),
-                liveness: Liveness::Present,
-                fingerprint,
-                facts: Default::default(),
-            });
         }
         let images = self
             .docker
@@ -497,6 +381,62 @@ impl DockerProvider {
             }
         }
         Ok(world)
+    }
+
+    /// The labelled containers, volumes and networks matching `filters` (networks only when
+    /// `networks_only`), each with the owner its labels name.
+    async fn labelled_objects(
+        &self,
+        filters: HashMap<String, Vec<String>>,
+        networks_only: bool,
+    ) -> Result<Vec<(Option<spawnit_store::OwnerKey>, ObservedResource)>, DockerError> {
+        let mut out = Vec::new();
+        let filters = Some(filters);
+        if !networks_only {
+            let options = ListContainersOptions { all: true, filters: filters.clone(), ..Default::default() };
+            for c in self.docker.list_containers(Some(options)).await? {
+                let Some(l) = c.labels.as_ref() else { continue };
+                let Some((address, fingerprint)) = labelled(ResourceKind::Container, Some(l)) else { continue };
+                let running =
+                    matches!(c.state, Some(ContainerSummaryStateEnum::RUNNING | ContainerSummaryStateEnum::RESTARTING));
+                let owner = owner_of(l);
+                let facts = [("image", c.image), ("status", c.status)]
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((k.to_owned(), v?)))
+                    .collect();
+                let liveness = if running { Liveness::Running } else { Liveness::Stopped };
+                out.push((
+                    owner,
+                    ObservedResource { address, id: c.id.unwrap_or_default(), liveness, fingerprint, facts },
+                ));
+            }
+            let volumes = self.docker.list_volumes(Some(ListVolumesOptions { filters: filters.clone() })).await?;
+            for v in volumes.volumes.unwrap_or_default() {
+                let Some((address, fingerprint)) = labelled(ResourceKind::Volume, Some(&v.labels)) else { continue };
+                let observed = ObservedResource {
+                    address,
+                    id: v.name,
+                    liveness: Liveness::Present,
+                    fingerprint,
+                    facts: Default::default(),
+                };
+                out.push((owner_of(&v.labels), observed));
+            }
+        }
+        for n in self.docker.list_networks(Some(ListNetworksOptions { filters })).await? {
+            let Some(l) = n.labels.as_ref() else { continue };
+            let Some((address, fingerprint)) = labelled(ResourceKind::Network, Some(l)) else { continue };
+            let facts = n.name.map(|name| ("name".to_owned(), name)).into_iter().collect();
+            let observed = ObservedResource {
+                address,
+                id: n.id.unwrap_or_default(),
+                liveness: Liveness::Present,
+                fingerprint,
+                facts,
+            };
+            out.push((owner_of(l), observed));
+        }
+        Ok(out)
     }
 
     /// Changes to SpawnIt's containers, volumes and networks, as the engine reports them. The

@@ -80,3 +80,64 @@ fn a_redis_service_on_aws_from_create_to_destroy() {
     let run = aws(&w, &moto, &["plan", "cache", "--detailed-exitcode"]);
     assert_eq!(run.code, 2, "destroyed: apply would create it again\n{run}");
 }
+
+/// Tagged EC2 objects of a service, as the EC2 query API on moto lists them:
+/// (instances not terminated, security groups).
+fn tagged(moto: &Moto, service: &str) -> (usize, usize) {
+    let query = |action: &str| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", moto.port)).unwrap();
+        let path = format!(
+            "/?Action={action}&Version=2016-11-15&Filter.1.Name=tag:spawnit.service&Filter.1.Value.1={service}"
+        );
+        // moto routes by the credential scope of the (unchecked) signature.
+        let auth = "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0";
+        write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\n\r\n").unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body
+    };
+    let instances = query("DescribeInstances");
+    let alive = instances
+        .split("<instanceState>")
+        .skip(1)
+        .filter(|s| !s.contains("<name>terminated</name>") && !s.contains("<name>shutting-down</name>"))
+        .count();
+    let groups = query("DescribeSecurityGroups").matches("<groupId>").count();
+    (alive, groups)
+}
+
+#[test]
+fn kill_9_during_an_aws_apply_never_leaves_an_orphan_or_a_duplicate() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let w = World::new();
+    let moto = Moto::start();
+    let create = ["create", "hello", "web", "--provider", "aws", "--aws-allow", "10.0.0.0/8"];
+    assert_eq!(aws(&w, &moto, &create).code, 0);
+    for trigger in ["Plan:", "security_group.main: Creating", "security_group.main: Created", "instance.main: Creating"] {
+        let mut cmd = w.cmd(&["apply", "web", "--auto-approve"]);
+        cmd.env("AWS_ENDPOINT_URL", moto.endpoint())
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+            if line.unwrap().contains(trigger) {
+                break;
+            }
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+
+        let again = aws(&w, &moto, &["apply", "web", "--auto-approve"]);
+        assert_eq!(again.code, 0, "after kill at {trigger:?}: {again}");
+        assert_eq!(aws(&w, &moto, &["plan", "web", "--detailed-exitcode"]).code, 0, "after kill at {trigger:?}");
+        assert_eq!(tagged(&moto, "web"), (1, 1), "one instance, one group after kill at {trigger:?}");
+        assert_eq!(aws(&w, &moto, &["destroy", "web", "--auto-approve"]).code, 0);
+        assert_eq!(tagged(&moto, "web"), (0, 0), "nothing left after destroy ({trigger:?})");
+    }
+}
