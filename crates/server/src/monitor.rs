@@ -232,15 +232,15 @@ impl Monitor {
                 at: Utc::now(),
             });
         }
+        if s.status != PlanStatus::Drifted || s.spec.drift_policy != DriftPolicy::Reconcile || lease_over(&s.spec) {
+            return;
+        }
+        // Only a deployed service is repaired: a never-applied or destroyed one stays as it is.
         let deployed = match self.engine.service_state(&client, &service).await {
             Ok(state) => state.is_some_and(|st| !st.resources.is_empty()),
             Err(_) => false,
         };
-        if s.status == PlanStatus::Drifted
-            && s.spec.drift_policy == DriftPolicy::Reconcile
-            && deployed
-            && !lease_over(&s.spec)
-        {
+        if deployed {
             self.jobs.submit(JobKind::Apply, target, "drift-monitor").await;
         }
     }
