@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs SpawnIt's whole test suite on real parts, installing first what the tests need:
 # Debian packages (static busybox and Redis binaries for the locally built test images, the Redis
-# client), moto_server (a real S3 and EC2 API on loopback) and schemathesis from PyPI, and the
-# test images themselves.
+# client, Chromium and its WebDriver for the browser tests), moto_server (a real S3 and EC2 API on
+# loopback), schemathesis and oidc-provider-mock (a real OpenID provider on loopback) from PyPI,
+# and the test images themselves.
 # Idempotent: a second run installs nothing. Needs a running Docker engine: without one the
 # Docker tests fail, they are never skipped.
 set -euo pipefail
@@ -10,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\n==> %s\n' "$*"; }
 
-apt_packages=(busybox-static redis-server redis-tools)
+apt_packages=(busybox-static redis-server redis-tools chromium chromium-driver)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -25,6 +26,7 @@ fi
 pip_packages=()
 command -v moto_server >/dev/null 2>&1 || pip_packages+=('moto[server]>=5,<6')
 command -v schemathesis >/dev/null 2>&1 || pip_packages+=('schemathesis>=4.30,<5')
+command -v oidc-provider-mock >/dev/null 2>&1 || pip_packages+=('oidc-provider-mock>=0.3,<0.4')
 if ((${#pip_packages[@]})); then
   log "installing from PyPI: ${pip_packages[*]}"
   python3 -m pip install --quiet "${pip_packages[@]}"

@@ -46,12 +46,19 @@ pub fn app(state: AppState) -> Router {
         .route("/jobs/{id}", get(job_get))
         .route("/jobs/{id}/events", get(job_events))
         .route("/jobs/{id}/cancel", post(job_cancel))
-        .route("/events", get(events));
+        .route("/events", get(events))
+        .route("/me", get(me))
+        .route("/tokens", get(token_list).post(token_create))
+        .route("/tokens/{id}", axum::routing::delete(token_revoke))
+        .route("/users", get(user_list).post(user_create))
+        .route("/audit", get(audit_list))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") });
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/metrics", get(metrics))
         .nest("/api", api)
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .merge(crate::ui::routes())
+        .fallback(crate::ui::not_found)
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
         })
@@ -265,6 +272,7 @@ async fn service_create(
         Some(policy) => s.engine.service_settings_set(&client, &spec.name, Some(policy), None).await?,
         None => spec,
     };
+    audit(&s, &caller, &client, "create", format!("service {client}/{}", spec.name), spec.template.id.as_str()).await;
     Ok((StatusCode::CREATED, Json(service_view(&spec, None, "drifted", &["not yet applied".to_owned()])))
         .into_response())
 }
@@ -332,6 +340,7 @@ async fn service_patch(
     if body.drift_policy.is_some() {
         s.engine.service_settings_set(&client, &name, body.drift_policy, None).await?;
     }
+    audit(&s, &caller, &client, "change", format!("service {client}/{name}"), "").await;
     let _ = s.recheck.send((client.clone(), name.clone()));
     service_get(State(s), caller, Params(q), PathId(name)).await
 }
@@ -348,6 +357,7 @@ async fn service_delete(
         return Err(ApiError::conflict(format!("{target} has a job queued or running")));
     }
     s.engine.service_delete(&client, &name).await?;
+    audit(&s, &caller, &client, "delete", format!("service {client}/{name}"), "").await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -360,7 +370,9 @@ async fn service_job(
 ) -> Result<Response, ApiError> {
     let client = caller.client_for(q.client.as_deref())?;
     s.engine.service_spec(&client, &name).await?;
-    let job = s.jobs.submit(kind, Target::Service { client, name }, &caller.user).await;
+    let target = Target::Service { client: client.clone(), name };
+    let job = s.jobs.submit(kind, target.clone(), &caller.user).await;
+    audit(s, caller, &client, kind.as_str(), target.to_string(), &format!("job {}", job.record().id)).await;
     Ok(accepted(&job))
 }
 
@@ -452,6 +464,7 @@ async fn lease_set(
         _ => return Err(ApiError::invalid("ttl", "give exactly one of ttl and expires_at")),
     };
     s.engine.service_settings_set(&client, &name, None, Some(Some(expires_at))).await?;
+    audit(&s, &caller, &client, "lease", format!("service {client}/{name}"), &format!("expires {expires_at}")).await;
     service_get(State(s), caller, Params(q), PathId(name)).await
 }
 
@@ -476,6 +489,8 @@ async fn lease_extend(
     let base = current.max(Utc::now());
     let expires_at = base + chrono::Duration::from_std(body.ttl.duration()?).unwrap_or_default();
     s.engine.service_settings_set(&client, &name, None, Some(Some(expires_at))).await?;
+    audit(&s, &caller, &client, "lease", format!("service {client}/{name}"), &format!("extended to {expires_at}"))
+        .await;
     service_get(State(s), caller, Params(q), PathId(name)).await
 }
 
@@ -487,6 +502,7 @@ async fn lease_remove(
 ) -> Result<Json<Value>, ApiError> {
     let client = caller.client_for(q.client.as_deref())?;
     s.engine.service_settings_set(&client, &name, None, Some(None)).await?;
+    audit(&s, &caller, &client, "lease", format!("service {client}/{name}"), "removed").await;
     service_get(State(s), caller, Params(q), PathId(name)).await
 }
 
@@ -534,6 +550,7 @@ async fn network_create(
     let client = caller.client_for(q.client.as_deref())?;
     let name = Id::parse(&body.name).map_err(|e| ApiError::invalid("name", e.to_string()))?;
     s.engine.network_create(&client, &name).await?;
+    audit(&s, &caller, &client, "create", format!("network {client}/{name}"), "").await;
     Ok((StatusCode::CREATED, Json(network_view(&s, &client, &name).await?)).into_response())
 }
 
@@ -556,7 +573,9 @@ async fn network_job(
 ) -> Result<Response, ApiError> {
     let client = caller.client_for(q.client.as_deref())?;
     s.engine.network_spec(&client, &name).await?;
-    let job = s.jobs.submit(kind, Target::Network { client, name }, &caller.user).await;
+    let target = Target::Network { client: client.clone(), name };
+    let job = s.jobs.submit(kind, target.clone(), &caller.user).await;
+    audit(s, caller, &client, kind.as_str(), target.to_string(), &format!("job {}", job.record().id)).await;
     Ok(accepted(&job))
 }
 
@@ -640,6 +659,9 @@ async fn job_cancel(State(s): State<AppState>, caller: Caller, Path(id): Path<St
     if !s.jobs.cancel(&job) {
         return Err(ApiError::conflict(format!("job {id} already finished ({})", job.record().status.as_str())));
     }
+    let record = job.record();
+    audit(&s, &caller, record.target.client(), "cancel", record.target.to_string(), &format!("job {}", record.id))
+        .await;
     Ok(accepted(&job))
 }
 
@@ -653,4 +675,159 @@ async fn metrics(State(s): State<AppState>) -> Response {
     let jobs: BTreeMap<&str, usize> = s.jobs.counts().into_iter().map(|(k, v)| (k.as_str(), v)).collect();
     let body = s.metrics.render(&jobs, &s.board.counts());
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+// ---- audit helper ----
+
+/// Writes an audit entry for what `caller` did.
+pub(crate) async fn audit(s: &AppState, caller: &Caller, client: &Id, action: &str, target: String, detail: &str) {
+    crate::audit::record(s.engine.store(), &caller.user, client.as_str(), action, target, caller.ip, detail).await;
+}
+
+// ---- accounts, tokens, audit ----
+
+/// Refuses a non-admin caller.
+pub(crate) fn admin_only(caller: &Caller) -> Result<(), ApiError> {
+    if caller.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this needs an admin"))
+    }
+}
+
+async fn me(caller: Caller) -> Json<Value> {
+    Json(json!({
+        "user": caller.user,
+        "client": caller.client,
+        "role": caller.role,
+        "csrf": caller.session.as_ref().map(|s| s.csrf.clone()),
+    }))
+}
+
+fn token_view(r: &crate::auth::TokenRecord) -> Value {
+    json!({"id": r.id, "name": r.name, "user": r.user, "client": r.client, "role": r.role, "created_at": r.created_at})
+}
+
+async fn token_list(State(s): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let tokens = crate::auth::token_list(s.engine.store(), Some(&caller.user)).await?;
+    Ok(Json(json!({"tokens": tokens.iter().map(token_view).collect::<Vec<_>>()})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenCreateBody {
+    #[serde(default)]
+    name: String,
+}
+
+/// A token name: printable, at most 100 characters.
+pub(crate) fn token_name_check(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(ApiError::invalid("name", "must be at most 100 printable characters"));
+    }
+    Ok(name.to_owned())
+}
+
+async fn token_create(
+    State(s): State<AppState>,
+    caller: Caller,
+    Body(body): Body<TokenCreateBody>,
+) -> Result<Response, ApiError> {
+    let name = token_name_check(&body.name)?;
+    let (token, record) =
+        crate::auth::token_create_named(s.engine.store(), &caller.user, &caller.client, caller.role, &name).await?;
+    audit(&s, &caller, &caller.client, "token_create", format!("token {}", record.id), &name).await;
+    let mut view = token_view(&record);
+    view["token"] = Value::String(token);
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+async fn token_revoke(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let owner = if caller.is_admin() { None } else { Some(caller.user.as_str()) };
+    match crate::auth::token_revoke(s.engine.store(), &id, owner).await? {
+        Some(r) => {
+            audit(&s, &caller, &r.client, "token_revoke", format!("token {}", r.id), &r.name).await;
+            Ok(StatusCode::NO_CONTENT)
+        }
+        None => Err(ApiError::not_found(format!("token {}", id.chars().take(80).collect::<String>()))),
+    }
+}
+
+fn user_view(u: &crate::accounts::UserRecord) -> Value {
+    json!({"name": u.name, "client": u.client, "role": u.role, "password": u.password_hash.is_some(),
+           "oidc": u.oidc_subject.is_some(), "created_at": u.created_at})
+}
+
+async fn user_list(State(s): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    admin_only(&caller)?;
+    let users = crate::accounts::user_list(s.engine.store()).await?;
+    Ok(Json(json!({"users": users.iter().map(user_view).collect::<Vec<_>>()})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserCreateBody {
+    name: String,
+    client: String,
+    #[serde(default)]
+    role: Option<crate::auth::Role>,
+    /// Absent: the user signs in only through OIDC (linked on first sign-in).
+    #[serde(default)]
+    password: Option<String>,
+}
+
+/// Creates a user for an admin (API and admin page).
+pub(crate) async fn user_create_checked(
+    s: &AppState,
+    caller: &Caller,
+    name: &str,
+    client: &str,
+    role: crate::auth::Role,
+    password: Option<&str>,
+) -> Result<crate::accounts::UserRecord, ApiError> {
+    admin_only(caller)?;
+    let ids = ids_check(&[("name", name), ("client", client)])?;
+    let user =
+        crate::accounts::user_create(s.engine.store(), &ids[0], &ids[1], role, password, None).await.map_err(|e| {
+            match e {
+                crate::accounts::AccountError::Exists(_) => ApiError::conflict(e.to_string()),
+                crate::accounts::AccountError::WeakPassword => ApiError::invalid("password", e.to_string()),
+                crate::accounts::AccountError::Store(e) => ApiError::from(e),
+                crate::accounts::AccountError::Hash(m) => {
+                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m)
+                }
+            }
+        })?;
+    audit(s, caller, &user.client, "user_create", format!("user {}", user.name), "").await;
+    Ok(user)
+}
+
+async fn user_create(State(s): State<AppState>, caller: Caller, req: Request) -> Result<Response, ApiError> {
+    // Non-admins are refused before the body is even read.
+    admin_only(&caller)?;
+    let Body(body) = Body::<UserCreateBody>::from_request(req, &()).await?;
+    let role = body.role.unwrap_or(crate::auth::Role::Member);
+    let user = user_create_checked(&s, &caller, &body.name, &body.client, role, body.password.as_deref()).await?;
+    Ok((StatusCode::CREATED, Json(user_view(&user))).into_response())
+}
+
+#[derive(Deserialize, Default)]
+struct AuditQuery {
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+async fn audit_list(
+    State(s): State<AppState>,
+    caller: Caller,
+    Params(q): Params<AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    admin_only(&caller)?;
+    let entries = crate::audit::list(s.engine.store(), q.limit.unwrap_or(200).min(5000)).await?;
+    Ok(Json(json!({"entries": entries})))
 }

@@ -1,11 +1,14 @@
 //! API tokens: bearer tokens stored only as SHA-256 hashes (`auth/tokens/<id>.json`), each
-//! belonging to a user of one client with a role. The [`Caller`] extractor authenticates every
-//! API request and scopes it to the caller's client.
+//! belonging to a user of one client with a role, with a name, listed and revoked by id. The
+//! [`Caller`] extractor authenticates every API request — by bearer token, or by the web
+//! session cookie (then a state-changing request must carry the session's CSRF token in the
+//! `X-CSRF-Token` header) — and scopes it to the caller's client.
 
-use axum::extract::FromRequestParts;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use spawnit_model::Id;
@@ -27,6 +30,12 @@ pub enum Role {
 /// A stored token: its hash, never the token.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TokenRecord {
+    /// The token's id (the first 40 hex digits of its hash): what lists show and revoke takes.
+    #[serde(default)]
+    pub id: String,
+    /// What the user called it.
+    #[serde(default)]
+    pub name: String,
     /// Hex SHA-256 of the token.
     pub hash: String,
     pub user: String,
@@ -49,15 +58,60 @@ fn record_id(hash: &str) -> Option<Id> {
 
 /// Creates a token for `user` and returns it; only its hash is stored.
 pub async fn token_create(store: &Store, user: &str, client: &Id, role: Role) -> Result<String, StoreError> {
-    let mut rng = rand::rng();
-    let secret: String = (0..40).map(|_| rng.sample(rand::distr::Alphanumeric) as char).collect();
-    let token = format!("{TOKEN_PREFIX}{secret}");
+    token_create_named(store, user, client, role, "").await.map(|(token, _)| token)
+}
+
+/// Creates a named token for `user`; returns the token (shown once) and its record.
+pub async fn token_create_named(
+    store: &Store,
+    user: &str,
+    client: &Id,
+    role: Role,
+    name: &str,
+) -> Result<(String, TokenRecord), StoreError> {
+    let token = format!("{TOKEN_PREFIX}{}", crate::accounts::random_token(40));
     let hash = hash_hex(&token);
-    let record =
-        TokenRecord { hash: hash.clone(), user: user.to_owned(), client: client.clone(), role, created_at: Utc::now() };
     let id = record_id(&hash).expect("a SHA-256 hex digest has 64 digits");
+    let record = TokenRecord {
+        id: id.to_string(),
+        name: name.to_owned(),
+        hash: hash.clone(),
+        user: user.to_owned(),
+        client: client.clone(),
+        role,
+        created_at: Utc::now(),
+    };
     store.put_json(&Key::record(Collection::Tokens, &id), &record, PutCondition::Absent).await?;
-    Ok(token)
+    Ok((token, record))
+}
+
+/// The tokens of `user` (every token when `None`), oldest first.
+pub async fn token_list(store: &Store, user: Option<&str>) -> Result<Vec<TokenRecord>, StoreError> {
+    let mut out = Vec::new();
+    for id in store.record_ids(Collection::Tokens).await? {
+        let Some(mut r) = store.get_json::<TokenRecord>(&Key::record(Collection::Tokens, &id)).await?.map(|v| v.value)
+        else {
+            continue;
+        };
+        r.id = id.to_string();
+        if user.is_none_or(|u| u == r.user) {
+            out.push(r);
+        }
+    }
+    out.sort_by_key(|t| t.created_at);
+    Ok(out)
+}
+
+/// Revokes the token `id` of `user` (any user's when `None`); `false` when there is none.
+pub async fn token_revoke(store: &Store, id: &str, user: Option<&str>) -> Result<Option<TokenRecord>, StoreError> {
+    let Ok(id) = Id::parse(id) else { return Ok(None) };
+    let key = Key::record(Collection::Tokens, &id);
+    let Some(record) = store.get_json::<TokenRecord>(&key).await?.map(|v| v.value) else { return Ok(None) };
+    if user.is_some_and(|u| u != record.user) {
+        return Ok(None);
+    }
+    store.delete(&key).await?;
+    Ok(Some(record))
 }
 
 /// The record of a presented token, `None` if it is unknown.
@@ -86,6 +140,10 @@ pub struct Caller {
     pub user: String,
     pub client: Id,
     pub role: Role,
+    /// The caller's address, for the audit log.
+    pub ip: Option<IpAddr>,
+    /// The web session, when the caller came with the session cookie rather than a token.
+    pub session: Option<crate::accounts::SessionRecord>,
 }
 
 impl Caller {
@@ -114,17 +172,71 @@ impl Caller {
     }
 }
 
+/// The value of cookie `name` in the request, if any.
+pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The address the request came from.
+pub fn peer_ip(parts: &Parts) -> Option<IpAddr> {
+    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+}
+
+/// The caller of a request with the session cookie, `None` without a valid one.
+pub async fn session_caller(parts: &Parts, state: &AppState) -> Result<Option<Caller>, ApiError> {
+    let Some(session_id) = cookie(parts, crate::accounts::SESSION_COOKIE) else { return Ok(None) };
+    let Some(session) = crate::accounts::session_get(state.engine.store(), session_id).await? else { return Ok(None) };
+    Ok(Some(Caller {
+        user: session.user.to_string(),
+        client: session.client.clone(),
+        role: session.role,
+        ip: peer_ip(parts),
+        session: Some(session),
+    }))
+}
+
+/// Whether two secrets are equal, in time independent of where they differ.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
         let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim) else {
-            return Err(ApiError::unauthorized("missing bearer token: send `Authorization: Bearer <token>`"));
-        };
-        match token_verify(&state.engine.store(), token).await? {
-            Some(r) => Ok(Caller { user: r.user, client: r.client, role: r.role }),
-            None => Err(ApiError::unauthorized("unknown or revoked token")),
+        if let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim) {
+            return match token_verify(state.engine.store(), token).await? {
+                Some(r) => {
+                    Ok(Caller { user: r.user, client: r.client, role: r.role, ip: peer_ip(parts), session: None })
+                }
+                None => Err(ApiError::unauthorized("unknown or revoked token")),
+            };
         }
+        let Some(caller) = session_caller(parts, state).await? else {
+            return Err(ApiError::unauthorized(
+                "missing bearer token: send `Authorization: Bearer <token>` (or sign in to the web UI)",
+            ));
+        };
+        if !parts.method.is_safe() {
+            let sent = parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("");
+            let expected = caller.session.as_ref().map(|s| s.csrf.as_str()).unwrap_or("");
+            if !same_secret(sent, expected) {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::FORBIDDEN,
+                    "csrf",
+                    "a request made with the session cookie must send its CSRF token in X-CSRF-Token",
+                ));
+            }
+        }
+        Ok(caller)
     }
 }

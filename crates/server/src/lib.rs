@@ -1,17 +1,23 @@
-//! SpawnIt's server (`spawnit serve`): the JSON API under `/api` (bearer tokens, one error
-//! shape, an OpenAPI document), jobs streamed by Server-Sent Events, the drift monitor and the
-//! lease keeper. It keeps no state of its own: specs, state, locks, tokens and job records live
-//! in the store, so it can be restarted at any moment, and the CLI can act on the same store.
+//! SpawnIt's server (`spawnit serve`): the JSON API under `/api` (bearer tokens or the web
+//! session, one error shape, an OpenAPI document), the server-rendered web UI, local accounts
+//! and OIDC sign-in, the audit log, jobs streamed by Server-Sent Events, the drift monitor and
+//! the lease keeper. It keeps no state of its own: specs, state, locks, users, sessions, tokens,
+//! audit entries and job records live in the store, so it can be restarted at any moment, and
+//! the CLI can act on the same store.
 
+pub mod accounts;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod events;
 pub mod jobs;
 pub mod metrics;
 pub mod monitor;
+pub mod oidc;
 pub mod openapi;
 mod sse;
+mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,6 +44,12 @@ pub struct AppState {
     pub bus: EventBus,
     pub board: StatusBoard,
     pub metrics: Arc<Metrics>,
+    /// Failed sign-ins, per user and address.
+    pub rate: accounts::RateLimit,
+    /// Whether cookies get `Secure` (the server listens on a non-loopback address).
+    pub secure_cookies: bool,
+    /// OIDC sign-in, when configured.
+    pub oidc: Option<std::sync::Arc<oidc::OidcConfig>>,
 }
 
 /// How the server runs.
@@ -48,6 +60,8 @@ pub struct ServerConfig {
     pub sweep_every: Duration,
     pub lease_every: Duration,
     pub lease_warnings: Vec<Duration>,
+    /// OIDC sign-in for the web UI.
+    pub oidc: Option<oidc::OidcConfig>,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +72,7 @@ impl Default for ServerConfig {
             sweep_every: Duration::from_secs(30),
             lease_every: Duration::from_secs(5),
             lease_warnings: vec![Duration::from_secs(3600), Duration::from_secs(300)],
+            oidc: None,
         }
     }
 }
@@ -85,6 +100,9 @@ impl Server {
             bus: bus.clone(),
             board: board.clone(),
             metrics: metrics.clone(),
+            rate: accounts::RateLimit::default(),
+            secure_cookies: !config.listen.ip().is_loopback(),
+            oidc: config.oidc.clone().map(std::sync::Arc::new),
         };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -107,8 +125,8 @@ impl Server {
         tasks.spawn(monitor.lease_run(stop.clone()));
         let shutdown = stop.clone();
         tasks.spawn(async move {
-            let serve =
-                axum::serve(listener, app(state)).with_graceful_shutdown(async move { shutdown.cancelled().await });
+            let serve = axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async move { shutdown.cancelled().await });
             if let Err(e) = serve.await {
                 tracing::error!("the HTTP server stopped: {e}");
             }

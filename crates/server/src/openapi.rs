@@ -27,6 +27,9 @@ fn operation(
 ) -> Value {
     responses.entry("400").or_insert_with(|| error_response("Malformed request"));
     responses.entry("401").or_insert_with(|| error_response("Missing or unknown bearer token"));
+    responses
+        .entry("403")
+        .or_insert_with(|| error_response("Admins only, or a session request without its CSRF token"));
     responses.entry("404").or_insert_with(|| error_response("Not found (or another client's)"));
     responses.entry("405").or_insert_with(|| error_response("Method not allowed"));
     responses.entry("409").or_insert_with(|| error_response("Conflicts with the current state"));
@@ -125,6 +128,31 @@ pub fn document() -> Value {
             vec![job_id(), json!({"name": "Last-Event-ID", "in": "header", "required": false, "schema": {"type": "string"}})], None,
             responses(&[("200", sse("Server-Sent Events; each event's name is its type, its data the JobEvent JSON"))]))},
         "/api/jobs/{id}/cancel": {"post": operation("job_cancel", "Cancel a job (it stops between resource operations)", "jobs", vec![job_id()], None, job_accepted())},
+        "/api/me": {"get": operation("me", "Who the caller is", "accounts", vec![], None,
+            responses(&[("200", ok("The caller", json!({"type": "object", "required": ["user", "client", "role"], "properties": {
+                "user": {"type": "string"}, "client": {"type": "string"}, "role": {"type": "string", "enum": ["admin", "member"]},
+                "csrf": {"type": ["string", "null"], "description": "The session's CSRF token (session callers only)"}}})))]))},
+        "/api/tokens": {
+            "get": operation("token_list", "The caller's API tokens (never the tokens themselves)", "accounts", vec![], None,
+                responses(&[("200", ok("Tokens", json!({"type": "object", "required": ["tokens"], "properties": {"tokens": {"type": "array", "items": schema_ref("Token")}}})))])),
+            "post": operation("token_create", "Create an API token for the caller; the answer holds it, once", "accounts", vec![],
+                Some(json!({"type": "object", "additionalProperties": false, "properties": {"name": {"type": "string", "maxLength": 100}}})),
+                responses(&[("201", ok("The token record with `token`", schema_ref("Token")))])),
+        },
+        "/api/tokens/{id}": {"delete": operation("token_revoke", "Revoke one of the caller's tokens (admins: anyone's)", "accounts",
+            vec![path_id("id", "Token id")], None, responses(&[("204", json!({"description": "Revoked"}))]))},
+        "/api/users": {
+            "get": operation("user_list", "Every user (admins)", "accounts", vec![], None,
+                responses(&[("200", ok("Users", json!({"type": "object", "required": ["users"], "properties": {"users": {"type": "array", "items": schema_ref("User")}}})))])),
+            "post": operation("user_create", "Create a local user (admins)", "accounts", vec![],
+                Some(json!({"type": "object", "required": ["name", "client"], "additionalProperties": false, "properties": {
+                    "name": {"type": "string"}, "client": {"type": "string"}, "role": {"type": "string", "enum": ["admin", "member"]},
+                    "password": {"type": "string", "minLength": 8}}})),
+                responses(&[("201", ok("The user", schema_ref("User")))])),
+        },
+        "/api/audit": {"get": operation("audit_list", "The audit log, newest first (admins)", "accounts",
+            vec![json!({"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}})], None,
+            responses(&[("200", ok("Entries", json!({"type": "object", "required": ["entries"], "properties": {"entries": {"type": "array", "items": schema_ref("AuditEntry")}}})))]))},
         "/api/events": {"get": operation("events", "Live server events of the caller's services", "events", vec![], None,
             responses(&[("200", sse("Server-Sent Events: service_status, job, lease_warning, lease_expired"))]))},
     });
@@ -173,6 +201,16 @@ pub fn document() -> Value {
         "Network": {"type": "object", "required": ["client", "name", "status", "reasons", "resources"], "properties": {
             "client": {"type": "string"}, "name": {"type": "string"}, "status": {"type": "string", "enum": ["compliant", "drifted", "error"]},
             "reasons": {"type": "array", "items": {"type": "string"}}, "resources": {"type": "object"}}},
+        "Token": {"type": "object", "required": ["id", "name", "user", "client", "role", "created_at"], "properties": {
+            "id": {"type": "string"}, "name": {"type": "string"}, "user": {"type": "string"}, "client": {"type": "string"},
+            "role": {"type": "string", "enum": ["admin", "member"]}, "created_at": {"type": "string", "format": "date-time"},
+            "token": {"type": "string", "description": "Only in the answer to its creation"}}},
+        "User": {"type": "object", "required": ["name", "client", "role", "created_at"], "properties": {
+            "name": {"type": "string"}, "client": {"type": "string"}, "role": {"type": "string", "enum": ["admin", "member"]},
+            "password": {"type": "boolean"}, "oidc": {"type": "boolean"}, "created_at": {"type": "string", "format": "date-time"}}},
+        "AuditEntry": {"type": "object", "required": ["id", "at", "user", "client", "action", "target"], "properties": {
+            "id": {"type": "string"}, "at": {"type": "string", "format": "date-time"}, "user": {"type": "string"}, "client": {"type": "string"},
+            "action": {"type": "string"}, "target": {"type": "string"}, "ip": {"type": ["string", "null"]}, "detail": {"type": "string"}}},
         "JobStatus": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled", "timed_out"]},
         "Job": {"type": "object", "required": ["id", "kind", "target", "status", "requested_by", "created_at"], "properties": {
             "id": {"type": "string", "format": "uuid"}, "kind": {"type": "string", "enum": ["plan", "apply", "destroy"]},
@@ -187,7 +225,7 @@ pub fn document() -> Value {
     json!({
         "openapi": "3.1.0",
         "info": {"title": "SpawnIt API", "version": env!("CARGO_PKG_VERSION"),
-            "description": "One-click self-hosted services. Every call under /api (but this document) needs `Authorization: Bearer <token>`."},
+            "description": "One-click self-hosted services. Every call under /api (but this document) needs `Authorization: Bearer <token>`, or the web UI's session cookie (then state-changing calls need the session's CSRF token in `X-CSRF-Token`)."},
         "paths": paths,
         "components": {
             "schemas": schemas,

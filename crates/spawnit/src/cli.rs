@@ -265,6 +265,28 @@ pub enum Command {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Web UI accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a local user; prints the password when one is generated.
+    Create {
+        /// The user's name (an id: lowercase letters, digits, dashes).
+        #[arg(value_parser = parse_id)]
+        name: Id,
+        /// The client the user belongs to.
+        #[arg(long, value_parser = parse_id)]
+        client: Id,
+        /// Give the user the admin role (sees every client).
+        #[arg(long)]
+        admin: bool,
+        /// The password (at least 8 characters); generated and printed when absent.
+        #[arg(long, env = "SPAWNIT_USER_PASSWORD")]
+        password: Option<String>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -287,6 +309,21 @@ pub struct ServeArgs {
     /// Finished jobs kept.
     #[arg(long, default_value_t = 500)]
     pub jobs_keep: usize,
+    /// OIDC issuer URL for web sign-in, e.g. https://keycloak.example.com/realms/spawnit.
+    #[arg(long, env = "SPAWNIT_OIDC_ISSUER", requires_all = ["oidc_client_id", "oidc_client_secret"])]
+    pub oidc_issuer: Option<String>,
+    /// The OIDC client id SpawnIt is registered with.
+    #[arg(long, env = "SPAWNIT_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    /// The OIDC client secret.
+    #[arg(long, env = "SPAWNIT_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<String>,
+    /// The ID token claim naming a new user's client (without it, an admin maps users).
+    #[arg(long, env = "SPAWNIT_OIDC_CLIENT_CLAIM")]
+    pub oidc_client_claim: Option<String>,
+    /// SpawnIt's public URL (for the OIDC redirect URI); default: from the request's Host.
+    #[arg(long, env = "SPAWNIT_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

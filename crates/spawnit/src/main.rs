@@ -24,7 +24,7 @@ use spawnit_store::{Store, StoreLocation};
 
 use crate::cli::{
     AwsArgs, AwsCreateArgs, Cli, Command, LockArgs, NetworkCommand, Output, ProviderArg, ServeArgs, StoreArgs,
-    TokenCommand,
+    TokenCommand, UserCommand,
 };
 use spawnit_server::auth::Role;
 
@@ -127,6 +127,17 @@ async fn run(cli: Cli) -> Result<u8> {
             let token = spawnit_server::auth::token_create(engine.store(), &user, &client, role).await?;
             eprintln!("Token for user {user} of client {client} ({role:?}); it is shown only now:");
             println!("{token}");
+        }
+        Command::User(UserCommand::Create { name, client, admin, password }) => {
+            let role = if admin { Role::Admin } else { Role::Member };
+            let generated = password.is_none();
+            let password = password.unwrap_or_else(|| spawnit_server::accounts::random_token(20));
+            spawnit_server::accounts::user_create(engine.store(), &name, &client, role, Some(&password), None).await?;
+            eprintln!("User {name} of client {client} ({role:?}) created.");
+            if generated {
+                eprintln!("Its generated password is shown only now:");
+                println!("{password}");
+            }
         }
         Command::Catalog { template: Some(id), output } => {
             let t = engine.template(&id).await?;
@@ -506,6 +517,10 @@ async fn serve(engine: Engine, args: ServeArgs) -> Result<()> {
         println!("First start: an admin token was created. It is shown only now; keep it:");
         println!("{token}");
     }
+    if let Some(password) = spawnit_server::accounts::admin_user_bootstrap(engine.store()).await? {
+        println!("First start: web UI user `admin` (client default) was created with this password, shown only now:");
+        println!("{password}");
+    }
     let config = spawnit_server::ServerConfig {
         listen: args.listen,
         jobs: spawnit_server::jobs::JobsConfig {
@@ -516,10 +531,20 @@ async fn serve(engine: Engine, args: ServeArgs) -> Result<()> {
         sweep_every: args.sweep_interval,
         lease_every: args.lease_interval,
         lease_warnings: args.lease_warnings,
+        oidc: match (args.oidc_issuer, args.oidc_client_id, args.oidc_client_secret) {
+            (Some(issuer), Some(client_id), Some(client_secret)) => Some(spawnit_server::oidc::OidcConfig {
+                issuer,
+                client_id,
+                client_secret,
+                client_claim: args.oidc_client_claim,
+                public_url: args.public_url,
+            }),
+            _ => None,
+        },
     };
     let docker = DockerProvider::connect().await?;
     let server = spawnit_server::Server::start(engine, docker, config).await?;
-    println!("SpawnIt listening on http://{} (API under /api, OpenAPI at /api/openapi.json)", server.addr);
+    println!("SpawnIt listening on http://{} (web UI at /, API under /api, OpenAPI at /api/openapi.json)", server.addr);
     server
         .run_until(async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();

@@ -91,7 +91,8 @@ fn tagged(moto: &Moto, service: &str) -> (usize, usize) {
             "/?Action={action}&Version=2016-11-15&Filter.1.Name=tag:spawnit.service&Filter.1.Value.1={service}"
         );
         // moto routes by the credential scope of the (unchecked) signature.
-        let auth = "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0";
+        let auth =
+            "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0";
         write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\n\r\n").unwrap();
         let mut body = String::new();
         s.read_to_string(&mut body).unwrap();
@@ -116,7 +117,8 @@ fn kill_9_during_an_aws_apply_never_leaves_an_orphan_or_a_duplicate() {
     let moto = Moto::start();
     let create = ["create", "hello", "web", "--provider", "aws", "--aws-allow", "10.0.0.0/8"];
     assert_eq!(aws(&w, &moto, &create).code, 0);
-    for trigger in ["Plan:", "security_group.main: Creating", "security_group.main: Created", "instance.main: Creating"] {
+    for trigger in ["Plan:", "security_group.main: Creating", "security_group.main: Created", "instance.main: Creating"]
+    {
         let mut cmd = w.cmd(&["apply", "web", "--auto-approve"]);
         cmd.env("AWS_ENDPOINT_URL", moto.endpoint())
             .env("AWS_ACCESS_KEY_ID", "test")

@@ -59,6 +59,16 @@ pub enum Collection {
     Tokens,
     /// Finished and running jobs, by UUID.
     Jobs,
+    /// Local user accounts, by user name.
+    Users,
+    /// Web sessions, by the first 40 hex digits of the SHA-256 of their id.
+    Sessions,
+    /// Audit log entries, by a time-ordered id.
+    Audit,
+    /// OIDC sign-ins in progress, by the first 40 hex digits of the SHA-256 of their state.
+    OidcPending,
+    /// Server settings an admin changes at run time (e.g. `auth`: whether sign-up is open).
+    Settings,
 }
 
 impl Collection {
@@ -66,6 +76,11 @@ impl Collection {
         match self {
             Collection::Tokens => "auth/tokens",
             Collection::Jobs => "jobs",
+            Collection::Users => "auth/users",
+            Collection::Sessions => "auth/sessions",
+            Collection::Audit => "audit",
+            Collection::OidcPending => "auth/oidc-pending",
+            Collection::Settings => "settings",
         }
     }
 }

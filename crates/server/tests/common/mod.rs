@@ -244,6 +244,85 @@ impl SseReader {
     }
 }
 
+/// A signed-in web session: its cookie and CSRF token.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+/// An HTTP client that does not follow redirects (to see them).
+pub fn http_no_redirect() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+impl TestServer {
+    /// Creates a local user on the server's store.
+    pub async fn user(&self, name: &str, client: &str, role: Role, password: &str) {
+        let store = Store::open_local(self.dir.path()).unwrap();
+        spawnit_server::accounts::user_create(
+            &store,
+            &Id::parse(name).unwrap(),
+            &Id::parse(client).unwrap(),
+            role,
+            Some(password),
+            None,
+        )
+        .await
+        .unwrap();
+    }
+
+    /// Signs in through the form; panics unless it works.
+    pub async fn sign_in(&self, user: &str, password: &str) -> Session {
+        let http = http_no_redirect();
+        let resp = http
+            .post(self.url("/login"))
+            .form(&[("user", user), ("password", password), ("next", "/")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 303, "sign-in of {user} failed: {}", resp.text().await.unwrap_or_default());
+        let set = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+        let cookie = set.split(';').next().unwrap().to_owned();
+        let me: Value =
+            http.get(self.url("/api/me")).header("cookie", &cookie).send().await.unwrap().json().await.unwrap();
+        Session { cookie, csrf: me["csrf"].as_str().unwrap().to_owned() }
+    }
+
+    /// A page or API answer as a session (`None`: anonymous): status and body.
+    pub async fn page(&self, session: Option<&Session>, path: &str) -> (u16, String) {
+        let mut req = http_no_redirect().get(self.url(path));
+        if let Some(s) = session {
+            req = req.header("cookie", &s.cookie);
+        }
+        let resp = req.send().await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap_or_default())
+    }
+
+    /// A form post as a session, with `csrf` (or none).
+    pub async fn form(
+        &self,
+        session: Option<&Session>,
+        path: &str,
+        fields: &[(&str, &str)],
+        csrf: Option<&str>,
+    ) -> (u16, String) {
+        let mut fields: Vec<(&str, &str)> = fields.to_vec();
+        if let Some(c) = csrf {
+            fields.push(("csrf", c));
+        }
+        let mut req = http_no_redirect().post(self.url(path)).form(&fields);
+        if let Some(s) = session {
+            req = req.header("cookie", &s.cookie);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let location = resp.headers().get("location").map(|v| v.to_str().unwrap_or("").to_owned());
+        let text = resp.text().await.unwrap_or_default();
+        (status, location.map(|l| format!("location: {l}\n{text}")).unwrap_or(text))
+    }
+}
+
 pub async fn http_text(port: u16) -> String {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {

@@ -1,0 +1,252 @@
+//! `spawnit-bench`: SpawnIt's benchmarks (issue 3, point 7), against the real Docker engine.
+//! It measures plan latency, `spawnit apply` against `docker run -d`, the CPU time of a drift
+//! sweep over N real services, the server's resident memory, and the API's latency, and prints
+//! one markdown table in which every figure that has a baseline is also given as a ratio to
+//! that baseline, measured in the same run. It is a program, not a test: it asserts nothing
+//! about time; the issue's goals are printed next to the numbers as information.
+//!
+//! Everything it creates belongs to a client of its own (`bench-<pid>`) in temporary stores, and
+//! every container, volume and network of that client is removed at the end, also on error or
+//! Ctrl-C. Build and run it in release, next to the `spawnit` binary it drives:
+//! `cargo build --release -p spawnit -p spawnit-bench && target/release/spawnit-bench`.
+
+mod cleanup;
+mod machine;
+mod measure;
+mod report;
+mod serve;
+mod stats;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use clap::Parser;
+use clap::builder::TypedValueParser as _;
+use serde_json::json;
+use spawnit_docker::DockerProvider;
+use spawnit_engine::execute::events_ignored;
+use spawnit_engine::{Engine, Providers, RunOptions, ServiceCreate};
+use spawnit_model::{Exposure, Id, OperationOutcome, ProviderKind};
+use spawnit_store::Store;
+
+use crate::cleanup::Cleanup;
+use crate::machine::Machine;
+use crate::report::Report;
+
+/// The image of the `hello` template (built locally by `scripts/test-images.sh`).
+pub const HELLO_IMAGE: &str = "hashicorp/http-echo:1.0";
+
+/// SpawnIt's benchmarks: prints a markdown table of measurements and ratios to baselines.
+#[derive(Parser, Debug, Clone)]
+#[command(version)]
+pub struct Args {
+    /// Services (each a real container) for the sweep, server memory and API measurements;
+    /// the sweep is also measured at a quarter and a half of it.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=2000).map(usize::from))]
+    pub services: usize,
+    /// Runs of `spawnit apply` and of `docker run -d` (each), after one warm-up run of both.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..).map(usize::from))]
+    pub runs: usize,
+    /// Plans timed (and as many baseline list calls).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u16).range(2..).map(usize::from))]
+    pub plan_runs: usize,
+    /// Requests timed per API endpoint.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(2..).map(usize::from))]
+    pub requests: usize,
+    /// Sweeps (and naive sweeps) averaged at each number of services.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..).map(usize::from))]
+    pub sweeps: usize,
+    /// Applies run at once while the N services are set up.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64).map(usize::from))]
+    pub concurrency: usize,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let client = format!("bench-{}", std::process::id());
+    let mut cleanup = Cleanup::new(&client);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let started = Instant::now();
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            report = run(&args, &client) => report,
+            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+        }
+    });
+    // Dropping the runtime kills any `spawnit serve` still running (kill_on_drop) before the
+    // Docker objects go.
+    drop(runtime);
+    eprintln!("cleaning up the Docker objects of client {client}");
+    let removed = cleanup.run();
+    match outcome {
+        Ok(mut report) => {
+            report.duration = started.elapsed();
+            report.cleanup = removed.to_string();
+            print!("{report}");
+            if removed.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Err(e) => {
+            eprintln!("cleanup: {removed}");
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Sets up and runs every measurement, in an order where each leaves the store as the next
+/// expects: the plan probe and the CLI services are gone before the N services are made.
+async fn run(args: &Args, client: &str) -> Result<Report> {
+    let spawnit = spawnit_binary()?;
+    let scratch =
+        tempfile::Builder::new().prefix("spawnit-bench-").tempdir().context("create a temporary directory")?;
+    let bench = Bench::open(args.clone(), client, scratch.path().to_owned(), spawnit).await?;
+    let machine = Machine::describe(bench.docker.client()).await;
+    eprintln!("machine: {machine}");
+    eprintln!("client {client}, store {}", bench.store_dir.display());
+
+    eprintln!("[1/5] plan latency ({} plans, {} list calls)", args.plan_runs, args.plan_runs);
+    let plan = measure::plan_latency(&bench).await?;
+    eprintln!("[2/5] spawnit apply vs docker run -d ({} runs each)", args.runs);
+    let apply = measure::apply_versus_run(&bench).await?;
+    eprintln!("[3/5] drift sweep CPU over up to {} services", args.services);
+    let sweep = measure::sweep_cost(&bench).await?;
+    eprintln!("[4/5] server RSS (idle, then with {} services)", args.services);
+    let idle = measure::server_idle(&bench).await?;
+    eprintln!("[5/5] server with {} services: RSS and API latency", args.services);
+    let loaded = measure::server_loaded(&bench).await?;
+
+    Ok(Report {
+        args: args.clone(),
+        machine,
+        plan,
+        apply,
+        sweep,
+        idle,
+        loaded,
+        duration: Default::default(),
+        cleanup: String::new(),
+    })
+}
+
+/// The `spawnit` binary next to this one.
+fn spawnit_binary() -> Result<PathBuf> {
+    let me = std::env::current_exe().context("where is spawnit-bench?")?;
+    let path = me.parent().context("spawnit-bench has no directory")?.join("spawnit");
+    if !path.is_file() {
+        bail!(
+            "{} is missing: spawnit-bench drives the spawnit binary next to it; build both with \
+             `cargo build --release -p spawnit -p spawnit-bench`",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A free TCP port on loopback (free when asked; nothing holds it).
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0").context("find a free port")?.local_addr()?.port())
+}
+
+/// `count` distinct free ports: all listeners are held until every port is known.
+pub fn free_ports(count: usize) -> Result<Vec<u16>> {
+    let listeners = (0..count)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").context("find a free port"))
+        .collect::<Result<Vec<_>>>()?;
+    listeners.iter().map(|l| Ok(l.local_addr()?.port())).collect()
+}
+
+/// What the measurements share: an engine over a temporary store, the Docker provider, the
+/// bench's client, and the `spawnit` binary.
+pub struct Bench {
+    pub args: Args,
+    pub engine: Engine,
+    pub docker: DockerProvider,
+    pub client: Id,
+    /// The client network every service joins (applied once, at the start).
+    pub network: Id,
+    /// The store the engine, the CLI runs and the loaded server share.
+    pub store_dir: PathBuf,
+    /// Where idle stores and server logs go.
+    pub scratch: PathBuf,
+    pub spawnit: PathBuf,
+}
+
+impl Bench {
+    async fn open(args: Args, client: &str, scratch: PathBuf, spawnit: PathBuf) -> Result<Bench> {
+        let docker = DockerProvider::connect().await.context("connect to the Docker engine")?;
+        docker.client().inspect_image(HELLO_IMAGE).await.with_context(|| {
+            format!("image {HELLO_IMAGE} is missing: build it with scripts/test-images.sh (nothing is pulled here)")
+        })?;
+        let store_dir = scratch.join("store");
+        let store = Store::open_local(&store_dir).context("open the bench's store")?;
+        let providers = Providers::default().with(ProviderKind::Docker, Arc::new(docker.clone()));
+        let engine = Engine::open(store, providers).await?;
+        let bench = Bench {
+            args,
+            engine,
+            docker,
+            client: Id::parse(client)?,
+            network: Id::parse("default")?,
+            store_dir,
+            scratch,
+            spawnit,
+        };
+        bench.engine.network_create(&bench.client, &bench.network).await?;
+        let run = RunOptions::new("bench-network", events_ignored());
+        let report = bench.engine.network_apply(&bench.client, &bench.network, &run).await?;
+        ensure!(report.outcome == OperationOutcome::Succeeded, "network apply: {}", report.errors.join("; "));
+        Ok(bench)
+    }
+
+    /// Stores the spec of a `hello` service on `port` (applies nothing).
+    pub async fn hello_create(&self, name: &str, port: u16) -> Result<Id> {
+        let name = Id::parse(name)?;
+        let params = BTreeMap::from([("port".to_owned(), json!(port)), ("message".to_owned(), json!("bench"))]);
+        self.engine
+            .service_create(ServiceCreate {
+                client: self.client.clone(),
+                name: name.clone(),
+                template: Id::parse("hello")?,
+                network: self.network.clone(),
+                exposure: Exposure::Loopback,
+                provider: ProviderKind::Docker,
+                params,
+                aws: None,
+            })
+            .await
+            .with_context(|| format!("create service {name}"))?;
+        Ok(name)
+    }
+
+    pub async fn apply(&self, name: &Id) -> Result<()> {
+        let run = RunOptions::new(format!("bench-apply-{name}"), events_ignored());
+        let report =
+            self.engine.service_apply(&self.client, name, &run).await.with_context(|| format!("apply {name}"))?;
+        ensure!(
+            report.outcome == OperationOutcome::Succeeded,
+            "apply of {name} ended {:?}: {}",
+            report.outcome,
+            report.errors.join("; ")
+        );
+        Ok(())
+    }
+
+    /// Destroys a service's resources and forgets it.
+    pub async fn remove(&self, name: &Id) -> Result<()> {
+        let run = RunOptions::new(format!("bench-destroy-{name}"), events_ignored());
+        let report = self.engine.service_destroy(&self.client, name, &run).await?;
+        ensure!(report.outcome == OperationOutcome::Succeeded, "destroy of {name}: {}", report.errors.join("; "));
+        self.engine.service_delete(&self.client, name).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,353 @@
+//! Local accounts and web sessions, kept in the store like everything else (the server holds no
+//! state of its own). A user (`auth/users/<name>.json`) belongs to one client with a role and
+//! signs in with a password hashed with argon2id, or through OIDC. A session
+//! (`auth/sessions/<hash prefix>.json`) is found by the SHA-256 of its random id, which only the
+//! browser's cookie holds; it carries the CSRF token every form post must echo, and an expiry.
+//! Failed sign-ins are rate limited in memory per user and address.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use spawnit_model::Id;
+use spawnit_store::{Collection, Key, PutCondition, Store, StoreError};
+
+use crate::auth::Role;
+
+/// Why an account operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("user {0} already exists")]
+    Exists(Id),
+    #[error("password must have at least {MIN_PASSWORD} characters")]
+    WeakPassword,
+    #[error("cannot hash the password: {0}")]
+    Hash(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The shortest password accepted.
+pub const MIN_PASSWORD: usize = 8;
+
+/// A local user as stored.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub name: Id,
+    pub client: Id,
+    pub role: Role,
+    /// PHC string of an argon2id hash; `None` for users who sign in only through OIDC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
+    /// The OIDC `iss` and `sub` this user signs in as, when linked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc_subject: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A random string of `n` characters from `[A-Za-z0-9]`.
+pub fn random_token(n: usize) -> String {
+    let mut rng = rand::rng();
+    (0..n).map(|_| rng.sample(rand::distr::Alphanumeric) as char).collect()
+}
+
+fn hash_hex(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn password_hash(password: &str) -> Result<String, AccountError> {
+    if password.chars().count() < MIN_PASSWORD {
+        return Err(AccountError::WeakPassword);
+    }
+    let salt_bytes: [u8; 16] = rand::random();
+    let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| AccountError::Hash(e.to_string()))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AccountError::Hash(e.to_string()))
+}
+
+/// Creates a user; `password` `None` makes a user who can only sign in through OIDC.
+pub async fn user_create(
+    store: &Store,
+    name: &Id,
+    client: &Id,
+    role: Role,
+    password: Option<&str>,
+    oidc_subject: Option<String>,
+) -> Result<UserRecord, AccountError> {
+    let password_hash = password.map(password_hash).transpose()?;
+    let record = UserRecord {
+        name: name.clone(),
+        client: client.clone(),
+        role,
+        password_hash,
+        oidc_subject,
+        created_at: Utc::now(),
+    };
+    match store.put_json(&Key::record(Collection::Users, name), &record, PutCondition::Absent).await {
+        Ok(_) => Ok(record),
+        Err(StoreError::Conflict { .. }) => Err(AccountError::Exists(name.clone())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Account settings an admin changes at run time (`settings/auth.json`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct AuthSettings {
+    /// Whether people may create their own account (each gets a client of their own). Off by default.
+    #[serde(default)]
+    pub signup: bool,
+}
+
+fn settings_key() -> Key {
+    Key::record(Collection::Settings, &Id::parse("auth").expect("valid id"))
+}
+
+pub async fn settings_get(store: &Store) -> Result<AuthSettings, StoreError> {
+    Ok(store.get_json::<AuthSettings>(&settings_key()).await?.map(|v| v.value).unwrap_or_default())
+}
+
+pub async fn settings_put(store: &Store, settings: &AuthSettings) -> Result<(), StoreError> {
+    store.put_json(&settings_key(), settings, PutCondition::Overwrite).await.map(|_| ())
+}
+
+/// Signs up `name`: a new member of a new client of the same name. Refused when the user or
+/// the client exists already (nobody joins someone else's client by signing up).
+pub async fn signup(store: &Store, name: &Id, password: &str) -> Result<UserRecord, AccountError> {
+    let client_taken =
+        store.client_list().await?.contains(name) || user_list(store).await?.iter().any(|u| &u.client == name);
+    if client_taken {
+        return Err(AccountError::Exists(name.clone()));
+    }
+    user_create(store, name, name, Role::Member, Some(password), None).await
+}
+
+/// On a store without any user, creates the admin user `admin` of client `default` with a
+/// generated password and returns that password (to print once).
+pub async fn admin_user_bootstrap(store: &Store) -> Result<Option<String>, AccountError> {
+    if !store.record_ids(Collection::Users).await?.is_empty() {
+        return Ok(None);
+    }
+    let password = random_token(20);
+    let (name, client) = (Id::parse("admin").expect("valid id"), Id::parse("default").expect("valid id"));
+    match user_create(store, &name, &client, Role::Admin, Some(&password), None).await {
+        Ok(_) => Ok(Some(password)),
+        Err(AccountError::Exists(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn user_get(store: &Store, name: &Id) -> Result<Option<UserRecord>, StoreError> {
+    Ok(store.get_json::<UserRecord>(&Key::record(Collection::Users, name)).await?.map(|v| v.value))
+}
+
+/// Every user, sorted by name.
+pub async fn user_list(store: &Store) -> Result<Vec<UserRecord>, StoreError> {
+    let mut out = Vec::new();
+    for id in store.record_ids(Collection::Users).await? {
+        if let Some(u) = user_get(store, &id).await? {
+            out.push(u);
+        }
+    }
+    Ok(out)
+}
+
+/// The user with this name and password, `None` when either is wrong (same work either way).
+pub async fn password_check(store: &Store, name: &str, password: &str) -> Result<Option<UserRecord>, StoreError> {
+    let user = match Id::parse(name) {
+        Ok(id) => user_get(store, &id).await?,
+        Err(_) => None,
+    };
+    let argon = Argon2::default();
+    match user.as_ref().and_then(|u| u.password_hash.as_deref()) {
+        Some(stored) => {
+            let ok = PasswordHash::new(stored).is_ok_and(|h| argon.verify_password(password.as_bytes(), &h).is_ok());
+            Ok(user.filter(|_| ok))
+        }
+        None => {
+            // Spend the same time as a real check, so timing does not tell which users exist.
+            let _ = password_hash("not-a-user-password");
+            Ok(None)
+        }
+    }
+}
+
+/// A web session as stored: the hash of its id, never the id.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub hash: String,
+    pub user: Id,
+    pub client: Id,
+    pub role: Role,
+    /// Echoed by every state-changing request made with the cookie.
+    pub csrf: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// How long a session lasts.
+pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+
+/// The cookie holding the session id.
+pub const SESSION_COOKIE: &str = "spawnit_session";
+
+fn session_key(session_id: &str) -> Option<(String, Key)> {
+    let hash = hash_hex(session_id);
+    let id = Id::parse(hash.get(..40)?).ok()?;
+    Some((hash, Key::record(Collection::Sessions, &id)))
+}
+
+/// Starts a session for `user`; returns the session id (for the cookie) and its record.
+pub async fn session_create(store: &Store, user: &UserRecord) -> Result<(String, SessionRecord), StoreError> {
+    let session_id = random_token(43);
+    let (hash, key) = session_key(&session_id).expect("a SHA-256 hex digest has 64 digits");
+    let now = Utc::now();
+    let record = SessionRecord {
+        hash,
+        user: user.name.clone(),
+        client: user.client.clone(),
+        role: user.role,
+        csrf: random_token(32),
+        created_at: now,
+        expires_at: now + chrono::Duration::from_std(SESSION_TTL).unwrap_or(chrono::Duration::hours(12)),
+    };
+    store.put_json(&key, &record, PutCondition::Absent).await?;
+    Ok((session_id, record))
+}
+
+/// The live session of a cookie value, `None` when unknown or expired (an expired one is removed).
+pub async fn session_get(store: &Store, session_id: &str) -> Result<Option<SessionRecord>, StoreError> {
+    if session_id.is_empty() || session_id.len() > 200 {
+        return Ok(None);
+    }
+    let Some((hash, key)) = session_key(session_id) else { return Ok(None) };
+    let Some(record) = store.get_json::<SessionRecord>(&key).await?.map(|v| v.value) else { return Ok(None) };
+    if record.hash != hash {
+        return Ok(None);
+    }
+    if record.expires_at <= Utc::now() {
+        store.delete(&key).await?;
+        return Ok(None);
+    }
+    Ok(Some(record))
+}
+
+/// Removes expired sessions (best effort; a session is also checked for expiry at every use).
+pub async fn sessions_prune(store: &Store) -> Result<usize, StoreError> {
+    let mut removed = 0;
+    for id in store.record_ids(Collection::Sessions).await? {
+        let key = Key::record(Collection::Sessions, &id);
+        let expired = match store.get_json::<SessionRecord>(&key).await {
+            Ok(Some(v)) => v.value.expires_at <= Utc::now(),
+            Ok(None) => false,
+            Err(StoreError::Corrupt { .. }) => true,
+            Err(e) => return Err(e),
+        };
+        if expired {
+            store.delete(&key).await?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Ends a session (signing out).
+pub async fn session_delete(store: &Store, session_id: &str) -> Result<(), StoreError> {
+    match session_key(session_id) {
+        Some((_, key)) => store.delete(&key).await,
+        None => Ok(()),
+    }
+}
+
+/// Failed sign-ins per (user, address): at most [`RateLimit::MAX`] in [`RateLimit::WINDOW`].
+#[derive(Clone, Default)]
+pub struct RateLimit {
+    failures: Arc<Mutex<Failures>>,
+}
+
+/// Times of recent failed sign-ins, per (user, address).
+type Failures = HashMap<(String, IpAddr), Vec<Instant>>;
+
+impl RateLimit {
+    pub const MAX: usize = 5;
+    pub const WINDOW: Duration = Duration::from_secs(300);
+
+    /// `Some(wait)` when this user and address must wait before trying again.
+    pub fn blocked(&self, user: &str, ip: IpAddr) -> Option<Duration> {
+        let mut map = self.failures.lock().expect("rate limit");
+        let list = map.get_mut(&(user.to_owned(), ip))?;
+        list.retain(|t| t.elapsed() < Self::WINDOW);
+        if list.len() < Self::MAX {
+            return None;
+        }
+        list.first().map(|first| Self::WINDOW.saturating_sub(first.elapsed()))
+    }
+
+    pub fn failed(&self, user: &str, ip: IpAddr) {
+        let mut map = self.failures.lock().expect("rate limit");
+        map.retain(|_, list| list.last().is_some_and(|t| t.elapsed() < Self::WINDOW));
+        map.entry((user.to_owned(), ip)).or_default().push(Instant::now());
+    }
+
+    pub fn succeeded(&self, user: &str, ip: IpAddr) {
+        self.failures.lock().expect("rate limit").remove(&(user.to_owned(), ip));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_with_argon2id_and_verify() {
+        let h = password_hash("correct horse").unwrap();
+        assert!(h.starts_with("$argon2id$"), "{h}");
+        let parsed = PasswordHash::new(&h).unwrap();
+        assert!(Argon2::default().verify_password(b"correct horse", &parsed).is_ok());
+        assert!(Argon2::default().verify_password(b"wrong", &parsed).is_err());
+        assert!(matches!(password_hash("short"), Err(AccountError::WeakPassword)));
+    }
+
+    #[tokio::test]
+    async fn sessions_expire_and_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_local(dir.path()).unwrap();
+        let (name, client) = (Id::parse("ann").unwrap(), Id::parse("acme").unwrap());
+        let user = user_create(&store, &name, &client, Role::Member, Some("long enough"), None).await.unwrap();
+        let (live_id, _) = session_create(&store, &user).await.unwrap();
+        let (old_id, mut old) = session_create(&store, &user).await.unwrap();
+        assert!(session_get(&store, &old_id).await.unwrap().is_some());
+        old.expires_at = Utc::now() - chrono::Duration::seconds(1);
+        let (_, key) = session_key(&old_id).unwrap();
+        store.put_json(&key, &old, PutCondition::Overwrite).await.unwrap();
+        assert!(session_get(&store, &old_id).await.unwrap().is_none(), "an expired session works");
+        store.put_json(&key, &old, PutCondition::Overwrite).await.unwrap();
+        assert_eq!(sessions_prune(&store).await.unwrap(), 1);
+        assert!(session_get(&store, &live_id).await.unwrap().is_some());
+        assert!(session_get(&store, "not-a-session").await.unwrap().is_none());
+        session_delete(&store, &live_id).await.unwrap();
+        assert!(session_get(&store, &live_id).await.unwrap().is_none());
+    }
+
+    #[test]
+    fn rate_limit_blocks_after_five_failures() {
+        let rl = RateLimit::default();
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        for _ in 0..RateLimit::MAX {
+            assert!(rl.blocked("bob", ip).is_none());
+            rl.failed("bob", ip);
+        }
+        assert!(rl.blocked("bob", ip).is_some());
+        assert!(rl.blocked("alice", ip).is_none());
+        rl.succeeded("bob", ip);
+        assert!(rl.blocked("bob", ip).is_none());
+    }
+}

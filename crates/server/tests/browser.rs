@@ -1,0 +1,403 @@
+//! The web UI end to end in a real headless Chromium, driven over WebDriver (Debian's
+//! `chromium` and `chromium-driver`, installed by scripts/test.sh): sign in → catalog →
+//! configure `hello` with a bad value (the message is next to the field) → fix it → plan →
+//! apply → the live log streams → the status becomes compliant → the endpoint answers →
+//! destroy. A screenshot of every page is saved under `target/ui-screenshots/`.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use spawnit_server::auth::Role;
+
+const PASSWORD: &str = "browser-test-password";
+
+fn screenshots_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+struct Driver {
+    child: tokio::process::Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    /// Ends chromedriver and the Chromium it started (its own process group), even when the
+    /// test panicked before closing the session.
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
+        }
+    }
+}
+
+async fn chromedriver() -> Driver {
+    let port = free_port();
+    let child = tokio::process::Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start chromedriver ({e}): run scripts/test.sh, which installs chromium and chromium-driver")
+        });
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::get(format!("{url}/status")).await.is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not answer on {url}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Driver { child, url }
+}
+
+async fn browser(driver: &Driver) -> Client {
+    // fantoccini's HTTPS stack brings two rustls back ends: pick ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "chromium is missing: run scripts/test.sh, which installs chromium and chromium-driver"
+    );
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"binary": "/usr/bin/chromium",
+               "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,1000"]}),
+    );
+    ClientBuilder::rustls().expect("rustls").capabilities(caps).connect(&driver.url).await.expect("a Chromium session")
+}
+
+async fn shot(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(screenshots_dir().join(format!("{name}.png")), png).unwrap();
+}
+
+/// Waits until the element's text satisfies `ok`; returns the text.
+async fn wait_text(c: &Client, css: &str, what: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
+    wait_text_at(c, css, what, timeout, None, ok).await
+}
+
+/// Like [`wait_text`]; when Chromium shows a network error page (it aborts loads when Docker
+/// adds or removes network interfaces: ERR_NETWORK_CHANGED), goes to `recover`.
+async fn wait_text_at(
+    c: &Client,
+    css: &str,
+    what: &str,
+    timeout: Duration,
+    recover: Option<&str>,
+    ok: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + timeout;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        if let Some(url) = recover {
+            if c.find(Locator::Css("header.top")).await.is_err() {
+                let _ = c.goto(url).await;
+            }
+        }
+        if let Ok(e) = c.find(Locator::Css(css)).await {
+            if let Ok(t) = e.text().await {
+                if ok(&t) {
+                    return t;
+                }
+                last = t;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    shot(c, &format!("failed-{}", what.replace(' ', "-"))).await;
+    panic!("{what}: `{css}` never matched within {timeout:?}; last text: {last:?}");
+}
+
+async fn fill(c: &Client, css: &str, value: &str) {
+    let e = c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no {css}: {e}"));
+    e.clear().await.unwrap();
+    e.send_keys(value).await.unwrap();
+}
+
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no {css}: {e}")).click().await.unwrap();
+}
+
+/// Opens a confirmation on the service page, confirms, and returns the id of the job it
+/// started. Chromium aborts a submission when the host's network interfaces change
+/// (ERR_NETWORK_CHANGED: Docker creating or removing networks and containers, ours or another
+/// test's); then nothing was submitted, and the confirmation is done again.
+async fn confirm_job(c: &Client, t: &TestServer, details: &str, button: &str, kind: &str) -> String {
+    let known: Vec<String> = t.get("/api/jobs").await.1["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap().to_owned())
+        .collect();
+    for attempt in 0..3 {
+        if attempt > 0 {
+            let _ = c.goto(&t.url("/services/web")).await;
+        }
+        let summary = format!("#plan {details} summary");
+        let open = c.find(Locator::Css(&format!("#plan {details}"))).await;
+        if let Ok(d) = open {
+            if d.attr("open").await.ok().flatten().is_none() {
+                if let Ok(e) = c.find(Locator::Css(&summary)).await {
+                    let _ = e.click().await;
+                }
+            }
+        }
+        if let Ok(b) = c.find(Locator::Css(button)).await {
+            let _ = b.click().await;
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let jobs = t.get("/api/jobs").await.1;
+            let new = jobs["jobs"].as_array().unwrap().iter().find(|j| {
+                j["kind"] == kind
+                    && j["target"]["name"] == "web"
+                    && !known.contains(&j["id"].as_str().unwrap().to_owned())
+            });
+            if let Some(j) = new {
+                return j["id"].as_str().unwrap().to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    shot(c, &format!("failed-{kind}-submit")).await;
+    panic!("the {kind} confirmation never started a job");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn browser_sign_in_configure_plan_apply_watch_and_destroy_hello() {
+    let t = TestServer::start(|_| {}).await;
+    t.user("walt", &t.client, Role::Member, PASSWORD).await;
+    t.user("boss", "default", Role::Admin, PASSWORD).await;
+    let driver = chromedriver().await;
+    let c = browser(&driver).await;
+
+    // Sign in (a wrong password first: a readable message on the page).
+    c.goto(&t.url("/")).await.unwrap();
+    assert!(c.current_url().await.unwrap().path().starts_with("/login"));
+    shot(&c, "01-sign-in").await;
+    fill(&c, "#user", "walt").await;
+    fill(&c, "#password", "not-the-password").await;
+    click(&c, "form button[type=submit]").await;
+    wait_text(&c, "#login-error", "wrong password message", Duration::from_secs(10), |t| {
+        t.contains("Wrong user name or password")
+    })
+    .await;
+    shot(&c, "02-sign-in-error").await;
+    fill(&c, "#password", PASSWORD).await;
+    click(&c, "main form button[type=submit]").await;
+    wait_text(&c, "main h1", "dashboard", Duration::from_secs(10), |t| t == "My services").await;
+    shot(&c, "03-dashboard-empty").await;
+
+    // Catalog: search filters the cards.
+    click(&c, "a[href='/catalog']").await;
+    wait_text(&c, "main h1", "catalog", Duration::from_secs(10), |t| t == "Catalog").await;
+    shot(&c, "04-catalog").await;
+    fill(&c, "#search", "echo").await;
+    let visible = c
+        .execute("return Array.from(document.querySelectorAll('[data-text]')).filter(e => !e.hidden).length", vec![])
+        .await
+        .unwrap();
+    assert_eq!(visible, json!(1), "the search shows only hello");
+    shot(&c, "05-catalog-search").await;
+    click(&c, "a[href='/catalog/hello']").await;
+    wait_text(&c, "main h1", "configure", Duration::from_secs(10), |t| t.contains("Configure")).await;
+    shot(&c, "06-configure").await;
+
+    // A bad port: the message is next to the field, and nothing is created.
+    fill(&c, "#f-name", "web").await;
+    fill(&c, "#p-message", "Hello from the browser test").await;
+    fill(&c, "#p-port", "80").await;
+    click(&c, "button[value=plan]").await;
+    let msg = wait_text(&c, "#port-error", "port error", Duration::from_secs(10), |t| !t.is_empty()).await;
+    assert!(msg.contains("1024"), "{msg}");
+    let described = c.find(Locator::Css("#p-port")).await.unwrap().attr("aria-describedby").await.unwrap().unwrap();
+    assert!(described.contains("port-error"), "the message is tied to its field");
+    shot(&c, "07-configure-error").await;
+    let (status, _) = t.get("/api/services/web").await;
+    assert_eq!(status, 404, "a refused form created the service");
+
+    // Fixed: save and plan.
+    let port = free_port();
+    fill(&c, "#p-port", &port.to_string()).await;
+    click(&c, "button[value=plan]").await;
+    wait_text(&c, "main h1", "service page", Duration::from_secs(10), |t| t.starts_with("web")).await;
+    wait_text(&c, "#log", "plan log", Duration::from_secs(30), |t| t.contains("finished:")).await;
+    shot(&c, "08-service-plan").await;
+
+    // The network is not ready: apply it from the page.
+    if c.find(Locator::Css(".notice form button")).await.is_ok() {
+        click(&c, ".notice form button").await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            // A reload Chromium aborted (ERR_NETWORK_CHANGED while Docker makes the network)
+            // is no page at all: go to the service page again.
+            if c.goto(&t.url("/services/web")).await.is_ok()
+                && c.find(Locator::Css("header.top")).await.is_ok()
+                && c.find(Locator::Css(".notice form button")).await.is_err()
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the network never became ready");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    let page = t.url("/services/web");
+    let recover = Some(page.as_str());
+    let plan =
+        wait_text_at(&c, "#plan", "plan list", Duration::from_secs(10), recover, |t| t.contains("container.echo"))
+            .await;
+    assert!(plan.to_lowercase().contains("create"), "{plan}");
+    // The dependency graph is an inline SVG with a box per resource.
+    let boxes = c.find_all(Locator::Css("svg.graph g.node")).await.unwrap();
+    assert!(boxes.len() >= 2, "graph nodes: {}", boxes.len());
+    shot(&c, "09-service-planned").await;
+
+    // Apply, with its confirmation; the live log streams; the status becomes compliant.
+    let job = confirm_job(&c, &t, "details.confirm:nth-of-type(1)", "#confirm-apply", "apply").await;
+    let page = t.url(&format!("/services/web?job={job}"));
+    let recover = Some(page.as_str());
+    wait_text_at(&c, "#log", "live apply log", Duration::from_secs(60), recover, |t| t.contains("container.echo"))
+        .await;
+    shot(&c, "10-apply-log").await;
+    wait_text_at(&c, "#log", "apply finished", Duration::from_secs(120), recover, |t| {
+        t.contains("finished: succeeded")
+    })
+    .await;
+    wait_text_at(&c, "main h1 .badge", "compliant badge", Duration::from_secs(30), recover, |t| t == "compliant").await;
+    wait_text_at(&c, "#plan", "empty plan after apply", Duration::from_secs(30), recover, |t| {
+        t.contains("Nothing to do")
+    })
+    .await;
+    shot(&c, "11-service-compliant").await;
+    let link = c.find(Locator::Css("ul.endpoints a")).await.unwrap().attr("href").await.unwrap().unwrap();
+    assert_eq!(link, format!("http://127.0.0.1:{port}"));
+    assert!(http_text(port).await.contains("Hello from the browser test"));
+
+    // The dashboard lists it, compliant; other pages render.
+    c.goto(&t.url("/")).await.unwrap();
+    wait_text(&c, "#services", "dashboard list", Duration::from_secs(10), |t| {
+        t.contains("web") && t.contains("compliant")
+    })
+    .await;
+    shot(&c, "12-dashboard").await;
+    c.goto(&t.url("/networks")).await.unwrap();
+    wait_text(&c, "main h1", "networks", Duration::from_secs(10), |t| t.starts_with("Networks")).await;
+    shot(&c, "13-networks").await;
+    c.goto(&t.url("/tokens")).await.unwrap();
+    fill(&c, "#token-name", "browser").await;
+    click(&c, "main form.inline button").await;
+    wait_text(&c, "#new-token", "new token", Duration::from_secs(10), |t| t.starts_with("spawnit_")).await;
+    shot(&c, "14-tokens").await;
+
+    // Destroy, with its confirmation.
+    c.goto(&t.url("/services/web")).await.unwrap();
+    click(&c, "#plan details.confirm:nth-of-type(2) summary").await;
+    shot(&c, "15-destroy-confirm").await;
+    let job = confirm_job(&c, &t, "details.confirm:nth-of-type(2)", "#confirm-destroy", "destroy").await;
+    let page = t.url(&format!("/services/web?job={job}"));
+    let recover = Some(page.as_str());
+    wait_text_at(&c, "#log", "destroy finished", Duration::from_secs(120), recover, |t| {
+        t.contains("finished: succeeded")
+    })
+    .await;
+    wait_text_at(&c, "main h1 .badge", "drifted after destroy", Duration::from_secs(30), recover, |t| t == "drifted")
+        .await;
+    wait_text_at(&c, "#plan", "plan to create again after destroy", Duration::from_secs(30), recover, |t| {
+        t.to_lowercase().contains("create container.echo")
+    })
+    .await;
+    shot(&c, "16-destroyed").await;
+    assert!(reqwest::get(format!("http://127.0.0.1:{port}/")).await.is_err(), "the endpoint still answers");
+
+    // On a phone-sized window the catalog and the service page stay readable.
+    c.set_window_size(390, 844).await.unwrap();
+    c.goto(&t.url("/catalog")).await.unwrap();
+    shot(&c, "17-catalog-phone").await;
+    c.goto(&t.url("/services/web")).await.unwrap();
+    shot(&c, "18-service-phone").await;
+    c.set_window_size(1280, 1000).await.unwrap();
+
+    // Sign out; the admin sees users, clients, every service and the audit log.
+    click(&c, "form.signout button").await;
+    wait_text(&c, "main h1", "signed out", Duration::from_secs(10), |t| t == "Sign in").await;
+    fill(&c, "#user", "boss").await;
+    fill(&c, "#password", PASSWORD).await;
+    click(&c, "main form button[type=submit]").await;
+    wait_text(&c, "main h1", "admin dashboard", Duration::from_secs(10), |t| t == "My services").await;
+    c.goto(&t.url("/admin")).await.unwrap();
+    let audit = wait_text(&c, "#audit", "audit log", Duration::from_secs(10), |t| t.contains("apply")).await;
+    for action in ["sign_in", "create", "plan", "apply", "destroy", "token_create"] {
+        assert!(audit.contains(action), "no {action} in the audit page");
+    }
+    let all = c.find(Locator::Css("#all-services")).await.unwrap().text().await.unwrap();
+    assert!(all.contains("web") && all.contains(&t.client), "{all}");
+    shot(&c, "19-admin").await;
+
+    c.close().await.unwrap();
+    drop(driver);
+}
+
+/// Single sign-on in the browser against a real OpenID provider on loopback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn browser_single_sign_on_through_a_real_openid_provider() {
+    let port = free_port();
+    let _provider = tokio::process::Command::new("oidc-provider-mock")
+        .args(["--port", &port.to_string(), "--require-nonce", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start oidc-provider-mock ({e}): run scripts/test.sh, which installs it"));
+    let issuer = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !reqwest::get(format!("{issuer}/.well-known/openid-configuration"))
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(Instant::now() < deadline, "oidc-provider-mock did not start");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let config_issuer = issuer.clone();
+    let t = TestServer::start(move |c| {
+        c.oidc = Some(spawnit_server::oidc::OidcConfig {
+            issuer: config_issuer,
+            client_id: "spawnit-browser".into(),
+            client_secret: "browser-secret".into(),
+            client_claim: Some("spawnit_client".into()),
+            public_url: None,
+        })
+    })
+    .await;
+    let r = reqwest::Client::new()
+        .put(format!("{issuer}/users/sso-sub"))
+        .json(&json!({"preferred_username": "sso.user", "spawnit_client": t.client}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+
+    let driver = chromedriver().await;
+    let c = browser(&driver).await;
+    c.goto(&t.url("/catalog")).await.unwrap();
+    click(&c, "a[href^='/auth/oidc/start']").await;
+    let input = c.wait().for_element(Locator::Css("input[name=sub]")).await.unwrap();
+    shot(&c, "20-sso-provider").await;
+    input.send_keys("sso-sub").await.unwrap();
+    click(&c, "form button[type=submit]").await;
+    wait_text(&c, "main h1", "signed in by SSO, back on the catalog", Duration::from_secs(15), |t| t == "Catalog")
+        .await;
+    let who = c.find(Locator::Css(".who")).await.unwrap().text().await.unwrap();
+    assert!(who.contains("sso-user") && who.contains(&t.client), "{who}");
+    shot(&c, "21-sso-signed-in").await;
+    c.close().await.unwrap();
+    drop(driver);
+}
