@@ -40,4 +40,12 @@ log "building the local test images"
 scripts/test-images.sh
 
 log "cargo test"
-cargo test --workspace --locked "$@"
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+set +e
+cargo test --workspace --locked "$@" 2>&1 | tee "$results"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole run (cargo ends on its last crate's doc-tests otherwise).
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "\ntests: %d passed, %d failed\n", passed, failed }' "$results"
+exit "$status"

@@ -225,21 +225,11 @@ async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Destroy { service, client, auto_approve, lock } => {
             let plan = engine.service_destroy_plan(&client.client, &service).await?;
-            print!("{}", output::plan_text(&plan));
-            if plan.changes.is_empty() {
-                println!("Nothing to destroy.");
-                return Ok(0);
-            }
-            if !confirm(auto_approve, "destroy")? {
-                println!("Destroy cancelled.");
-                return Ok(1);
-            }
-            let report = operation_run(&lock, Some(plan), |run| {
+            return destroy_flow(plan, auto_approve, &lock, |run| {
                 let (engine, client, service) = (engine.clone(), client.client.clone(), service.clone());
                 async move { engine.service_destroy(&client, &service, &run).await }
             })
-            .await?;
-            return Ok(outcome_code(report));
+            .await;
         }
         Command::Delete { service, client } => {
             engine.service_delete(&client.client, &service).await?;
@@ -295,6 +285,24 @@ fn confirm(auto_approve: bool, what: &str) -> Result<bool> {
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
     Ok(answer.trim() == "yes")
+}
+
+/// Shows a destroy plan, asks, and runs it: the flow `destroy` and `network destroy` share.
+async fn destroy_flow<F, Fut>(plan: Plan, auto_approve: bool, lock: &LockArgs, start: F) -> Result<u8>
+where
+    F: FnOnce(RunOptions) -> Fut,
+    Fut: std::future::Future<Output = Result<spawnit_engine::ExecutionReport, EngineError>> + Send + 'static,
+{
+    print!("{}", output::plan_text(&plan));
+    if plan.changes.is_empty() {
+        println!("Nothing to destroy.");
+        return Ok(0);
+    }
+    if !confirm(auto_approve, "destroy")? {
+        println!("Destroy cancelled.");
+        return Ok(1);
+    }
+    Ok(outcome_code(operation_run(lock, Some(plan), start).await?))
 }
 
 fn outcome_code(outcome: OperationOutcome) -> u8 {
@@ -466,21 +474,11 @@ async fn network(engine: &Engine, cmd: NetworkCommand) -> Result<u8> {
         }
         NetworkCommand::Destroy { name, client, auto_approve, lock } => {
             let plan = engine.network_destroy_plan(&client.client, &name).await?;
-            print!("{}", output::plan_text(&plan));
-            if plan.changes.is_empty() {
-                println!("Nothing to destroy.");
-                return Ok(0);
-            }
-            if !confirm(auto_approve, "destroy")? {
-                println!("Destroy cancelled.");
-                return Ok(1);
-            }
-            let report = operation_run(&lock, Some(plan), |run| {
+            return destroy_flow(plan, auto_approve, &lock, |run| {
                 let (engine, client) = (engine.clone(), client.client.clone());
                 async move { engine.network_destroy(&client, &name, &run).await }
             })
-            .await?;
-            return Ok(outcome_code(report));
+            .await;
         }
         NetworkCommand::List { client, output } => {
             let mut rows = Vec::new();
