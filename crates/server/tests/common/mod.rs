@@ -175,6 +175,11 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
+        // Stop the server first: its drift monitor would otherwise repair what the cleanup
+        // removes (a `reconcile` service comes back).
+        if let (Some(server), Ok(handle)) = (self.server.take(), tokio::runtime::Handle::try_current()) {
+            tokio::task::block_in_place(|| handle.block_on(server.run_until(async {})));
+        }
         self.cleanup();
     }
 }
