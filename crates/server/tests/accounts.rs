@@ -45,7 +45,7 @@ async fn sign_in_sign_out_rate_limit_and_tokens() {
     let session_id = s.cookie.split_once('=').unwrap().1;
     let mut stored = String::new();
     for entry in walk(t.dir.path()) {
-        stored.push_str(&std::fs::read_to_string(entry).unwrap_or_default());
+        stored.push_str(&std::fs::read_to_string(&entry).unwrap_or_else(|e| panic!("read {}: {e}", entry.display())));
     }
     assert!(!stored.contains(session_id), "the session id is stored in clear");
     assert!(!stored.contains(PASSWORD), "a password is stored in clear");
@@ -195,6 +195,66 @@ const PAGES_POST: &[&str] = &[
     "/admin/settings",
 ];
 
+/// One API operation of the isolation matrix, called on the victim's objects.
+struct Op {
+    method: Method,
+    /// The path as documented in the OpenAPI document.
+    documented: &'static str,
+    /// The path with the victim's ids filled in (no query).
+    path: String,
+    /// A body that passes validation (the owner's same request succeeds with it).
+    body: Option<Value>,
+    /// What the owner (or, on admin routes, an admin) gets.
+    owner: u16,
+    /// What another client's member gets with a token, naming the victim's client.
+    other_token: u16,
+    /// What another client's member gets with a session, without naming a client.
+    other_session: u16,
+    /// On admin routes the positive control is an admin's request.
+    admin_route: bool,
+}
+
+fn op(method: Method, documented: &'static str, path: &str, body: Option<Value>, statuses: [u16; 3]) -> Op {
+    let [owner, other_token, other_session] = statuses;
+    Op { method, documented, path: path.to_owned(), body, owner, other_token, other_session, admin_route: false }
+}
+
+/// `path?client=…` (or `&client=…`).
+fn with_client(path: &str, client: &str) -> String {
+    if path.contains('?') { format!("{path}&client={client}") } else { format!("{path}?client={client}") }
+}
+
+/// The id of a token's record: the first 40 hex digits of its SHA-256.
+fn token_record_id(token: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect::<String>()[..40].to_owned()
+}
+
+/// Sends one request; returns the status and the body (a stream's body is not read).
+async fn send(
+    http: &reqwest::Client,
+    method: &Method,
+    url: String,
+    auth: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    body: &Option<Value>,
+) -> (u16, String) {
+    let mut req = auth(http.request(method.clone(), &url)).timeout(Duration::from_secs(30));
+    if let Some(b) = body {
+        req = req.json(b);
+    }
+    let resp = req.send().await.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = resp.status().as_u16();
+    let streaming = resp
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.to_str().unwrap_or("").starts_with("text/event-stream"));
+    if streaming {
+        return (status, String::new());
+    }
+    let text = resp.text().await.unwrap_or_else(|e| panic!("read the answer to {method} {url}: {e}"));
+    (status, text)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn isolation_matrix_every_route_refuses_other_clients_members_and_anonymous() {
     let t = TestServer::start(|_| {}).await;
@@ -203,15 +263,92 @@ async fn isolation_matrix_every_route_refuses_other_clients_members_and_anonymou
     t.user("victim", &victim, Role::Member, PASSWORD).await;
     t.user("mallory", &other, Role::Member, PASSWORD).await;
     let marker = "victim-private-message-4242";
-    let port = t.hello("secretsvc", marker).await;
-    let job = t.post("/api/services/secretsvc/plan", empty()).await.1;
-    let job_id = job["id"].as_str().unwrap().to_owned();
-    // A job that stays queued (behind a long one) so cancel would have something to do.
-    let _ = port;
+    t.hello("secretsvc", marker).await;
+    let (status, body) = t
+        .post("/api/services", json!({"template": "hello", "name": "doomedsvc", "params": {"port": free_port()}}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = t.post("/api/networks", json!({"name": "victimnet"})).await;
+    assert_eq!(status, 201, "{body}");
+    let store = spawnit_store::Store::open_local(t.dir.path()).unwrap();
+    let victim_id = spawnit_model::Id::parse(&victim).unwrap();
+    let spare_token = spawnit_server::auth::token_create(&store, "alice", &victim_id, Role::Member).await.unwrap();
+    let spare_token_id = token_record_id(&spare_token);
+    let other_token =
+        spawnit_server::auth::token_create(&store, "mallory", &spawnit_model::Id::parse(&other).unwrap(), Role::Member)
+            .await
+            .unwrap();
     let mallory = t.sign_in("mallory", PASSWORD).await;
-    let fill = |p: &str| p.replace("{svc}", "secretsvc").replace("{job}", &job_id).replace("{client}", &victim);
+    let http = reqwest::Client::new();
+
+    // The event stream: another client's member gets its own events and none of the victim's,
+    // although the victim's were on the bus in the same window.
+    let mut theirs = t.sse_as(&other_token, "/api/events", None).await;
+    let mut victims = t.sse("/api/events", None).await;
+    let victim_job = t.post("/api/services/doomedsvc/plan", empty()).await.1;
+    let victim_job_id = victim_job["id"].as_str().unwrap().to_owned();
+    victims
+        .until(Duration::from_secs(60), "the victim's own job event", |e| {
+            e.event == "job" && e.data["job"] == victim_job_id.as_str() && e.data["status"] == "succeeded"
+        })
+        .await;
+    let as_other = |m: Method, path: &str| http.request(m, t.url(path)).bearer_auth(&other_token);
+    let resp = as_other(Method::POST, "/api/services")
+        .json(&json!({"template": "hello", "name": "mine", "params": {"port": free_port()}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    let own_job: Value = as_other(Method::POST, "/api/services/mine/plan").send().await.unwrap().json().await.unwrap();
+    let own_job_id = own_job["id"].as_str().unwrap().to_owned();
+    let (own_finished, before) = theirs
+        .until(Duration::from_secs(60), "the member's own job event", |e| {
+            e.event == "job" && e.data["job"] == own_job_id.as_str() && e.data["status"] == "succeeded"
+        })
+        .await;
+    assert_eq!(own_finished.data["client"], other.as_str());
+    let seen = format!("{before:?}");
+    assert!(seen.contains(&own_job_id), "the member's own earlier events arrived: {seen}");
+    for needle in [victim_job_id.as_str(), "doomedsvc", "secretsvc", marker] {
+        assert!(!seen.contains(needle), "the event stream leaks {needle}: {seen}");
+    }
+    assert!(before.iter().all(|e| e.data["client"] == other.as_str()), "{before:#?}");
+
+    // A long job: an apply waiting for the lock this test holds, and a plan queued behind it.
+    let svc_lock = store
+        .lock_acquire(
+            &spawnit_engine::engine::service_key(&victim_id, &spawnit_model::Id::parse("secretsvc").unwrap()),
+            "isolation-test",
+            "apply",
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    let net_lock = store
+        .lock_acquire(
+            &spawnit_engine::engine::network_key(&victim_id, &spawnit_model::Id::parse("victimnet").unwrap()),
+            "isolation-test",
+            "apply",
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    let long_job = t.post("/api/services/secretsvc/apply", empty()).await.1;
+    let long_id = long_job["id"].as_str().unwrap().to_owned();
+    let mut long_events = t.sse(&format!("/api/jobs/{long_id}/events"), None).await;
+    long_events
+        .until(Duration::from_secs(30), "the apply waiting for the lock", |e| {
+            e.data["text"].as_str().is_some_and(|m| m.contains("waiting for the lock"))
+        })
+        .await;
+    let queued = t.post("/api/services/secretsvc/plan", empty()).await.1;
+    let job_id = queued["id"].as_str().unwrap().to_owned();
+    let (_, record) = t.get(&format!("/api/jobs/{job_id}")).await;
+    assert_eq!(record["status"], "queued", "{record}");
+    assert_eq!(t.get(&format!("/api/jobs/{long_id}")).await.1["status"], "running");
 
     // Pages as another client's member: 404 (or 403 on admin pages), never the victim's data.
+    let fill = |p: &str| p.replace("{svc}", "secretsvc").replace("{job}", &job_id).replace("{client}", &victim);
     for p in PAGES_GET {
         let path = fill(p);
         let (status, body) = t.page(Some(&mallory), &path).await;
@@ -221,11 +358,8 @@ async fn isolation_matrix_every_route_refuses_other_clients_members_and_anonymou
             _ => status == 404,
         };
         assert!(allowed, "GET {path} as another client's member: {status}");
-        assert!(
-            !body.contains(marker) && !body.contains("secretsvc") || status == 404 && !body.contains(marker),
-            "GET {path} leaks: {body}"
-        );
-        assert!(!body.contains(marker), "GET {path} leaks the victim's data");
+        assert!(!body.contains(marker), "GET {path} leaks the victim's data: {body}");
+        assert!(status == 404 || !body.contains("secretsvc"), "GET {path} leaks: {body}");
     }
     for p in PAGES_POST {
         let path = fill(p);
@@ -245,102 +379,137 @@ async fn isolation_matrix_every_route_refuses_other_clients_members_and_anonymou
         assert_eq!(status, 303, "anonymous POST {p}: {body}");
     }
 
-    // Every API route: as another client's member (token and session), as a member on admin
-    // routes, and anonymously.
+    // Every API operation with a body that passes validation: another client's member gets 404
+    // (403 on admin routes) and none of the victim's data, by token naming the victim's client
+    // and by session; the owner's same request (an admin's on admin routes) succeeds, so each
+    // refusal is the tenant check and not a malformed request.
+    let port = free_port();
+    let create = json!({"template": "hello", "name": "x-web", "params": {"port": port}});
+    let user_body = json!({"name": "x-user", "client": victim, "role": "member", "password": PASSWORD});
+    let svc = "/api/services/secretsvc";
+    let net = "/api/networks/victimnet";
+    let job = format!("/api/jobs/{job_id}");
+    use Method as M;
+    let mut ops = vec![
+        op(M::GET, "/api/catalog", "/api/catalog", None, [200, 200, 200]),
+        op(M::GET, "/api/catalog/{template}", "/api/catalog/hello", None, [200, 200, 200]),
+        op(M::GET, "/api/services", "/api/services", None, [200, 404, 200]),
+        op(M::POST, "/api/services", "/api/services", Some(create.clone()), [201, 404, 201]),
+        op(M::GET, "/api/services/{id}", svc, None, [200, 404, 404]),
+        op(M::PATCH, "/api/services/{id}", svc, Some(json!({"drift_policy": "notify"})), [200, 404, 404]),
+        op(M::DELETE, "/api/services/{id}", "/api/services/doomedsvc", None, [204, 404, 404]),
+        op(M::POST, "/api/services/{id}/plan", &format!("{svc}/plan"), None, [202, 404, 404]),
+        op(M::POST, "/api/services/{id}/apply", &format!("{svc}/apply"), None, [202, 404, 404]),
+        op(M::POST, "/api/services/{id}/destroy", &format!("{svc}/destroy"), None, [202, 404, 404]),
+        op(M::PUT, "/api/services/{id}/lease", &format!("{svc}/lease"), Some(json!({"ttl": "1h"})), [200, 404, 404]),
+        op(M::POST, "/api/services/{id}/lease/extend", &format!("{svc}/lease/extend"), Some(json!({"ttl": "1h"})), [
+            200, 404, 404,
+        ]),
+        op(M::DELETE, "/api/services/{id}/lease", &format!("{svc}/lease"), None, [200, 404, 404]),
+        op(M::GET, "/api/networks", "/api/networks", None, [200, 404, 200]),
+        op(M::POST, "/api/networks", "/api/networks", Some(json!({"name": "x-net"})), [201, 404, 201]),
+        op(M::GET, "/api/networks/{id}", net, None, [200, 404, 404]),
+        op(M::POST, "/api/networks/{id}/plan", &format!("{net}/plan"), None, [202, 404, 404]),
+        op(M::POST, "/api/networks/{id}/apply", &format!("{net}/apply"), None, [202, 404, 404]),
+        op(M::POST, "/api/networks/{id}/destroy", &format!("{net}/destroy"), None, [202, 404, 404]),
+        op(M::GET, "/api/jobs", "/api/jobs", None, [200, 200, 200]),
+        op(M::GET, "/api/jobs/{id}", &job, None, [200, 404, 404]),
+        op(M::GET, "/api/jobs/{id}/events", &format!("{job}/events"), None, [200, 404, 404]),
+        op(M::POST, "/api/jobs/{id}/cancel", &format!("{job}/cancel"), None, [202, 404, 404]),
+        op(M::GET, "/api/me", "/api/me", None, [200, 200, 200]),
+        op(M::GET, "/api/tokens", "/api/tokens", None, [200, 200, 200]),
+        op(M::POST, "/api/tokens", "/api/tokens", Some(json!({"name": "x-token"})), [201, 201, 201]),
+        op(M::DELETE, "/api/tokens/{id}", &format!("/api/tokens/{spare_token_id}"), None, [204, 404, 404]),
+        op(M::GET, "/api/users", "/api/users", None, [200, 403, 403]),
+        op(M::POST, "/api/users", "/api/users", Some(user_body), [201, 403, 403]),
+        op(M::GET, "/api/audit", "/api/audit", None, [200, 403, 403]),
+    ];
+    for o in ops.iter_mut().filter(|o| ["/api/users", "/api/audit"].contains(&o.documented)) {
+        o.admin_route = true;
+    }
+    // The matrix covers every documented operation (but this document and the event stream,
+    // checked above).
     let doc: Value = reqwest::get(t.url("/api/openapi.json")).await.unwrap().json().await.unwrap();
-    let store = spawnit_store::Store::open_local(t.dir.path()).unwrap();
-    let other_token =
-        spawnit_server::auth::token_create(&store, "mallory", &spawnit_model::Id::parse(&other).unwrap(), Role::Member)
-            .await
-            .unwrap();
-    let victim_token_id: String = {
-        use sha2::Digest;
-        let hash = sha2::Sha256::digest(t.token.as_bytes());
-        hash.iter().map(|b| format!("{b:02x}")).collect::<String>()[..40].to_owned()
-    };
-    let http = reqwest::Client::new();
-    let mut checked = 0;
-    for (path, ops) in doc["paths"].as_object().unwrap() {
-        if !path.starts_with("/api/") || path == "/api/openapi.json" {
-            continue;
-        }
-        for method in ops.as_object().unwrap().keys() {
-            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-            let id = if path.starts_with("/api/jobs") {
-                job_id.clone()
-            } else if path.starts_with("/api/tokens") {
-                victim_token_id.clone()
-            } else {
-                "secretsvc".to_owned()
-            };
-            let base = path.replace("{template}", "hello").replace("{id}", &id);
-            let with_client =
-                if base.contains('?') { format!("{base}&client={victim}") } else { format!("{base}?client={victim}") };
-            let body = json!({"name": "x", "template": "hello", "client": victim, "password": "whatever-password", "ttl": "1h"});
-            // Anonymous.
-            let resp = http.request(m.clone(), t.url(&with_client)).json(&body).send().await.unwrap();
-            assert_eq!(resp.status(), 401, "anonymous {method} {path}");
-            let text = resp.text().await.unwrap();
-            assert!(!text.contains(marker) && !text.contains("secretsvc"), "anonymous {method} {path} leaks: {text}");
-            // Another client's member, by token, asking for the victim's client.
-            if path == "/api/events" {
-                continue; // a stream: checked below
-            }
-            let resp = http
-                .request(m.clone(), t.url(&with_client))
-                .bearer_auth(&other_token)
-                .json(&body)
-                .timeout(Duration::from_secs(10))
-                .send()
-                .await
-                .unwrap();
-            let status = resp.status().as_u16();
-            let text = resp.text().await.unwrap();
-            assert!(!text.contains(marker), "{method} {path} as another client's member leaks: {text}");
-            let own_scope =
-                ["/api/catalog", "/api/catalog/{template}", "/api/me", "/api/tokens", "/api/tokens/{id}", "/api/jobs"];
-            if own_scope.contains(&path.as_str()) {
-                assert!(!text.contains("secretsvc"), "{method} {path} as another member lists the victim's: {text}");
-            } else if ["/api/users", "/api/audit"].contains(&path.as_str()) {
-                assert_eq!(status, 403, "{method} {path} as a member: {text}");
-            } else {
-                // 404, or a 422 about the shape of the body (refused before anything is read).
-                let body_refused = status == 422 && text.contains("invalid request body");
-                assert!(status == 404 || body_refused, "{method} {path} as another client's member: {status} {text}");
-            }
-            // Same, by session, without naming the client: the victim's ids do not exist.
-            let resp = http
-                .request(m.clone(), t.url(&base))
-                .header("cookie", &mallory.cookie)
-                .header("x-csrf-token", &mallory.csrf)
-                .json(&body)
-                .timeout(Duration::from_secs(10))
-                .send()
-                .await
-                .unwrap();
-            let text = resp.text().await.unwrap();
-            assert!(!text.contains(marker), "{method} {path} by session leaks: {text}");
-            checked += 1;
+    let mut documented: Vec<String> = Vec::new();
+    for (path, methods) in doc["paths"].as_object().unwrap() {
+        if path.starts_with("/api/") && path != "/api/openapi.json" && path != "/api/events" {
+            documented.extend(methods.as_object().unwrap().keys().map(|m| format!("{} {path}", m.to_uppercase())));
         }
     }
-    assert!(checked >= 30, "{checked}");
-    // The event stream shows another client nothing of the victim's.
-    let resp =
-        http.get(t.url("/api/events")).bearer_auth(&other_token).timeout(Duration::from_secs(3)).send().await.unwrap();
-    assert_eq!(resp.status(), 200);
-    let _ = t.post("/api/services/secretsvc/plan", empty()).await;
-    let text = match tokio::time::timeout(Duration::from_secs(3), resp.text()).await {
-        Ok(Ok(t)) => t,
-        _ => String::new(),
-    };
-    assert!(!text.contains("secretsvc"), "the event stream leaks: {text}");
+    documented.sort();
+    let mut covered: Vec<String> = ops.iter().map(|o| format!("{} {}", o.method, o.documented)).collect();
+    covered.sort();
+    assert_eq!(covered, documented, "the isolation matrix must cover every documented operation");
 
-    // The victim's service, token and job are intact.
-    let (status, svc) = t.get("/api/services/secretsvc").await;
-    assert_eq!(status, 200, "{svc}");
-    let (status, job) = t.get(&format!("/api/jobs/{job_id}")).await;
-    assert_eq!(status, 200);
-    assert_ne!(job["status"], "cancelled", "another client cancelled the victim's job");
+    // What another client's member must never see.
+    let needles = [
+        marker,
+        "secretsvc",
+        "doomedsvc",
+        "victimnet",
+        job_id.as_str(),
+        long_id.as_str(),
+        victim_job_id.as_str(),
+        spare_token_id.as_str(),
+    ];
+    for o in &ops {
+        let what = format!("{} {}", o.method, o.documented);
+        // Anonymous.
+        let (status, text) = send(&http, &o.method, t.url(&with_client(&o.path, &victim)), |r| r, &o.body).await;
+        assert_eq!(status, 401, "anonymous {what}: {text}");
+        // Another client's member, by token, naming the victim's client.
+        let (status, text) =
+            send(&http, &o.method, t.url(&with_client(&o.path, &victim)), |r| r.bearer_auth(&other_token), &o.body)
+                .await;
+        assert_eq!(status, o.other_token, "{what} by another client's token: {text}");
+        for needle in needles {
+            assert!(!text.contains(needle), "{what} by another client's token shows {needle}: {text}");
+        }
+        // The same by session, without naming a client: the victim's ids do not exist.
+        let session = |r: reqwest::RequestBuilder| r.header("cookie", &mallory.cookie).header("x-csrf-token", &mallory.csrf);
+        let (status, text) = send(&http, &o.method, t.url(&o.path), session, &o.body).await;
+        assert_eq!(status, o.other_session, "{what} by another client's session: {text}");
+        for needle in needles {
+            assert!(!text.contains(needle), "{what} by another client's session shows {needle}: {text}");
+        }
+        // Positive control: the owner's (an admin's) same request is accepted.
+        let owner_token = if o.admin_route { t.admin.clone() } else { t.token.clone() };
+        let (status, text) =
+            send(&http, &o.method, t.url(&with_client(&o.path, &victim)), |r| r.bearer_auth(&owner_token), &o.body)
+                .await;
+        assert_eq!(status, o.owner, "{what} by the owner (the positive control): {text}");
+        if ["/api/services", "/api/jobs", "/api/networks"].contains(&o.documented) && o.method == M::GET {
+            let expected = match o.documented {
+                "/api/services" => "secretsvc",
+                "/api/networks" => "victimnet",
+                _ => job_id.as_str(),
+            };
+            assert!(text.contains(expected), "the owner's {what} lists {expected}: {text}");
+        }
+    }
+
+    // The victim's jobs were only ever touched by the victim: the queued one was cancelled by
+    // its owner above (202: it was still queued), the long one is still waiting for the lock.
+    let (_, record) = t.get(&format!("/api/jobs/{job_id}")).await;
+    assert_eq!(record["status"], "cancelled", "{record}");
+    assert_eq!(record["requested_by"], "alice");
+    let (_, record) = t.get(&format!("/api/jobs/{long_id}")).await;
+    assert_eq!(record["status"], "running", "{record}");
+    let (status, body) = t.get(svc).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["params"]["message"].as_str().is_some_and(|m| m == marker), "{body}");
+    // Stop the long job and what the owner queued behind it, then let go of the locks.
+    for j in t.get("/api/jobs").await.1["jobs"].as_array().unwrap() {
+        if matches!(j["status"].as_str(), Some("queued" | "running")) {
+            t.post(&format!("/api/jobs/{}/cancel", j["id"].as_str().unwrap()), empty()).await;
+        }
+    }
+    for j in t.get("/api/jobs").await.1["jobs"].as_array().unwrap() {
+        t.job_wait(j).await;
+    }
+    assert_eq!(t.get(&format!("/api/jobs/{long_id}")).await.1["status"], "cancelled");
+    svc_lock.release().await.unwrap();
+    net_lock.release().await.unwrap();
 }
 
 /// Every log line the server writes in this test process, at every level.
@@ -378,12 +547,35 @@ async fn secrets_never_appear_in_pages_api_answers_events_or_logs() {
         .await;
     assert_eq!(status, 201, "{body}");
     assert!(!body.to_string().contains(secret));
-    let job = t.post("/api/services/cache/plan", empty()).await.1;
-    let record = t.job_wait(&job).await;
-    let mut seen = record.to_string();
-    let mut events = t.sse(&format!("/api/jobs/{}/events", job["id"].as_str().unwrap()), None).await;
-    let (_, before) = events.until(Duration::from_secs(10), "finished", |e| e.event == "finished").await;
-    seen.push_str(&format!("{before:?}"));
+    // Plan, apply (a real redis container with that password) and destroy: every job's record
+    // and every event of its stream.
+    let network = t.post("/api/networks/default/apply", empty()).await.1;
+    assert_eq!(t.job_wait(&network).await["status"], "succeeded");
+    let mut seen = String::new();
+    for kind in ["plan", "apply", "destroy"] {
+        let (status, job) = t.post(&format!("/api/services/cache/{kind}"), empty()).await;
+        assert_eq!(status, 202, "{job}");
+        let record = t.job_wait(&job).await;
+        assert_eq!(record["status"], "succeeded", "{kind}: {record}");
+        seen.push_str(&record.to_string());
+        let mut events = t.sse(&format!("/api/jobs/{}/events", job["id"].as_str().unwrap()), None).await;
+        let (finished, before) = events.until(Duration::from_secs(10), "finished", |e| e.event == "finished").await;
+        assert_eq!(finished.data["outcome"], "succeeded", "{kind}: {before:?}");
+        seen.push_str(&format!("{before:?}{finished:?}"));
+        if kind == "apply" {
+            // The container really runs with the secret: it is in its command, where it belongs.
+            let container = docker(&["ps", "-q", "--filter", &format!("label=spawnit.client={}", t.client)]);
+            let inspect = docker(&["inspect", container.trim()]);
+            assert!(inspect.contains(secret), "the redis container does not run with the password");
+            let (_, service) = t.get("/api/services/cache").await;
+            assert_eq!(service["status"], "compliant", "{service}");
+            assert!(service["resources"]["container.redis"]["id"].is_string(), "{service}");
+            seen.push_str(&service.to_string());
+        }
+    }
+    assert!(seen.contains("container.redis"), "the jobs did nothing with the container: {seen}");
+    let labelled = docker(&["ps", "-aq", "--filter", &format!("label=spawnit.client={}", t.client)]);
+    assert_eq!(labelled.trim(), "", "destroy left a container");
     for path in ["/api/services", "/api/services/cache", "/api/jobs", "/api/audit"] {
         seen.push_str(&t.get(path).await.1.to_string());
     }
@@ -410,7 +602,7 @@ async fn secrets_never_appear_in_pages_api_answers_events_or_logs() {
         if entry.ends_with("spec.json") {
             continue;
         }
-        seen.push_str(&std::fs::read_to_string(&entry).unwrap_or_default());
+        seen.push_str(&std::fs::read_to_string(&entry).unwrap_or_else(|e| panic!("read {}: {e}", entry.display())));
     }
     let log_text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
     assert!(log_text.contains("log capture on"), "logs are not captured");

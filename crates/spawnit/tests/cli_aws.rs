@@ -110,9 +110,6 @@ fn tagged(moto: &Moto, service: &str) -> (usize, usize) {
 
 #[test]
 fn kill_9_during_an_aws_apply_never_leaves_an_orphan_or_a_duplicate() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
-
     let w = World::new();
     let moto = Moto::start();
     let create = ["create", "hello", "web", "--provider", "aws", "--aws-allow", "10.0.0.0/8"];
@@ -123,17 +120,9 @@ fn kill_9_during_an_aws_apply_never_leaves_an_orphan_or_a_duplicate() {
         cmd.env("AWS_ENDPOINT_URL", moto.endpoint())
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let mut child = cmd.spawn().unwrap();
-        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-            if line.unwrap().contains(trigger) {
-                break;
-            }
-        }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+            .env("AWS_REGION", "us-east-1");
+        // Panics unless the trigger line was printed and the apply was still running.
+        kill_9_at(cmd, trigger);
 
         let again = aws(&w, &moto, &["apply", "web", "--auto-approve"]);
         assert_eq!(again.code, 0, "after kill at {trigger:?}: {again}");

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
@@ -251,19 +249,11 @@ fn concurrent_applies_have_one_writer_and_state_stays_intact() {
     let port = free_port();
     w.ok(&["create", "redis", "db", "--set", &format!("port={port}")]);
     w.ok(&["network", "apply", "default", "--auto-approve"]);
-    let spawn =
-        || w.cmd(&["apply", "db", "--auto-approve"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let (a, b) = (spawn(), spawn());
-    let runs =
-        [Run::from(a.wait_with_output().unwrap(), &["apply"]), Run::from(b.wait_with_output().unwrap(), &["apply"])];
-    let winners = runs.iter().filter(|r| r.code == 0).count();
-    assert!(winners >= 1, "{}\n{}", runs[0], runs[1]);
-    for r in runs.iter().filter(|r| r.code != 0) {
-        assert!(
-            r.stderr.contains("is locked by job") || r.stderr.contains("the plan changed since it was shown"),
-            "the loser must say why: {r}"
-        );
-    }
+    // The first apply holds the lock (stopped mid-operation) while the second runs: they overlap.
+    let (first, second) = two_overlapping_applies(|| w.cmd(&["apply", "db", "--auto-approve"]), &["apply"]);
+    assert_eq!(second.code, 1, "the second writer must be refused while the first holds the lock:\n{second}");
+    assert!(second.stderr.contains("is locked by job"), "the loser must say why: {second}");
+    assert_eq!(first.code, 0, "the first writer finishes its apply:\n{first}");
     let containers = docker(&["ps", "-a", "-q", "--filter", &format!("label=spawnit.client={}", w.client)]);
     assert_eq!(containers.lines().count(), 1, "exactly one container");
     assert_eq!(w.run(&["plan", "db", "--detailed-exitcode"]).code, 0);
@@ -282,17 +272,8 @@ fn kill_9_during_apply_never_leaves_an_orphan_or_a_duplicate() {
     w.ok(&["network", "apply", "default", "--auto-approve"]);
     // Kill points: before planning ends, at each operation start, and after the first one.
     for trigger in ["Plan:", "volume.data: Creating", "container.redis: Creating", "volume.data: Created"] {
-        let mut child =
-            w.cmd(&["apply", "db", "--auto-approve"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        for line in BufReader::new(stdout).lines() {
-            let line = line.unwrap();
-            if line.contains(trigger) {
-                break;
-            }
-        }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        // Panics unless the trigger line was printed and the apply was still running.
+        kill_9_at(w.cmd(&["apply", "db", "--auto-approve"]), trigger);
 
         let again = w.ok(&["apply", "db", "--auto-approve"]);
         assert_eq!(w.run(&["plan", "db", "--detailed-exitcode"]).code, 0, "after kill at {trigger:?}: {again}");

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
@@ -28,19 +27,17 @@ fn a_service_lives_in_an_s3_store_from_create_to_destroy() {
     ok(&["create", "hello", "web", "--set", &format!("port={port}"), "--set", "message=from s3"]);
     ok(&["network", "apply", "default", "--auto-approve"]);
 
-    // Two writers at once: one works, the other says why it did not.
-    let spawn = || {
+    // Two writers at once: the first holds the lock (stopped mid-operation) while the second
+    // runs, so they certainly overlap; the second says why it did not write.
+    let make = || {
         let mut cmd = w.cmd(&["apply", "web", "--auto-approve"]);
         moto.configure(&mut cmd, "spawnit-test");
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+        cmd
     };
-    let (a, b) = (spawn(), spawn());
-    let runs =
-        [Run::from(a.wait_with_output().unwrap(), &["apply"]), Run::from(b.wait_with_output().unwrap(), &["apply"])];
-    assert!(runs.iter().any(|r| r.code == 0), "{}\n{}", runs[0], runs[1]);
-    for r in runs.iter().filter(|r| r.code != 0) {
-        assert!(r.stderr.contains("is locked by job") || r.stderr.contains("the plan changed"), "{r}");
-    }
+    let (first, second) = two_overlapping_applies(make, &["apply"]);
+    assert_eq!(second.code, 1, "{second}");
+    assert!(second.stderr.contains("is locked by job"), "{second}");
+    assert_eq!(first.code, 0, "{first}");
     assert!(http_get(port, Duration::from_secs(15)).unwrap().contains("from s3"));
     assert_eq!(run(&["plan", "web", "--detailed-exitcode"]).code, 0);
     assert_eq!(w.labelled(Some("web")).len(), 1);

@@ -105,7 +105,7 @@ impl TestServer {
         }
         let resp = req.send().await.expect("request");
         let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
+        let text = resp.text().await.unwrap_or_else(|e| panic!("read the answer to {path}: {e}"));
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
@@ -148,7 +148,12 @@ impl TestServer {
 
     /// Opens an SSE stream.
     pub async fn sse(&self, path: &str, last_event_id: Option<&str>) -> SseReader {
-        let mut req = self.http.get(self.url(path)).bearer_auth(&self.token);
+        self.sse_as(&self.token, path, last_event_id).await
+    }
+
+    /// Opens an SSE stream with another bearer token.
+    pub async fn sse_as(&self, token: &str, path: &str, last_event_id: Option<&str>) -> SseReader {
+        let mut req = self.http.get(self.url(path)).bearer_auth(token);
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id);
         }
@@ -301,7 +306,7 @@ impl TestServer {
             req = req.header("cookie", &s.cookie);
         }
         let resp = req.send().await.unwrap();
-        (resp.status().as_u16(), resp.text().await.unwrap_or_default())
+        (resp.status().as_u16(), resp.text().await.unwrap_or_else(|e| panic!("read the page {path}: {e}")))
     }
 
     /// A form post as a session, with `csrf` (or none).
@@ -323,7 +328,7 @@ impl TestServer {
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
         let location = resp.headers().get("location").map(|v| v.to_str().unwrap_or("").to_owned());
-        let text = resp.text().await.unwrap_or_default();
+        let text = resp.text().await.unwrap_or_else(|e| panic!("read the answer to {path}: {e}"));
         (status, location.map(|l| format!("location: {l}\n{text}")).unwrap_or(text))
     }
 }

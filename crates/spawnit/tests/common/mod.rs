@@ -241,3 +241,69 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// Starts `cmd` with its stdout piped, reads its output until a line contains `trigger`, and
+/// kills it there with SIGKILL. Panics unless the trigger line was printed and the process was
+/// still running when killed (its end is the kill signal, not an exit of its own). Returns the
+/// lines it printed.
+pub fn kill_9_at(mut cmd: Command, trigger: &str) -> Vec<String> {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn spawnit");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = Vec::new();
+    let mut seen = false;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("read spawnit's output");
+        seen = line.contains(trigger);
+        lines.push(line);
+        if seen {
+            break;
+        }
+    }
+    let alive = child.try_wait().expect("look at the child").is_none();
+    child.kill().expect("SIGKILL");
+    let status = child.wait().expect("wait for the child");
+    assert!(seen, "the trigger {trigger:?} was never printed: {lines:#?}");
+    assert!(alive, "the child had already exited when {trigger:?} was seen ({status}): {lines:#?}");
+    assert_eq!(status.signal(), Some(9), "the child ended by itself ({status}), not by the kill at {trigger:?}");
+    lines
+}
+
+/// Sends a signal (`STOP`, `CONT`) to a process.
+pub fn signal(pid: u32, name: &str) {
+    let out = Command::new("kill").args([&format!("-{name}"), &pid.to_string()]).output().expect("run kill");
+    assert!(out.status.success(), "kill -{name} {pid}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Two writers that certainly overlap: the first `spawnit apply` is stopped (SIGSTOP) right
+/// after it started its first resource operation, so it holds the service's lock; the second
+/// runs to its end meanwhile; then the first continues. Returns both runs (first, second).
+pub fn two_overlapping_applies(make: impl Fn() -> Command, args: &[&str]) -> (Run, Run) {
+    use std::io::{BufRead, BufReader, Read};
+
+    let mut first = make().stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn spawnit");
+    let mut reader = BufReader::new(first.stdout.take().expect("piped stdout"));
+    let mut printed = String::new();
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).expect("read spawnit's output");
+        printed.push_str(&line);
+        assert!(n > 0, "the first apply ended before any operation started:\n{printed}");
+        if line.contains(": Creating") {
+            break;
+        }
+    }
+    signal(first.id(), "STOP");
+    let alive = first.try_wait().expect("look at the first apply").is_none();
+    let second = make().stdout(Stdio::piped()).stderr(Stdio::piped()).output().expect("run the second apply");
+    signal(first.id(), "CONT");
+    assert!(alive, "the first apply was not running while the second ran");
+    reader.read_to_string(&mut printed).expect("read the rest of spawnit's output");
+    let mut stderr = String::new();
+    first.stderr.take().expect("piped stderr").read_to_string(&mut stderr).expect("read spawnit's errors");
+    let status = first.wait().expect("wait for the first apply");
+    let first = Run { code: status.code().unwrap_or(-1), stdout: printed, stderr, args: args.join(" ") };
+    (first, Run::from(second, args))
+}
