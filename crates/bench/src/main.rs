@@ -1,6 +1,7 @@
 //! `spawnit-bench`: SpawnIt's benchmarks (issue 3, point 7), against the real Docker engine.
 //! It measures plan latency, `spawnit apply` against `docker run -d`, the CPU time of a drift
-//! sweep over N real services, the server's resident memory, and the API's latency, and prints
+//! sweep over N real services, the server's resident memory, the API's latency, and how fast the
+//! server reacts to a cancel and to drift, and prints
 //! one markdown table in which every figure that has a baseline is also given as a ratio to
 //! that baseline, measured in the same run. It is a program, not a test: it asserts nothing
 //! about time; the issue's goals are printed next to the numbers as information.
@@ -13,6 +14,7 @@
 mod cleanup;
 mod machine;
 mod measure;
+mod reaction;
 mod report;
 mod serve;
 mod stats;
@@ -114,16 +116,18 @@ async fn run(args: &Args, client: &str) -> Result<Report> {
     eprintln!("machine: {machine}");
     eprintln!("client {client}, store {}", bench.store_dir.display());
 
-    eprintln!("[1/5] plan latency ({} plans, {} list calls)", args.plan_runs, args.plan_runs);
+    eprintln!("[1/6] plan latency ({} plans, {} list calls)", args.plan_runs, args.plan_runs);
     let plan = measure::plan_latency(&bench).await?;
-    eprintln!("[2/5] spawnit apply vs docker run -d ({} runs each)", args.runs);
+    eprintln!("[2/6] spawnit apply vs docker run -d ({} runs each)", args.runs);
     let apply = measure::apply_versus_run(&bench).await?;
-    eprintln!("[3/5] drift sweep CPU over up to {} services", args.services);
+    eprintln!("[3/6] drift sweep CPU over up to {} services", args.services);
     let sweep = measure::sweep_cost(&bench).await?;
-    eprintln!("[4/5] server RSS (idle, then with {} services)", args.services);
+    eprintln!("[4/6] server RSS (idle, then with {} services)", args.services);
     let idle = measure::server_idle(&bench).await?;
-    eprintln!("[5/5] server with {} services: RSS and API latency", args.services);
+    eprintln!("[5/6] server with {} services: RSS and API latency", args.services);
     let loaded = measure::server_loaded(&bench).await?;
+    eprintln!("[6/6] reaction: cancel and drift detection ({} runs each)", args.runs);
+    let reaction = reaction::reaction(&bench).await?;
 
     Ok(Report {
         args: args.clone(),
@@ -133,6 +137,7 @@ async fn run(args: &Args, client: &str) -> Result<Report> {
         sweep,
         idle,
         loaded,
+        reaction,
         duration: Default::default(),
         cleanup: String::new(),
     })

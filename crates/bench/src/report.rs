@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::Args;
 use crate::machine::Machine;
 use crate::measure::{ApplyVersusRun, Loaded, PlanLatency, SweepPoint};
+use crate::reaction::Reaction;
 use crate::serve::Rss;
 use crate::stats::{line_fit, median, mib, ms, quantile, ratio};
 
@@ -22,6 +23,7 @@ pub struct Report {
     pub sweep: Vec<SweepPoint>,
     pub idle: Rss,
     pub loaded: Loaded,
+    pub reaction: Reaction,
     /// The whole run, set once it is over.
     pub duration: Duration,
     /// What the final cleanup removed.
@@ -133,6 +135,24 @@ impl Report {
                 .against(format!("{} (`GET /healthz`)", ms(h)), ratio(s, h)),
             );
         }
+
+        let r = &self.reaction;
+        for (label, q) in [("median", 0.5), ("max", 1.0)] {
+            let (c, o) = (quantile(&r.cancel, q), quantile(&r.operation, q));
+            rows.push(
+                Row::new(format!("6. cancel → `finished` {label}, {} cancels", r.cancel.len()), ms(c))
+                    .against(format!("{} (one resource operation, {label})", ms(o)), ratio(c, o))
+                    .goal("< 5 s"),
+            );
+        }
+        for (label, q) in [("median", 0.5), ("max", 1.0)] {
+            let (d, e) = (quantile(&r.drift, q), quantile(&r.docker_event, q));
+            rows.push(
+                Row::new(format!("6. `docker rm -f` → drifted event {label}, {} removals", r.drift.len()), ms(d))
+                    .against(format!("{} (Docker's own destroy event)", ms(e)), ratio(d, e))
+                    .goal("< 2 s"),
+            );
+        }
         rows
     }
 
@@ -224,6 +244,14 @@ impl fmt::Display for Report {
             "5: keep-alive HTTP on 127.0.0.1 with the admin token; the whole body is read. `/api/services` reads \
              every spec and state from the store and the monitor's statuses."
                 .to_owned(),
+            format!(
+                "6: on a `spawnit serve` of its own store, from an HTTP client. Cancel: `POST /api/jobs/{{id}}/cancel` \
+                 sent once the first operation of an apply of {} containers in a row is done, until the job's \
+                 `finished` event on its SSE stream; baseline: one container operation of those applies (a cancel \
+                 stops between operations). Drift: a service's container removed through the Docker API until the \
+                 `service_status drifted` event on `/api/events`; baseline: Docker's own `destroy` event for it.",
+                crate::reaction::CHAIN
+            ),
         ];
         for note in notes {
             writeln!(f, "- {note}")?;

@@ -409,14 +409,23 @@ async fn service_destroy(
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Ttl {
-    Seconds(u64),
+    /// Any JSON number: `650` and `650.0` are the same whole number of seconds.
+    Seconds(serde_json::Number),
     Text(String),
 }
 
 impl Ttl {
     fn duration(&self) -> Result<Duration, ApiError> {
         let d = match self {
-            Ttl::Seconds(s) => Duration::from_secs(*s),
+            Ttl::Seconds(n) => {
+                let whole = n.as_u64().or_else(|| {
+                    n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64).map(|f| f as u64)
+                });
+                let seconds = whole.ok_or_else(|| {
+                    ApiError::invalid("ttl", "must be a whole number of seconds or a duration like 30m, 2h, 7d")
+                })?;
+                Duration::from_secs(seconds)
+            }
             Ttl::Text(t) => {
                 let t = t.trim();
                 let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
@@ -433,7 +442,7 @@ impl Ttl {
                 Duration::from_secs(n.saturating_mul(unit))
             }
         };
-        if d.is_zero() || d > Duration::from_secs(10 * 365 * 86400) {
+        if d.is_zero() || d > Duration::from_secs(crate::openapi::TTL_MAX_SECONDS) {
             return Err(ApiError::invalid("ttl", "must be between 1 second and 10 years"));
         }
         Ok(d)
@@ -722,11 +731,10 @@ struct TokenCreateBody {
 
 /// A token name: printable, at most 100 characters.
 pub(crate) fn token_name_check(name: &str) -> Result<String, ApiError> {
-    let name = name.trim();
     if name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(ApiError::invalid("name", "must be at most 100 printable characters"));
     }
-    Ok(name.to_owned())
+    Ok(name.trim().to_owned())
 }
 
 async fn token_create(
@@ -816,6 +824,9 @@ async fn user_create(State(s): State<AppState>, caller: Caller, req: Request) ->
     Ok((StatusCode::CREATED, Json(user_view(&user))).into_response())
 }
 
+/// The most audit entries one call returns (the OpenAPI document's `maximum`).
+const AUDIT_LIMIT_MAX: usize = 5000;
+
 #[derive(Deserialize, Default)]
 struct AuditQuery {
     #[serde(default)]
@@ -828,6 +839,10 @@ async fn audit_list(
     Params(q): Params<AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
     admin_only(&caller)?;
-    let entries = crate::audit::list(s.engine.store(), q.limit.unwrap_or(200).min(5000)).await?;
+    let limit = q.limit.unwrap_or(200);
+    if limit > AUDIT_LIMIT_MAX {
+        return Err(ApiError::invalid("limit", format!("must be at most {AUDIT_LIMIT_MAX}")));
+    }
+    let entries = crate::audit::list(s.engine.store(), limit).await?;
     Ok(Json(json!({"entries": entries})))
 }

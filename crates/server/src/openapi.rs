@@ -55,19 +55,54 @@ fn responses(items: &[(&str, Value)]) -> Map<String, Value> {
     items.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
 }
 
+/// What every id (client, service, network, template, user) must match; the server refuses
+/// anything else with 422.
+pub const ID_PATTERN: &str = "^[a-z0-9][a-z0-9-]{0,62}$";
+
+/// The longest lease: 10 years.
+pub const TTL_MAX_SECONDS: u64 = 10 * 365 * 86400;
+
+/// A lease duration as text: a number of seconds (optionally `s`), minutes, hours or days, from
+/// 1 second to 10 years, exactly what the server accepts.
+const TTL_PATTERN: &str = concat!(
+    "^0*(",
+    "([1-9][0-9]{0,7}|[12][0-9]{8}|30[0-9]{7}|31[0-4][0-9]{6}|315[0-2][0-9]{5}|3153[0-5][0-9]{4}|315360000)s?",
+    "|([1-9][0-9]{0,5}|[1-4][0-9]{6}|5[01][0-9]{5}|52[0-4][0-9]{4}|525[0-5][0-9]{3}|5256000)m",
+    "|([1-9][0-9]{0,3}|[1-7][0-9]{4}|8[0-6][0-9]{3}|87[0-5][0-9]{2}|87600)h",
+    "|([1-9][0-9]{0,2}|[12][0-9]{3}|3[0-5][0-9]{2}|36[0-4][0-9]|3650)d",
+    ")$"
+);
+
+/// Printable text: no control character (Unicode category Cc), as the server checks.
+const NO_CONTROL_CHARACTERS: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$";
+
+/// `schema`, or `null` (the server takes a null field as an absent one).
+fn nullable(schema: Value) -> Value {
+    json!({"anyOf": [schema, {"type": "null"}]})
+}
+
+/// An id's schema.
+fn id_schema() -> Value {
+    json!({"type": "string", "pattern": ID_PATTERN})
+}
+
+fn path_param(name: &str, description: &str, schema: Value) -> Value {
+    json!({"name": name, "in": "path", "required": true, "description": description, "schema": schema})
+}
+
 fn path_id(name: &str, description: &str) -> Value {
-    json!({"name": name, "in": "path", "required": true, "description": description, "schema": {"type": "string"}})
+    path_param(name, description, id_schema())
 }
 
 fn client_query() -> Value {
-    json!({"name": "client", "in": "query", "required": false, "description": "Admins only: act on this client", "schema": {"type": "string"}})
+    json!({"name": "client", "in": "query", "required": false, "description": "Admins only: act on this client", "schema": id_schema()})
 }
 
 /// The document.
 pub fn document() -> Value {
     let service_id = || path_id("id", "Service name");
     let network_id = || path_id("id", "Network name");
-    let job_id = || path_id("id", "Job UUID");
+    let job_id = || path_param("id", "Job UUID", json!({"type": "string", "format": "uuid"}));
     let job_accepted = || responses(&[("202", ok("The job, queued", schema_ref("Job")))]);
     let service_ok = || responses(&[("200", ok("The service", schema_ref("Service")))]);
     let sse = |d: &str| {
@@ -112,7 +147,7 @@ pub fn document() -> Value {
             "get": operation("network_list", "The client's networks", "networks", vec![client_query()], None,
                 responses(&[("200", ok("Networks", json!({"type": "object", "required": ["networks"], "properties": {"networks": {"type": "array", "items": schema_ref("Network")}}})))])),
             "post": operation("network_create", "Store a network's spec", "networks", vec![client_query()],
-                Some(json!({"type": "object", "required": ["name"], "additionalProperties": false, "properties": {"name": {"type": "string"}}})),
+                Some(json!({"type": "object", "required": ["name"], "additionalProperties": false, "properties": {"name": id_schema()}})),
                 responses(&[("201", ok("The network", schema_ref("Network")))])),
         },
         "/api/networks/{id}": {"get": operation("network_get", "A network, freshly planned", "networks", vec![network_id(), client_query()], None,
@@ -136,22 +171,22 @@ pub fn document() -> Value {
             "get": operation("token_list", "The caller's API tokens (never the tokens themselves)", "accounts", vec![], None,
                 responses(&[("200", ok("Tokens", json!({"type": "object", "required": ["tokens"], "properties": {"tokens": {"type": "array", "items": schema_ref("Token")}}})))])),
             "post": operation("token_create", "Create an API token for the caller; the answer holds it, once", "accounts", vec![],
-                Some(json!({"type": "object", "additionalProperties": false, "properties": {"name": {"type": "string", "maxLength": 100}}})),
+                Some(json!({"type": "object", "additionalProperties": false, "properties": {"name": {"type": "string", "maxLength": 100, "pattern": NO_CONTROL_CHARACTERS}}})),
                 responses(&[("201", ok("The token record with `token`", schema_ref("Token")))])),
         },
         "/api/tokens/{id}": {"delete": operation("token_revoke", "Revoke one of the caller's tokens (admins: anyone's)", "accounts",
-            vec![path_id("id", "Token id")], None, responses(&[("204", json!({"description": "Revoked"}))]))},
+            vec![path_param("id", "Token id", json!({"type": "string", "pattern": "^[0-9a-f]{40}$"}))], None, responses(&[("204", json!({"description": "Revoked"}))]))},
         "/api/users": {
             "get": operation("user_list", "Every user (admins)", "accounts", vec![], None,
                 responses(&[("200", ok("Users", json!({"type": "object", "required": ["users"], "properties": {"users": {"type": "array", "items": schema_ref("User")}}})))])),
             "post": operation("user_create", "Create a local user (admins)", "accounts", vec![],
                 Some(json!({"type": "object", "required": ["name", "client"], "additionalProperties": false, "properties": {
-                    "name": {"type": "string"}, "client": {"type": "string"}, "role": {"type": "string", "enum": ["admin", "member"]},
-                    "password": {"type": "string", "minLength": 8}}})),
+                    "name": id_schema(), "client": id_schema(), "role": nullable(json!({"type": "string", "enum": ["admin", "member"]})),
+                    "password": nullable(json!({"type": "string", "minLength": 8, "description": "Absent or null: the user signs in through OIDC only"}))}})),
                 responses(&[("201", ok("The user", schema_ref("User")))])),
         },
         "/api/audit": {"get": operation("audit_list", "The audit log, newest first (admins)", "accounts",
-            vec![json!({"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}})], None,
+            vec![json!({"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0, "maximum": 5000}})], None,
             responses(&[("200", ok("Entries", json!({"type": "object", "required": ["entries"], "properties": {"entries": {"type": "array", "items": schema_ref("AuditEntry")}}})))]))},
         "/api/events": {"get": operation("events", "Live server events of the caller's services", "events", vec![], None,
             responses(&[("200", sse("Server-Sent Events: service_status, job, lease_warning, lease_expired"))]))},
@@ -185,18 +220,20 @@ pub fn document() -> Value {
                 "generation": {"type": "integer"},
                 "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"}}},
         "ServiceCreate": {"type": "object", "required": ["template", "name"], "additionalProperties": false, "properties": {
-            "template": {"type": "string"}, "name": {"type": "string"}, "network": {"type": "string"},
+            "template": id_schema(), "name": id_schema(), "network": nullable(id_schema()),
             "params": {"type": "object", "additionalProperties": {"type": ["string", "integer", "boolean", "null"]}},
-            "exposure": {"type": "string", "enum": ["loopback", "public"]},
-            "provider": {"type": "string", "enum": ["docker", "aws"]},
-            "aws": {"type": "object", "description": "Settings of the aws provider (region, instance_type, ami, allowed_cidr, …)"},
-            "drift_policy": {"type": "string", "enum": ["notify", "reconcile"]}}},
+            "exposure": nullable(json!({"type": "string", "enum": ["loopback", "public"]})),
+            "provider": nullable(json!({"type": "string", "enum": ["docker", "aws"]})),
+            "aws": nullable(json!({"type": "object", "description": "Settings of the aws provider (region, instance_type, ami, allowed_cidr, …)"})),
+            "drift_policy": nullable(json!({"type": "string", "enum": ["notify", "reconcile"]}))}},
         "ServicePatch": {"type": "object", "additionalProperties": false, "properties": {
-            "params": {"type": "object", "additionalProperties": {"type": ["string", "integer", "boolean", "null"]}},
-            "exposure": {"type": "string", "enum": ["loopback", "public"]},
-            "drift_policy": {"type": "string", "enum": ["notify", "reconcile"]}}},
-        "Ttl": {"description": "Seconds, or a duration like 90s, 30m, 2h, 7d", "oneOf": [{"type": "integer", "minimum": 1}, {"type": "string"}]},
-        "LeaseSet": {"type": "object", "additionalProperties": false, "description": "Exactly one of ttl and expires_at", "properties": {
+            "params": nullable(json!({"type": "object", "additionalProperties": {"type": ["string", "integer", "boolean", "null"]}})),
+            "exposure": nullable(json!({"type": "string", "enum": ["loopback", "public"]})),
+            "drift_policy": nullable(json!({"type": "string", "enum": ["notify", "reconcile"]}))}},
+        "Ttl": {"description": "Seconds, or a duration like 90s, 30m, 2h, 7d; from 1 second to 10 years (3650 days)",
+            "oneOf": [{"type": "integer", "minimum": 1, "maximum": TTL_MAX_SECONDS}, {"type": "string", "pattern": TTL_PATTERN}]},
+        "LeaseSet": {"type": "object", "additionalProperties": false, "minProperties": 1, "maxProperties": 1,
+            "description": "Exactly one of ttl and expires_at (a time in the future)", "properties": {
             "ttl": schema_ref("Ttl"), "expires_at": {"type": "string", "format": "date-time"}}},
         "Network": {"type": "object", "required": ["client", "name", "status", "reasons", "resources"], "properties": {
             "client": {"type": "string"}, "name": {"type": "string"}, "status": {"type": "string", "enum": ["compliant", "drifted", "error"]},
