@@ -34,6 +34,21 @@ use crate::monitor::{Monitor, StatusBoard};
 
 pub use api::app;
 
+/// Log directives every log filter of SpawnIt ends with, whatever `SPAWNIT_LOG` asks for: these
+/// crates write the raw bodies of Docker and AWS API requests and answers at debug and trace
+/// level, and those carry secret parameters (a container's command and environment, an
+/// instance's user data). Secrets never appear in logs.
+pub const LOG_QUIET: [&str; 8] = [
+    "bollard=warn",
+    "aws_smithy_runtime=warn",
+    "aws_smithy_runtime_api=warn",
+    "aws_smithy_http=warn",
+    "aws_sdk_ec2=warn",
+    "hyper=warn",
+    "hyper_util=warn",
+    "h2=warn",
+];
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {

@@ -29,8 +29,13 @@ use crate::cli::{
 use spawnit_server::auth::Role;
 
 fn main() -> ExitCode {
+    // Whatever SPAWNIT_LOG asks, crates that log request bodies (with secrets) stay quiet.
+    let filter = spawnit_server::LOG_QUIET
+        .iter()
+        .filter_map(|d| d.parse().ok())
+        .fold(tracing_subscriber::EnvFilter::from_env("SPAWNIT_LOG"), |f, d| f.add_directive(d));
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("SPAWNIT_LOG"))
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
