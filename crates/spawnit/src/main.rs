@@ -34,10 +34,7 @@ fn main() -> ExitCode {
         .iter()
         .filter_map(|d| d.parse().ok())
         .fold(tracing_subscriber::EnvFilter::from_env("SPAWNIT_LOG"), |f, d| f.add_directive(d));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Moto, Run, World};
+use common::{Moto, Run, World, kill_9_at};
 
 fn aws(w: &World, moto: &Moto, args: &[&str]) -> Run {
     let mut cmd = w.cmd(args);
