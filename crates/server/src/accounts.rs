@@ -87,7 +87,9 @@ pub fn email_check(raw: &str) -> Result<String, AccountError> {
     let email = raw.trim();
     let valid = email.len() <= 254
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
     if valid { Ok(email.to_owned()) } else { Err(AccountError::BadEmail) }
 }
 
@@ -245,8 +247,9 @@ pub async fn password_check(store: &Store, name: &str, password: &str) -> Result
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
     let password = password.to_owned();
     let ok = argon2_bounded(move || match stored {
-        Some(stored) => PasswordHash::new(&stored)
-            .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok()),
+        Some(stored) => {
+            PasswordHash::new(&stored).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        }
         None => {
             // Spend the same time as a real check, so timing does not tell which users exist.
             let _ = password_hash("not-a-user-password");
@@ -521,6 +524,11 @@ mod tests {
         }
         assert_eq!(right, (hashing_limit() * 3).div_ceil(2), "the right password must still be accepted");
         assert!(hashing_peak() >= 1, "no hashing was counted");
-        assert!(hashing_peak() <= hashing_limit(), "{} hashes ran at once, more than {}", hashing_peak(), hashing_limit());
+        assert!(
+            hashing_peak() <= hashing_limit(),
+            "{} hashes ran at once, more than {}",
+            hashing_peak(),
+            hashing_limit()
+        );
     }
 }

@@ -800,16 +800,12 @@ pub(crate) async fn user_create_checked(
     let store = s.engine.store();
     let user = crate::accounts::user_create_with_email(store, &ids[0], &ids[1], role, password, None, email)
         .await
-        .map_err(|e| {
-            match e {
-                crate::accounts::AccountError::Exists(_) => ApiError::conflict(e.to_string()),
-                crate::accounts::AccountError::WeakPassword => ApiError::invalid("password", e.to_string()),
-                crate::accounts::AccountError::BadEmail => ApiError::invalid("email", e.to_string()),
-                crate::accounts::AccountError::Store(e) => ApiError::from(e),
-                crate::accounts::AccountError::Hash(m) => {
-                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m)
-                }
-            }
+        .map_err(|e| match e {
+            crate::accounts::AccountError::Exists(_) => ApiError::conflict(e.to_string()),
+            crate::accounts::AccountError::WeakPassword => ApiError::invalid("password", e.to_string()),
+            crate::accounts::AccountError::BadEmail => ApiError::invalid("email", e.to_string()),
+            crate::accounts::AccountError::Store(e) => ApiError::from(e),
+            crate::accounts::AccountError::Hash(m) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
         })?;
     audit(s, caller, &user.client, "user_create", format!("user {}", user.name), "").await;
     Ok(user)

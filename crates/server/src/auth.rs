@@ -298,8 +298,20 @@ mod tests {
             assert!(local_path(ok), "{ok:?} refused");
         }
         for bad in [
-            "", "catalog", "//evil.com", "/\t/evil.com", "/\n/evil.com", "/\\evil.com", "\\\\evil.com",
-            "/a//b", "https://evil.com", "javascript:alert(1)", "/ /evil.com", "/\u{0}x", "/caf\u{e9}", " /x",
+            "",
+            "catalog",
+            "//evil.com",
+            "/\t/evil.com",
+            "/\n/evil.com",
+            "/\\evil.com",
+            "\\\\evil.com",
+            "/a//b",
+            "https://evil.com",
+            "javascript:alert(1)",
+            "/ /evil.com",
+            "/\u{0}x",
+            "/caf\u{e9}",
+            " /x",
         ] {
             assert!(!local_path(bad), "{bad:?} accepted");
         }

@@ -418,9 +418,7 @@ async fn login_submit(State(s): State<AppState>, PeerIp(ip): PeerIp, FormData(fo
     let signup = accounts::settings_get(s.engine.store()).await?.signup;
     if let Some(wait) = s.rate.blocked(&user, ip_key) {
         let minutes = wait.as_secs().div_ceil(60).max(1);
-        let m = format!(
-            "Too many failed sign-ins from your address. Wait {minutes} minute(s) and try again."
-        );
+        let m = format!("Too many failed sign-ins from your address. Wait {minutes} minute(s) and try again.");
         return Ok((
             StatusCode::TOO_MANY_REQUESTS,
             layout("Sign in", None, login_form(&next, Some(&m), &user, oidc, signup)),
@@ -434,8 +432,7 @@ async fn login_submit(State(s): State<AppState>, PeerIp(ip): PeerIp, FormData(fo
         }
         None => {
             let tally = s.rate.failed(&user, ip_key);
-            crate::audit::sign_in_failed(s.engine.store(), &tally, ip, "password", "wrong user name or password")
-                .await;
+            crate::audit::sign_in_failed(s.engine.store(), &tally, ip, "password", "wrong user name or password").await;
             let m = "Wrong user name or password.";
             Ok((StatusCode::UNAUTHORIZED, layout("Sign in", None, login_form(&next, Some(m), &user, oidc, signup)))
                 .into_response())

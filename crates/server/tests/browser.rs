@@ -371,9 +371,12 @@ async fn browser_sign_in_configure_plan_apply_watch_and_destroy_hello() {
     violations.extend(csp_violations(&c, &driver).await);
     assert!(violations.is_empty(), "the pages broke their Content-Security-Policy: {violations:#?}");
     // Positive control: an inline script, which the policy forbids, is reported as a violation.
-    c.execute("var s = document.createElement('script'); s.textContent = 'window.x = 1'; document.body.appendChild(s);", vec![])
-        .await
-        .unwrap();
+    c.execute(
+        "var s = document.createElement('script'); s.textContent = 'window.x = 1'; document.body.appendChild(s);",
+        vec![],
+    )
+    .await
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut control = Vec::new();
     while control.is_empty() {

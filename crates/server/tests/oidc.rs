@@ -246,13 +246,24 @@ async fn oidc_links_only_by_subject_or_a_verified_email_the_admin_recorded() {
 
     // Alice herself, with the address the admin recorded, verified: linked and signed in. The
     // `next` she came with is followed only when it is a path of this site.
-    provider_user(&p, "alice-sub", json!({"preferred_username": "a.liddell", "email": "alice@example.com", "email_verified": true}))
-        .await;
+    provider_user(
+        &p,
+        "alice-sub",
+        json!({"preferred_username": "a.liddell", "email": "alice@example.com", "email_verified": true}),
+    )
+    .await;
     let (loc, cookies, _) = sign_in_with(&t, "alice-sub", "%2F%09%2Fevil.example", |u| u).await;
     assert_eq!(loc, "/", "the sign-in went to {loc:?}");
     let session = cookies.iter().find(|c| c.starts_with("spawnit_session=")).expect("alice signed in").clone();
-    let me: Value =
-        reqwest::Client::new().get(t.url("/api/me")).header("cookie", &session).send().await.unwrap().json().await.unwrap();
+    let me: Value = reqwest::Client::new()
+        .get(t.url("/api/me"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!((me["user"].as_str(), me["client"].as_str()), (Some("alice"), Some(t.client.as_str())));
     assert_eq!(user_view(&t, &admin, "alice").await["oidc"], true);
     let (loc, _, _) = sign_in_with(&t, "alice-sub", "%2Fnetworks", |u| u).await;
@@ -438,7 +449,13 @@ async fn oidc_refuses_forged_or_wrong_id_tokens() {
     assert_refused(&t, "alg HS256", "not with an algorithm of the provider", sign_in_as(&t, "olga-sub").await).await;
     proxy.set(&p.issuer, Forge::OtherAudience);
     let other_client = |u: String| u.replace("client_id=spawnit-test", "client_id=other-client");
-    assert_refused(&t, "another audience", "InvalidAudience", sign_in_with(&t, "olga-sub", "/catalog", other_client).await).await;
+    assert_refused(
+        &t,
+        "another audience",
+        "InvalidAudience",
+        sign_in_with(&t, "olga-sub", "/catalog", other_client).await,
+    )
+    .await;
     // The browser (or an attacker in its place) swaps the nonce: the provider signs the token
     // with that nonce, which is not this sign-in's.
     proxy.set(&p.issuer, Forge::Nothing);
@@ -447,7 +464,13 @@ async fn oidc_refuses_forged_or_wrong_id_tokens() {
         let end = u[start..].find('&').map_or(u.len(), |e| start + e);
         format!("{}someoneelsesnonce{}", &u[..start], &u[end..])
     };
-    assert_refused(&t, "a wrong nonce", "nonce does not match", sign_in_with(&t, "olga-sub", "/catalog", other_nonce).await).await;
+    assert_refused(
+        &t,
+        "a wrong nonce",
+        "nonce does not match",
+        sign_in_with(&t, "olga-sub", "/catalog", other_nonce).await,
+    )
+    .await;
     // A provider whose tokens expired two minutes before they were issued.
     proxy.set(&expired.issuer, Forge::Nothing);
     assert_refused(&t, "an expired token", "ExpiredSignature", sign_in_as(&t, "olga-sub").await).await;

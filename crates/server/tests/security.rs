@@ -34,9 +34,15 @@ async fn sign_in_never_redirects_to_another_site() {
     };
     // Positive control: a local path is where the browser goes.
     assert_eq!(sign_in("/catalog?q=redis").await, "/catalog?q=redis");
-    for evil in ["/\t/evil.example", "/\n/evil.example", "//evil.example", "/\\evil.example", "https://evil.example",
-        "/%09/x/../\t/evil.example", " //evil.example"]
-    {
+    for evil in [
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "//evil.example",
+        "/\\evil.example",
+        "https://evil.example",
+        "/%09/x/../\t/evil.example",
+        " //evil.example",
+    ] {
         assert_eq!(sign_in(evil).await, "/", "next={evil:?} was followed");
     }
     // The sign-in page does not carry such a `next` into its form either.
@@ -52,13 +58,8 @@ async fn failed_sign_in_entries(t: &TestServer, admin: &Session) -> (Vec<Value>,
     let (status, body) = t.page(Some(admin), "/api/audit?limit=5000").await;
     assert_eq!(status, 200, "{body}");
     let audit: Value = serde_json::from_str(&body).unwrap();
-    let entries: Vec<Value> = audit["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["action"] == "sign_in_failed")
-        .cloned()
-        .collect();
+    let entries: Vec<Value> =
+        audit["entries"].as_array().unwrap().iter().filter(|e| e["action"] == "sign_in_failed").cloned().collect();
     let counted = entries
         .iter()
         .map(|e| {
@@ -78,7 +79,8 @@ async fn failed_sign_ins_are_limited_per_address_and_audited_per_minute() {
     let attempt = |user: String| {
         let (http, url) = (http.clone(), t.url("/login"));
         async move {
-            let resp = http.post(url).form(&[("user", user.as_str()), ("password", "guess-guess")]).send().await.unwrap();
+            let resp =
+                http.post(url).form(&[("user", user.as_str()), ("password", "guess-guess")]).send().await.unwrap();
             (resp.status().as_u16(), resp.text().await.unwrap())
         }
     };
@@ -105,7 +107,8 @@ async fn failed_sign_ins_are_limited_per_address_and_audited_per_minute() {
 fn assert_security_headers(what: &str, resp: &reqwest::Response, secret_page: bool) {
     let h = |name: &str| resp.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
     let csp = h("content-security-policy").unwrap_or_else(|| panic!("{what}: no Content-Security-Policy"));
-    for directive in ["default-src 'none'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'", "base-uri 'none'"]
+    for directive in
+        ["default-src 'none'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'", "base-uri 'none'"]
     {
         assert!(csp.split(';').any(|d| d.trim() == directive), "{what}: CSP {csp:?} lacks {directive:?}");
     }
@@ -134,7 +137,10 @@ fn inline_code(page: &str) -> Vec<String> {
         }
     }
     for word in lower.split(|c: char| c.is_whitespace()) {
-        if word.starts_with("on") && word.contains('=') && word[2..word.find('=').unwrap()].chars().all(|c| c.is_ascii_lowercase()) && word.len() > 3
+        if word.starts_with("on")
+            && word.contains('=')
+            && word[2..word.find('=').unwrap()].chars().all(|c| c.is_ascii_lowercase())
+            && word.len() > 3
         {
             found.push(word.to_owned());
         }

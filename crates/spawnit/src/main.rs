@@ -125,10 +125,7 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Token(TokenCommand::Create { user, client, admin }) => {
             let (token, record) =
                 spawnit_server::auth::token_create_for_user(engine.store(), &user, client.as_ref(), admin).await?;
-            eprintln!(
-                "Token for user {user} of client {} ({:?}); it is shown only now:",
-                record.client, record.role
-            );
+            eprintln!("Token for user {user} of client {} ({:?}); it is shown only now:", record.client, record.role);
             println!("{token}");
         }
         Command::User(UserCommand::Create { name, client, admin, password, email }) => {

@@ -58,5 +58,8 @@ fn user_create_records_an_email_for_single_sign_on_and_refuses_a_bad_one() {
     assert!(run.stderr.contains("email must be one address"), "{run}");
     w.ok(&["user", "create", "eve", "--client", &w.client, "--email", "eve@example.com"]);
     let record = std::fs::read_to_string(w.data_dir().join("auth/users/eve.json")).unwrap();
-    assert!(record.contains("\"email\": \"eve@example.com\"") || record.contains("\"email\":\"eve@example.com\""), "{record}");
+    assert!(
+        record.contains("\"email\": \"eve@example.com\"") || record.contains("\"email\":\"eve@example.com\""),
+        "{record}"
+    );
 }
