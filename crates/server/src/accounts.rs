@@ -7,7 +7,8 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use argon2::Argon2;
@@ -30,6 +31,8 @@ pub enum AccountError {
     WeakPassword,
     #[error("cannot hash the password: {0}")]
     Hash(String),
+    #[error("email must be one address like name@example.com, without spaces (at most 254 characters)")]
+    BadEmail,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -49,6 +52,10 @@ pub struct UserRecord {
     /// The OIDC `iss` and `sub` this user signs in as, when linked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc_subject: Option<String>,
+    /// The e-mail address an admin recorded for single sign-on: the first OIDC sign-in whose ID
+    /// token carries exactly this address with `email_verified` true links the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -74,6 +81,18 @@ fn password_hash(password: &str) -> Result<String, AccountError> {
         .map_err(|e| AccountError::Hash(e.to_string()))
 }
 
+/// An e-mail address as an admin records it for single sign-on: trimmed, one `@` with text on
+/// both sides, no spaces or control characters. It is compared exactly, never normalized.
+pub fn email_check(raw: &str) -> Result<String, AccountError> {
+    let email = raw.trim();
+    let valid = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
+    if valid { Ok(email.to_owned()) } else { Err(AccountError::BadEmail) }
+}
+
 /// Creates a user; `password` `None` makes a user who can only sign in through OIDC.
 pub async fn user_create(
     store: &Store,
@@ -83,13 +102,32 @@ pub async fn user_create(
     password: Option<&str>,
     oidc_subject: Option<String>,
 ) -> Result<UserRecord, AccountError> {
-    let password_hash = password.map(password_hash).transpose()?;
+    user_create_with_email(store, name, client, role, password, oidc_subject, None).await
+}
+
+/// Creates a user, with the e-mail address its first single sign-on must prove (see
+/// [`UserRecord::email`]).
+pub async fn user_create_with_email(
+    store: &Store,
+    name: &Id,
+    client: &Id,
+    role: Role,
+    password: Option<&str>,
+    oidc_subject: Option<String>,
+    email: Option<&str>,
+) -> Result<UserRecord, AccountError> {
+    let email = email.map(email_check).transpose()?;
+    let password_hash = match password {
+        Some(p) => Some(password_hash_bounded(p).await?),
+        None => None,
+    };
     let record = UserRecord {
         name: name.clone(),
         client: client.clone(),
         role,
         password_hash,
         oidc_subject,
+        email,
         created_at: Utc::now(),
     };
     match store.put_json(&Key::record(Collection::Users, name), &record, PutCondition::Absent).await {
@@ -160,24 +198,67 @@ pub async fn user_list(store: &Store) -> Result<Vec<UserRecord>, StoreError> {
     Ok(out)
 }
 
+/// At most this many argon2 computations run at once, each on a blocking thread (never on the
+/// async workers); more wait their turn, so a flood of sign-ins cannot take every core.
+fn hashing_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    PERMITS.get_or_init(|| tokio::sync::Semaphore::new(hashing_limit()))
+}
+
+/// How many argon2 computations may run at once: the cores, between 1 and 8.
+pub fn hashing_limit() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8)
+}
+
+static HASHING_NOW: AtomicUsize = AtomicUsize::new(0);
+static HASHING_PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// The most argon2 computations seen running at once since the process started.
+pub fn hashing_peak() -> usize {
+    HASHING_PEAK.load(Ordering::SeqCst)
+}
+
+/// Runs `work` (an argon2 hash or check) on a blocking thread once a permit is free.
+async fn argon2_bounded<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, AccountError> {
+    let _permit = hashing_permits().acquire().await.map_err(|e| AccountError::Hash(e.to_string()))?;
+    tokio::task::spawn_blocking(move || {
+        let now = HASHING_NOW.fetch_add(1, Ordering::SeqCst) + 1;
+        HASHING_PEAK.fetch_max(now, Ordering::SeqCst);
+        let out = work();
+        HASHING_NOW.fetch_sub(1, Ordering::SeqCst);
+        out
+    })
+    .await
+    .map_err(|e| AccountError::Hash(e.to_string()))
+}
+
+/// [`password_hash`] off the async workers, within the bound on concurrent hashing.
+async fn password_hash_bounded(password: &str) -> Result<String, AccountError> {
+    let password = password.to_owned();
+    argon2_bounded(move || password_hash(&password)).await?
+}
+
 /// The user with this name and password, `None` when either is wrong (same work either way).
 pub async fn password_check(store: &Store, name: &str, password: &str) -> Result<Option<UserRecord>, StoreError> {
     let user = match Id::parse(name) {
         Ok(id) => user_get(store, &id).await?,
         Err(_) => None,
     };
-    let argon = Argon2::default();
-    match user.as_ref().and_then(|u| u.password_hash.as_deref()) {
+    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+    let password = password.to_owned();
+    let ok = argon2_bounded(move || match stored {
         Some(stored) => {
-            let ok = PasswordHash::new(stored).is_ok_and(|h| argon.verify_password(password.as_bytes(), &h).is_ok());
-            Ok(user.filter(|_| ok))
+            PasswordHash::new(&stored).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
         }
         None => {
             // Spend the same time as a real check, so timing does not tell which users exist.
             let _ = password_hash("not-a-user-password");
-            Ok(None)
+            false
         }
-    }
+    })
+    .await
+    .unwrap_or(false);
+    Ok(user.filter(|_| ok))
 }
 
 /// A web session as stored: the hash of its id, never the id.
@@ -267,38 +348,95 @@ pub async fn session_delete(store: &Store, session_id: &str) -> Result<(), Store
     }
 }
 
-/// Failed sign-ins per (user, address): at most [`RateLimit::MAX`] in [`RateLimit::WINDOW`].
+/// Failed sign-ins: at most [`RateLimit::MAX`] per (user, address) and
+/// [`RateLimit::MAX_PER_IP`] per address (whatever the user names) in [`RateLimit::WINDOW`].
+/// It also tallies failures per address and minute, so the audit log gets one entry per
+/// address and minute however many attempts come (see [`FailureTally`]).
 #[derive(Clone, Default)]
 pub struct RateLimit {
     failures: Arc<Mutex<Failures>>,
 }
 
-/// Times of recent failed sign-ins, per (user, address).
-type Failures = HashMap<(String, IpAddr), Vec<Instant>>;
+/// Times of recent failed sign-ins, per (user, address) and per address, and this minute's tally.
+#[derive(Default)]
+struct Failures {
+    per_user: HashMap<(String, IpAddr), Vec<Instant>>,
+    per_ip: HashMap<IpAddr, Vec<Instant>>,
+    tallies: HashMap<IpAddr, FailureTally>,
+}
+
+/// The failed sign-ins of one address in one minute: what its one audit entry says.
+#[derive(Clone, Debug)]
+pub struct FailureTally {
+    /// The audit entry's id, the same for every failure of this address in this minute.
+    pub entry_id: String,
+    /// The start of the minute.
+    pub minute: DateTime<Utc>,
+    pub count: u32,
+    /// The distinct user names tried, at most [`FailureTally::USERS_KEPT`].
+    pub users: Vec<String>,
+}
+
+impl FailureTally {
+    pub const USERS_KEPT: usize = 10;
+}
 
 impl RateLimit {
     pub const MAX: usize = 5;
+    pub const MAX_PER_IP: usize = 20;
     pub const WINDOW: Duration = Duration::from_secs(300);
 
-    /// `Some(wait)` when this user and address must wait before trying again.
+    /// `Some(wait)` when this user or this address must wait before trying again.
     pub fn blocked(&self, user: &str, ip: IpAddr) -> Option<Duration> {
         let mut map = self.failures.lock().expect("rate limit");
-        let list = map.get_mut(&(user.to_owned(), ip))?;
-        list.retain(|t| t.elapsed() < Self::WINDOW);
-        if list.len() < Self::MAX {
-            return None;
-        }
-        list.first().map(|first| Self::WINDOW.saturating_sub(first.elapsed()))
+        let wait = |list: &mut Vec<Instant>, max: usize| {
+            list.retain(|t| t.elapsed() < Self::WINDOW);
+            if list.len() < max {
+                return None;
+            }
+            list.first().map(|first| Self::WINDOW.saturating_sub(first.elapsed()))
+        };
+        let by_user = map.per_user.get_mut(&(user.to_owned(), ip)).and_then(|l| wait(l, Self::MAX));
+        let by_ip = map.per_ip.get_mut(&ip).and_then(|l| wait(l, Self::MAX_PER_IP));
+        by_user.max(by_ip)
     }
 
-    pub fn failed(&self, user: &str, ip: IpAddr) {
+    /// Counts a failure of `user` from `ip`; returns this address's tally for the minute.
+    pub fn failed(&self, user: &str, ip: IpAddr) -> FailureTally {
         let mut map = self.failures.lock().expect("rate limit");
-        map.retain(|_, list| list.last().is_some_and(|t| t.elapsed() < Self::WINDOW));
-        map.entry((user.to_owned(), ip)).or_default().push(Instant::now());
+        let recent = |list: &Vec<Instant>| list.last().is_some_and(|t| t.elapsed() < Self::WINDOW);
+        map.per_user.retain(|_, list| recent(list));
+        map.per_ip.retain(|_, list| recent(list));
+        let now = Instant::now();
+        map.per_user.entry((user.to_owned(), ip)).or_default().push(now);
+        map.per_ip.entry(ip).or_default().push(now);
+        drop(map);
+        self.tally(user, ip)
+    }
+
+    /// Counts a failed sign-in of `user` from `ip` in this address's tally of the minute only
+    /// (an OIDC sign-in that failed at the provider's end, which guesses no password).
+    pub fn tally(&self, user: &str, ip: IpAddr) -> FailureTally {
+        let mut map = self.failures.lock().expect("rate limit");
+        let at = Utc::now();
+        let minute = chrono::DurationRound::duration_trunc(at, chrono::TimeDelta::minutes(1)).unwrap_or(at);
+        map.tallies.retain(|_, t| t.minute == minute);
+        let tally = map.tallies.entry(ip).or_insert_with(|| FailureTally {
+            entry_id: format!("{}-{}", minute.format("%Y%m%d-%H%M%S-000000"), random_token(8).to_ascii_lowercase()),
+            minute,
+            count: 0,
+            users: Vec::new(),
+        });
+        tally.count += 1;
+        let who: String = user.chars().take(64).collect();
+        if tally.users.len() < FailureTally::USERS_KEPT && !tally.users.contains(&who) {
+            tally.users.push(who);
+        }
+        tally.clone()
     }
 
     pub fn succeeded(&self, user: &str, ip: IpAddr) {
-        self.failures.lock().expect("rate limit").remove(&(user.to_owned(), ip));
+        self.failures.lock().expect("rate limit").per_user.remove(&(user.to_owned(), ip));
     }
 }
 
@@ -349,5 +487,48 @@ mod tests {
         assert!(rl.blocked("alice", ip).is_none());
         rl.succeeded("bob", ip);
         assert!(rl.blocked("bob", ip).is_none());
+    }
+
+    #[test]
+    fn rate_limit_blocks_an_address_that_varies_the_user() {
+        let rl = RateLimit::default();
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let other: IpAddr = "192.0.2.8".parse().unwrap();
+        for i in 0..RateLimit::MAX_PER_IP {
+            assert!(rl.blocked(&format!("user{i}"), ip).is_none(), "blocked after {i} failures");
+            let tally = rl.failed(&format!("user{i}"), ip);
+            assert!(tally.count >= 1 && tally.users.len() <= FailureTally::USERS_KEPT);
+        }
+        assert!(rl.blocked("someone-new", ip).is_some(), "a new user name bypasses the per-address limit");
+        assert!(rl.blocked("someone-new", other).is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn password_checks_run_off_the_workers_a_bounded_number_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_local(dir.path()).unwrap();
+        let (name, client) = (Id::parse("hal").unwrap(), Id::parse("acme").unwrap());
+        user_create(&store, &name, &client, Role::Member, Some("long enough"), None).await.unwrap();
+        let checks: Vec<_> = (0..hashing_limit() * 3)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let password = if i % 2 == 0 { "long enough" } else { "wrong" };
+                    password_check(&store, "hal", password).await.unwrap().is_some()
+                })
+            })
+            .collect();
+        let mut right = 0;
+        for c in checks {
+            right += usize::from(c.await.unwrap());
+        }
+        assert_eq!(right, (hashing_limit() * 3).div_ceil(2), "the right password must still be accepted");
+        assert!(hashing_peak() >= 1, "no hashing was counted");
+        assert!(
+            hashing_peak() <= hashing_limit(),
+            "{} hashes ran at once, more than {}",
+            hashing_peak(),
+            hashing_limit()
+        );
     }
 }

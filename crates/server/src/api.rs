@@ -62,6 +62,7 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
         })
+        .layer(axum::middleware::from_fn_with_state(state.https, crate::headers::security_headers))
         .with_state(state)
 }
 
@@ -768,7 +769,7 @@ async fn token_revoke(
 
 fn user_view(u: &crate::accounts::UserRecord) -> Value {
     json!({"name": u.name, "client": u.client, "role": u.role, "password": u.password_hash.is_some(),
-           "oidc": u.oidc_subject.is_some(), "created_at": u.created_at})
+           "oidc": u.oidc_subject.is_some(), "email": u.email, "created_at": u.created_at})
 }
 
 async fn user_list(State(s): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
@@ -784,9 +785,12 @@ struct UserCreateBody {
     client: String,
     #[serde(default)]
     role: Option<crate::auth::Role>,
-    /// Absent: the user signs in only through OIDC (linked on first sign-in).
+    /// Absent: the user signs in only through OIDC.
     #[serde(default)]
     password: Option<String>,
+    /// The e-mail address that links the user's first OIDC sign-in (exact, `email_verified`).
+    #[serde(default)]
+    email: Option<String>,
 }
 
 /// Creates a user for an admin (API and admin page).
@@ -797,19 +801,19 @@ pub(crate) async fn user_create_checked(
     client: &str,
     role: crate::auth::Role,
     password: Option<&str>,
+    email: Option<&str>,
 ) -> Result<crate::accounts::UserRecord, ApiError> {
     admin_only(caller)?;
     let ids = ids_check(&[("name", name), ("client", client)])?;
-    let user =
-        crate::accounts::user_create(s.engine.store(), &ids[0], &ids[1], role, password, None).await.map_err(|e| {
-            match e {
-                crate::accounts::AccountError::Exists(_) => ApiError::conflict(e.to_string()),
-                crate::accounts::AccountError::WeakPassword => ApiError::invalid("password", e.to_string()),
-                crate::accounts::AccountError::Store(e) => ApiError::from(e),
-                crate::accounts::AccountError::Hash(m) => {
-                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m)
-                }
-            }
+    let store = s.engine.store();
+    let user = crate::accounts::user_create_with_email(store, &ids[0], &ids[1], role, password, None, email)
+        .await
+        .map_err(|e| match e {
+            crate::accounts::AccountError::Exists(_) => ApiError::conflict(e.to_string()),
+            crate::accounts::AccountError::WeakPassword => ApiError::invalid("password", e.to_string()),
+            crate::accounts::AccountError::BadEmail => ApiError::invalid("email", e.to_string()),
+            crate::accounts::AccountError::Store(e) => ApiError::from(e),
+            crate::accounts::AccountError::Hash(m) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
         })?;
     audit(s, caller, &user.client, "user_create", format!("user {}", user.name), "").await;
     Ok(user)
@@ -820,7 +824,8 @@ async fn user_create(State(s): State<AppState>, caller: Caller, req: Request) ->
     admin_only(&caller)?;
     let Body(body) = Body::<UserCreateBody>::from_request(req, &()).await?;
     let role = body.role.unwrap_or(crate::auth::Role::Member);
-    let user = user_create_checked(&s, &caller, &body.name, &body.client, role, body.password.as_deref()).await?;
+    let (password, email) = (body.password.as_deref(), body.email.as_deref());
+    let user = user_create_checked(&s, &caller, &body.name, &body.client, role, password, email).await?;
     Ok((StatusCode::CREATED, Json(user_view(&user))).into_response())
 }
 

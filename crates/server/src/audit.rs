@@ -1,7 +1,9 @@
 //! The audit log: who did what, when and from where — sign-ins, creations and changes, plans,
 //! applies, destroys, cancels, tokens and users created or revoked. One record per entry in the
 //! store (`audit/<time-ordered id>.json`), so it survives restarts and lists in time order.
-//! Entries never hold secrets: only names, actions and targets.
+//! Entries never hold secrets: only names, actions and targets. Failed sign-ins, which anyone
+//! can cause without an account, are aggregated: one entry per address and minute, rewritten
+//! with the count, so a flood of attempts cannot fill the store.
 
 use std::net::IpAddr;
 
@@ -56,6 +58,38 @@ pub async fn record(
     let Ok(key_id) = Id::parse(&id) else { return };
     if let Err(e) = store.put_json(&Key::record(Collection::Audit, &key_id), &entry, PutCondition::Absent).await {
         tracing::warn!("cannot write audit entry {id}: {e}");
+    }
+}
+
+/// Records a failed sign-in from `ip` in that address's one entry of the minute (`tally`, from
+/// [`crate::accounts::RateLimit::failed`]): action `sign_in_failed`, the count, the user names
+/// tried, and the last reason.
+pub async fn sign_in_failed(
+    store: &Store,
+    tally: &crate::accounts::FailureTally,
+    ip: Option<IpAddr>,
+    how: &str,
+    reason: &str,
+) {
+    let users = tally.users.join(", ");
+    let entry = AuditRecord {
+        id: tally.entry_id.clone(),
+        at: tally.minute,
+        user: tally.users.first().cloned().unwrap_or_else(|| "-".into()),
+        client: "-".into(),
+        action: "sign_in_failed".into(),
+        target: how.to_owned(),
+        ip,
+        detail: format!(
+            "{} failed sign-in(s) from this address in the minute from {}; users tried: {users}; last reason: {}",
+            tally.count,
+            tally.minute.format("%H:%M UTC"),
+            reason.chars().take(300).collect::<String>()
+        ),
+    };
+    let Ok(key_id) = Id::parse(&tally.entry_id) else { return };
+    if let Err(e) = store.put_json(&Key::record(Collection::Audit, &key_id), &entry, PutCondition::Overwrite).await {
+        tracing::warn!("cannot write audit entry {}: {e}", tally.entry_id);
     }
 }
 

@@ -85,6 +85,40 @@ pub async fn token_create_named(
     Ok((token, record))
 }
 
+/// Why a token could not be made for a user.
+#[derive(Debug, thiserror::Error)]
+pub enum UserTokenError {
+    #[error("there is no user {0}: create it first (`spawnit user create {0} --client <client>`)")]
+    NoUser(Id),
+    #[error("user {user} belongs to client {client}, not {asked}: a user's token acts on the user's own client")]
+    OtherClient { user: Id, client: Id, asked: Id },
+    #[error("user {0} is a member, not an admin: a token never has more rights than its user")]
+    NotAdmin(Id),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Creates a token for the existing user `user`, carrying that user's client and role. The
+/// optional `client` and `admin` only check what the caller expects: a `client` other than the
+/// user's, or `admin` for a member, is refused and nothing is created.
+pub async fn token_create_for_user(
+    store: &Store,
+    user: &Id,
+    client: Option<&Id>,
+    admin: bool,
+) -> Result<(String, TokenRecord), UserTokenError> {
+    let record = crate::accounts::user_get(store, user).await?.ok_or_else(|| UserTokenError::NoUser(user.clone()))?;
+    if let Some(asked) = client
+        && asked != &record.client
+    {
+        return Err(UserTokenError::OtherClient { user: user.clone(), client: record.client, asked: asked.clone() });
+    }
+    if admin && record.role != Role::Admin {
+        return Err(UserTokenError::NotAdmin(user.clone()));
+    }
+    Ok(token_create_named(store, user.as_str(), &record.client, record.role, "").await?)
+}
+
 /// The tokens of `user` (every token when `None`), oldest first.
 pub async fn token_list(store: &Store, user: Option<&str>) -> Result<Vec<TokenRecord>, StoreError> {
     let mut out = Vec::new();
@@ -203,6 +237,19 @@ pub async fn session_caller(parts: &Parts, state: &AppState) -> Result<Option<Ca
     }))
 }
 
+/// Whether `target` is a local path of this site, safe to send a browser to (after signing in,
+/// by the sign-in form and by the OIDC callback alike): printable ASCII starting with one `/`,
+/// with no `//`, no backslash, no space or control character (browsers drop tabs and newlines,
+/// so `/\t/evil.com` would become `//evil.com`, another site), and a valid path and query.
+pub fn local_path(target: &str) -> bool {
+    target.starts_with('/')
+        && target.len() <= 2048
+        && target.bytes().all(|b| b.is_ascii_graphic())
+        && !target.contains("//")
+        && !target.contains('\\')
+        && target.parse::<axum::http::uri::PathAndQuery>().is_ok()
+}
+
 /// Whether two secrets are equal, in time independent of where they differ.
 pub fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -238,5 +285,35 @@ impl FromRequestParts<AppState> for Caller {
             }
         }
         Ok(caller)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+
+    #[test]
+    fn only_local_paths_are_redirect_targets() {
+        for ok in ["/", "/catalog", "/services/web?client=acme", "/jobs/1#log"] {
+            assert!(local_path(ok), "{ok:?} refused");
+        }
+        for bad in [
+            "",
+            "catalog",
+            "//evil.com",
+            "/\t/evil.com",
+            "/\n/evil.com",
+            "/\\evil.com",
+            "\\\\evil.com",
+            "/a//b",
+            "https://evil.com",
+            "javascript:alert(1)",
+            "/ /evil.com",
+            "/\u{0}x",
+            "/caf\u{e9}",
+            " /x",
+        ] {
+            assert!(!local_path(bad), "{bad:?} accepted");
+        }
     }
 }

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod events;
+pub mod headers;
 pub mod jobs;
 pub mod metrics;
 pub mod monitor;
@@ -65,6 +66,8 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// OIDC sign-in, when configured.
     pub oidc: Option<std::sync::Arc<oidc::OidcConfig>>,
+    /// Whether SpawnIt's public URL is https (answers then carry `Strict-Transport-Security`).
+    pub https: bool,
 }
 
 /// How the server runs.
@@ -77,6 +80,9 @@ pub struct ServerConfig {
     pub lease_warnings: Vec<Duration>,
     /// OIDC sign-in for the web UI.
     pub oidc: Option<oidc::OidcConfig>,
+    /// SpawnIt's public URL, e.g. `https://spawnit.example.com` (https: answers carry
+    /// `Strict-Transport-Security` and cookies are `Secure`).
+    pub public_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -88,6 +94,7 @@ impl Default for ServerConfig {
             lease_every: Duration::from_secs(5),
             lease_warnings: vec![Duration::from_secs(3600), Duration::from_secs(300)],
             oidc: None,
+            public_url: None,
         }
     }
 }
@@ -116,8 +123,9 @@ impl Server {
             board: board.clone(),
             metrics: metrics.clone(),
             rate: accounts::RateLimit::default(),
-            secure_cookies: !config.listen.ip().is_loopback(),
+            secure_cookies: !config.listen.ip().is_loopback() || headers::is_https(config.public_url.as_deref()),
             oidc: config.oidc.clone().map(std::sync::Arc::new),
+            https: headers::is_https(config.public_url.as_deref()),
         };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

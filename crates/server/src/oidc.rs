@@ -6,10 +6,11 @@
 //! then sends the browser to the provider. `/auth/oidc/callback` checks the state against the
 //! cookie, exchanges the code (with the verifier and the client secret), verifies the ID
 //! token's signature against the provider's JWKS and its `iss`, `aud`, `exp` and `nonce`, then
-//! maps the person to a SpawnIt user: the user already linked to this `iss`+`sub`; else a user
-//! an admin created with that name and no password (linked on first sign-in); else, when a
-//! client claim is configured and present, a new member of that client. Anyone else is refused
-//! with a message saying to ask an admin.
+//! maps the person to a SpawnIt user: the user already linked to this `iss`+`sub`; else the
+//! user an admin recorded with exactly the token's e-mail address, when the provider marks it
+//! `email_verified` (linked on first sign-in); else, when a client claim is configured and
+//! present, a new member of that client. Never by a user name, which the person controls at the
+//! provider. Anyone else is refused with a message saying to ask an admin.
 
 use std::time::Duration;
 
@@ -71,6 +72,26 @@ struct Discovery {
     authorization_endpoint: String,
     token_endpoint: String,
     jwks_uri: String,
+    /// The algorithms the provider signs ID tokens with (OpenID Connect Discovery: RS256 when
+    /// absent).
+    #[serde(default)]
+    id_token_signing_alg_values_supported: Vec<String>,
+}
+
+/// The asymmetric algorithms SpawnIt verifies (never `none`, never an HMAC whose secret
+/// would be the provider's public key).
+const ALGORITHMS: [Algorithm; 6] =
+    [Algorithm::RS256, Algorithm::RS384, Algorithm::RS512, Algorithm::ES256, Algorithm::ES384, Algorithm::PS256];
+
+/// The algorithms an ID token of this provider may be signed with: those it announces that
+/// SpawnIt verifies.
+fn provider_algorithms(d: &Discovery) -> Vec<Algorithm> {
+    let announced: Vec<Algorithm> = if d.id_token_signing_alg_values_supported.is_empty() {
+        vec![Algorithm::RS256]
+    } else {
+        d.id_token_signing_alg_values_supported.iter().filter_map(|a| a.parse().ok()).collect()
+    };
+    announced.into_iter().filter(|a| ALGORITHMS.contains(a)).collect()
 }
 
 /// A sign-in in progress, as stored.
@@ -200,8 +221,7 @@ async fn start_inner(
     let nonce = random_token(32);
     let verifier = random_token(64);
     let challenge = b64(&Sha256::digest(verifier.as_bytes()));
-    let next =
-        query_param(parts, "next").filter(|n| n.starts_with('/') && !n.starts_with("//")).unwrap_or_else(|| "/".into());
+    let next = query_param(parts, "next").filter(|n| crate::ui::safe_next(n)).unwrap_or_else(|| "/".into());
     let redirect_uri = redirect_uri(cfg, parts, s.secure_cookies);
     let (state_hash, key) = pending_key(&state);
     let pending = Pending {
@@ -267,7 +287,8 @@ async fn callback(State(s): State<AppState>, RawParts(parts): RawParts) -> Respo
             resp
         }
         Err(e) => {
-            crate::audit::record(s.engine.store(), "-", "-", "sign_in_failed", "oidc", ip, e.to_string()).await;
+            let tally = s.rate.tally("-", ip.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])));
+            crate::audit::sign_in_failed(s.engine.store(), &tally, ip, "oidc", &e.to_string()).await;
             failed(e)
         }
     }
@@ -331,11 +352,12 @@ async fn callback_inner(
 /// expiry and nonce; returns its claims.
 async fn id_token_verify(cfg: &OidcConfig, d: &Discovery, token: &str, nonce: &str) -> Result<Value, OidcError> {
     let header = jsonwebtoken::decode_header(token).map_err(|e| OidcError::Token(e.to_string()))?;
-    if !matches!(
-        header.alg,
-        Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::ES256 | Algorithm::ES384 | Algorithm::PS256
-    ) {
-        return Err(OidcError::Token(format!("unexpected algorithm {:?}", header.alg)));
+    let allowed = provider_algorithms(d);
+    if !allowed.contains(&header.alg) {
+        return Err(OidcError::Token(format!(
+            "the token is signed with {:?}, not with an algorithm of the provider ({allowed:?})",
+            header.alg
+        )));
     }
     let jwks: JwkSet = http().get(&d.jwks_uri).send().await?.error_for_status()?.json().await?;
     let jwk = match &header.kid {
@@ -343,6 +365,11 @@ async fn id_token_verify(cfg: &OidcConfig, d: &Discovery, token: &str, nonce: &s
         None => jwks.keys.first(),
     }
     .ok_or(OidcError::Token("no key of the provider matches the token".into()))?;
+    if let Some(key_alg) = jwk.common.key_algorithm
+        && format!("{key_alg:?}") != format!("{:?}", header.alg)
+    {
+        return Err(OidcError::Token(format!("the token is signed with {:?}, its key is for {key_alg:?}", header.alg)));
+    }
     let key = DecodingKey::from_jwk(jwk).map_err(|e| OidcError::Token(e.to_string()))?;
     let mut validation = Validation::new(header.alg);
     validation.set_audience(&[&cfg.client_id]);
@@ -357,8 +384,9 @@ async fn id_token_verify(cfg: &OidcConfig, d: &Discovery, token: &str, nonce: &s
     Ok(claims)
 }
 
-/// A user name from the token: `preferred_username`, else the part of `email` before `@`, else
-/// `sub`, lowercased and reduced to an id.
+/// The name of a new user created from a client claim: `preferred_username`, else the part of
+/// `email` before `@`, else `sub`, lowercased and reduced to an id. It only ever names a user
+/// that does not exist yet: an existing user is never found by it.
 fn name_from(claims: &Value) -> Option<Id> {
     let raw = ["preferred_username", "email", "sub"].iter().find_map(|c| claims.get(*c).and_then(Value::as_str))?;
     let raw = raw.split('@').next().unwrap_or(raw).to_lowercase();
@@ -366,6 +394,17 @@ fn name_from(claims: &Value) -> Option<Id> {
     Id::parse(cleaned.trim_matches('-')).ok()
 }
 
+/// The e-mail address of the token when the provider says it verified it (`email_verified`
+/// is JSON `true`), exactly as given.
+fn verified_email(claims: &Value) -> Option<&str> {
+    let verified = claims.get("email_verified").and_then(Value::as_bool) == Some(true);
+    claims.get("email").and_then(Value::as_str).filter(|_| verified)
+}
+
+/// The SpawnIt user of a verified ID token: the user linked to this `iss`+`sub`; else the user
+/// an admin recorded with exactly this verified e-mail address and not linked yet (linked now);
+/// else, with a client claim, a new member of that client (refused if the name is taken).
+/// Nobody is ever found by a name the person chose at the provider.
 async fn user_for(
     store: &Store,
     cfg: &OidcConfig,
@@ -374,38 +413,37 @@ async fn user_for(
 ) -> Result<accounts::UserRecord, OidcError> {
     let sub = claims.get("sub").and_then(Value::as_str).ok_or(OidcError::Token("no sub".into()))?;
     let subject = format!("{issuer}#{sub}");
-    // Already linked?
-    for u in accounts::user_list(store).await? {
-        if u.oidc_subject.as_deref() == Some(subject.as_str()) {
-            return Ok(u);
-        }
+    let users = accounts::user_list(store).await?;
+    if let Some(u) = users.iter().find(|u| u.oidc_subject.as_deref() == Some(subject.as_str())) {
+        return Ok(u.clone());
     }
+    if let Some(email) = verified_email(claims)
+        && let Some(u) = users.iter().find(|u| u.email.as_deref() == Some(email))
+    {
+        if u.oidc_subject.is_some() {
+            return Err(OidcError::NotMapped(format!(
+                "the SpawnIt user with the e-mail address {email} is linked to another single sign-on account: ask an admin"
+            )));
+        }
+        let mut u = u.clone();
+        u.oidc_subject = Some(subject);
+        store.put_json(&Key::record(Collection::Users, &u.name), &u, PutCondition::Overwrite).await?;
+        return Ok(u);
+    }
+    let client = cfg.client_claim.as_deref().and_then(|c| claims.get(c)).and_then(Value::as_str);
+    let Some(client) = client.and_then(|c| Id::parse(c).ok()) else {
+        return Err(OidcError::NotMapped(
+            "your single sign-on account is not mapped to a SpawnIt client: ask an admin to create your user with your verified e-mail address"
+                .into(),
+        ));
+    };
     let name =
         name_from(claims).ok_or(OidcError::NotMapped("the identity provider gave no usable user name".into()))?;
-    if let Some(mut u) = accounts::user_get(store, &name).await? {
-        // An admin created this user for single sign-on (no password, not linked yet).
-        if u.password_hash.is_none() && u.oidc_subject.is_none() {
-            u.oidc_subject = Some(subject);
-            store.put_json(&Key::record(Collection::Users, &name), &u, PutCondition::Overwrite).await?;
-            return Ok(u);
-        }
-        return Err(OidcError::NotMapped(format!(
-            "the SpawnIt user {name} already exists and is not linked to this single sign-on account: ask an admin"
-        )));
-    }
-    let client = cfg
-        .client_claim
-        .as_deref()
-        .and_then(|c| claims.get(c))
-        .and_then(Value::as_str)
-        .and_then(|c| Id::parse(c).ok())
-        .ok_or_else(|| {
-            OidcError::NotMapped(format!(
-                "your account ({name}) is not mapped to a SpawnIt client: ask an admin to create the user {name}"
-            ))
-        })?;
     match accounts::user_create(store, &name, &client, Role::Member, None, Some(subject)).await {
         Ok(u) => Ok(u),
+        Err(accounts::AccountError::Exists(_)) => Err(OidcError::NotMapped(format!(
+            "the SpawnIt user {name} already exists and is not linked to this single sign-on account: ask an admin"
+        ))),
         Err(accounts::AccountError::Store(e)) => Err(e.into()),
         Err(e) => Err(OidcError::NotMapped(e.to_string())),
     }

@@ -182,7 +182,9 @@ pub fn document() -> Value {
             "post": operation("user_create", "Create a local user (admins)", "accounts", vec![],
                 Some(json!({"type": "object", "required": ["name", "client"], "additionalProperties": false, "properties": {
                     "name": id_schema(), "client": id_schema(), "role": nullable(json!({"type": "string", "enum": ["admin", "member"]})),
-                    "password": nullable(json!({"type": "string", "minLength": 8, "description": "Absent or null: the user signs in through OIDC only"}))}})),
+                    "password": nullable(json!({"type": "string", "minLength": 8, "description": "Absent or null: the user signs in through OIDC only"})),
+                    "email": nullable(json!({"type": "string", "maxLength": 254, "pattern": "^[^\\s\\u0000-\\u001f\\u007f-\\u009f@]+@[^\\s\\u0000-\\u001f\\u007f-\\u009f@]+$",
+                        "description": "Links the user's first OIDC sign-in whose ID token has exactly this address, email_verified"}))}})),
                 responses(&[("201", ok("The user", schema_ref("User")))])),
         },
         "/api/audit": {"get": operation("audit_list", "The audit log, newest first (admins)", "accounts",
@@ -244,7 +246,7 @@ pub fn document() -> Value {
             "token": {"type": "string", "description": "Only in the answer to its creation"}}},
         "User": {"type": "object", "required": ["name", "client", "role", "created_at"], "properties": {
             "name": {"type": "string"}, "client": {"type": "string"}, "role": {"type": "string", "enum": ["admin", "member"]},
-            "password": {"type": "boolean"}, "oidc": {"type": "boolean"}, "created_at": {"type": "string", "format": "date-time"}}},
+            "password": {"type": "boolean"}, "oidc": {"type": "boolean"}, "email": {"type": ["string", "null"]}, "created_at": {"type": "string", "format": "date-time"}}},
         "AuditEntry": {"type": "object", "required": ["id", "at", "user", "client", "action", "target"], "properties": {
             "id": {"type": "string"}, "at": {"type": "string", "format": "date-time"}, "user": {"type": "string"}, "client": {"type": "string"},
             "action": {"type": "string"}, "target": {"type": "string"}, "ip": {"type": ["string", "null"]}, "detail": {"type": "string"}}},

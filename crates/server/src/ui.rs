@@ -259,9 +259,10 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-/// A local path to return to after signing in (never another site).
-fn safe_next(next: &str) -> bool {
-    next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') && !next.starts_with("/logout")
+/// A local path to return to after signing in (never another site, never signing out); the
+/// sign-in form and the OIDC sign-in both check with it.
+pub(crate) fn safe_next(next: &str) -> bool {
+    crate::auth::local_path(next) && !next.starts_with("/logout")
 }
 
 fn query(parts: &str) -> ClientParam {
@@ -417,9 +418,7 @@ async fn login_submit(State(s): State<AppState>, PeerIp(ip): PeerIp, FormData(fo
     let signup = accounts::settings_get(s.engine.store()).await?.signup;
     if let Some(wait) = s.rate.blocked(&user, ip_key) {
         let minutes = wait.as_secs().div_ceil(60).max(1);
-        let m = format!(
-            "Too many failed sign-ins for this user from your address. Wait {minutes} minute(s) and try again."
-        );
+        let m = format!("Too many failed sign-ins from your address. Wait {minutes} minute(s) and try again.");
         return Ok((
             StatusCode::TOO_MANY_REQUESTS,
             layout("Sign in", None, login_form(&next, Some(&m), &user, oidc, signup)),
@@ -432,18 +431,8 @@ async fn login_submit(State(s): State<AppState>, PeerIp(ip): PeerIp, FormData(fo
             sign_in(&s, &record, ip, "password", &next).await
         }
         None => {
-            s.rate.failed(&user, ip_key);
-            let who: String = user.chars().take(64).collect();
-            crate::audit::record(
-                s.engine.store(),
-                &who,
-                "-",
-                "sign_in_failed",
-                format!("user {who}"),
-                ip,
-                "wrong user name or password",
-            )
-            .await;
+            let tally = s.rate.failed(&user, ip_key);
+            crate::audit::sign_in_failed(s.engine.store(), &tally, ip, "password", "wrong user name or password").await;
             let m = "Wrong user name or password.";
             Ok((StatusCode::UNAUTHORIZED, layout("Sign in", None, login_form(&next, Some(m), &user, oidc, signup)))
                 .into_response())
@@ -1219,7 +1208,7 @@ async fn networks_page(State(s): State<AppState>, Viewer(c): Viewer, Q(q): Q) ->
                         td {
                             div.row-actions {
                                 form method="post" action=(format!("/networks/{n}/apply{qs}")) { (csrf_field(&c)) button type="submit" { "Apply" } }
-                                form method="post" action=(format!("/networks/{n}/destroy{qs}")) onsubmit="return confirm('Destroy this network?')" {
+                                form method="post" action=(format!("/networks/{n}/destroy{qs}")) data-confirm="Destroy this network?" {
                                     (csrf_field(&c)) button.danger type="submit" { "Destroy" }
                                 }
                             }
@@ -1401,6 +1390,7 @@ async fn admin_render(s: &AppState, c: &Caller, message: Option<(bool, String)>)
                     select #u-role name="role" { option value="member" { "member" } option value="admin" { "admin" } }
                 }
                 div.field { label for="u-password" { "Password (8+ characters; empty: single sign-on only)" } input #u-password type="password" name="password" autocomplete="new-password"; }
+                div.field { label for="u-email" { "E-mail for single sign-on (linked when the provider has verified it)" } input #u-email type="email" name="email" autocomplete="off"; }
                 div.actions { button.primary type="submit" { "Create user" } }
             }
         }
@@ -1474,6 +1464,7 @@ async fn admin_user_create(State(s): State<AppState>, Viewer(c): Viewer, form: F
         form.get("client").trim(),
         role,
         Some(form.get("password")).filter(|p| !p.is_empty()),
+        Some(form.get("email").trim()).filter(|e| !e.is_empty()),
     )
     .await
     {

@@ -72,7 +72,31 @@ async fn browser(driver: &Driver) -> Client {
         json!({"binary": "/usr/bin/chromium",
                "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,1000"]}),
     );
+    // The console, read back by `csp_violations`.
+    caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
     ClientBuilder::rustls().expect("rustls").capabilities(caps).connect(&driver.url).await.expect("a Chromium session")
+}
+
+/// The Content-Security-Policy violations Chromium reported in its console since the last
+/// call (chromedriver's log endpoint hands each entry out once).
+async fn csp_violations(c: &Client, driver: &Driver) -> Vec<String> {
+    let id = c.session_id().await.unwrap().expect("a WebDriver session");
+    let resp = reqwest::Client::new()
+        .post(format!("{}/session/{id}/se/log", driver.url))
+        .json(&json!({"type": "browser"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "chromedriver gives no console log: {}", resp.text().await.unwrap());
+    let log: serde_json::Value = resp.json().await.unwrap();
+    log["value"]
+        .as_array()
+        .expect("console entries")
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .filter(|m| m.contains("Content Security Policy"))
+        .map(str::to_owned)
+        .collect()
 }
 
 async fn shot(c: &Client, name: &str) {
@@ -326,6 +350,9 @@ async fn browser_sign_in_configure_plan_apply_watch_and_destroy_hello() {
     shot(&c, "18-service-phone").await;
     c.set_window_size(1280, 1000).await.unwrap();
 
+    // Nothing in the flow so far broke the Content-Security-Policy.
+    let mut violations = csp_violations(&c, &driver).await;
+
     // Sign out; the admin sees users, clients, every service and the audit log.
     click(&c, "form.signout button").await;
     wait_text(&c, "main h1", "signed out", Duration::from_secs(10), |t| t == "Sign in").await;
@@ -341,6 +368,25 @@ async fn browser_sign_in_configure_plan_apply_watch_and_destroy_hello() {
     let all = c.find(Locator::Css("#all-services")).await.unwrap().text().await.unwrap();
     assert!(all.contains("web") && all.contains(&t.client), "{all}");
     shot(&c, "19-admin").await;
+    violations.extend(csp_violations(&c, &driver).await);
+    assert!(violations.is_empty(), "the pages broke their Content-Security-Policy: {violations:#?}");
+    // Positive control: an inline script, which the policy forbids, is reported as a violation.
+    c.execute(
+        "var s = document.createElement('script'); s.textContent = 'window.x = 1'; document.body.appendChild(s);",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut control = Vec::new();
+    while control.is_empty() {
+        assert!(Instant::now() < deadline, "an inline script ran without a CSP violation in the console");
+        control = csp_violations(&c, &driver).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(control.iter().any(|m| m.contains("inline script")), "{control:#?}");
+    let ran = c.execute("return window.x === 1", vec![]).await.unwrap();
+    assert_eq!(ran, json!(false), "the inline script ran");
 
     c.close().await.unwrap();
     drop(driver);

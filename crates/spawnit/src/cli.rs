@@ -286,6 +286,10 @@ pub enum UserCommand {
         /// The password (at least 8 characters); generated and printed when absent.
         #[arg(long, env = "SPAWNIT_USER_PASSWORD")]
         password: Option<String>,
+        /// The e-mail address that links the user's first single sign-on (the ID token must
+        /// carry exactly this address, with `email_verified`).
+        #[arg(long)]
+        email: Option<String>,
     },
 }
 
@@ -321,22 +325,25 @@ pub struct ServeArgs {
     /// The ID token claim naming a new user's client (without it, an admin maps users).
     #[arg(long, env = "SPAWNIT_OIDC_CLIENT_CLAIM")]
     pub oidc_client_claim: Option<String>,
-    /// SpawnIt's public URL (for the OIDC redirect URI); default: from the request's Host.
+    /// SpawnIt's public URL (for the OIDC redirect URI; https also turns on
+    /// Strict-Transport-Security and Secure cookies); default: from the request's Host.
     #[arg(long, env = "SPAWNIT_PUBLIC_URL")]
     pub public_url: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum TokenCommand {
-    /// Create an API token; prints it alone on the last line (it is stored only as a hash).
+    /// Create an API token for a user; prints it alone on the last line (it is stored only as a
+    /// hash). The token acts as that user: on the user's client, with the user's role.
     Create {
-        /// The user the token belongs to.
-        #[arg(long, default_value = "admin")]
-        user: String,
-        /// The client the user belongs to.
-        #[arg(long, default_value = "default", value_parser = parse_id)]
-        client: Id,
-        /// Give the token the admin role (sees every client).
+        /// The user the token belongs to (it must exist); the token gets that user's client and
+        /// role, always.
+        #[arg(long, default_value = "admin", value_parser = parse_id)]
+        user: Id,
+        /// The client you expect the user to belong to: refused when it is another.
+        #[arg(long, value_parser = parse_id)]
+        client: Option<Id>,
+        /// Expect the user to be an admin: refused when it is a member.
         #[arg(long)]
         admin: bool,
     },

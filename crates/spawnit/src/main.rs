@@ -125,16 +125,26 @@ async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Serve(args) => serve(engine, args).await?,
         Command::Token(TokenCommand::Create { user, client, admin }) => {
-            let role = if admin { Role::Admin } else { Role::Member };
-            let token = spawnit_server::auth::token_create(engine.store(), &user, &client, role).await?;
-            eprintln!("Token for user {user} of client {client} ({role:?}); it is shown only now:");
+            let (token, record) =
+                spawnit_server::auth::token_create_for_user(engine.store(), &user, client.as_ref(), admin).await?;
+            eprintln!("Token for user {user} of client {} ({:?}); it is shown only now:", record.client, record.role);
             println!("{token}");
         }
-        Command::User(UserCommand::Create { name, client, admin, password }) => {
+        Command::User(UserCommand::Create { name, client, admin, password, email }) => {
             let role = if admin { Role::Admin } else { Role::Member };
             let generated = password.is_none();
             let password = password.unwrap_or_else(|| spawnit_server::accounts::random_token(20));
-            spawnit_server::accounts::user_create(engine.store(), &name, &client, role, Some(&password), None).await?;
+            let store = engine.store();
+            spawnit_server::accounts::user_create_with_email(
+                store,
+                &name,
+                &client,
+                role,
+                Some(&password),
+                None,
+                email.as_deref(),
+            )
+            .await?;
             eprintln!("User {name} of client {client} ({role:?}) created.");
             if generated {
                 eprintln!("Its generated password is shown only now:");
@@ -537,10 +547,11 @@ async fn serve(engine: Engine, args: ServeArgs) -> Result<()> {
                 client_id,
                 client_secret,
                 client_claim: args.oidc_client_claim,
-                public_url: args.public_url,
+                public_url: args.public_url.clone(),
             }),
             _ => None,
         },
+        public_url: args.public_url,
     };
     let docker = DockerProvider::connect().await?;
     let server = spawnit_server::Server::start(engine, docker, config).await?;

@@ -109,4 +109,11 @@
       b.setAttribute("aria-pressed", show ? "true" : "false");
     });
   });
+
+  // Forms that ask before they act (no inline handlers: the Content-Security-Policy forbids them).
+  each("form[data-confirm]", function (f) {
+    f.addEventListener("submit", function (e) {
+      if (!window.confirm(f.dataset.confirm)) { e.preventDefault(); }
+    });
+  });
 })();
