@@ -183,8 +183,7 @@ pub fn document() -> Value {
                 Some(json!({"type": "object", "required": ["name", "client"], "additionalProperties": false, "properties": {
                     "name": id_schema(), "client": id_schema(), "role": nullable(json!({"type": "string", "enum": ["admin", "member"]})),
                     "password": nullable(json!({"type": "string", "minLength": 8, "description": "Absent or null: the user signs in through OIDC only"})),
-                    "email": nullable(json!({"type": "string", "maxLength": 254, "pattern": "^[^\\s\\u0000-\\u001f\\u007f-\\u009f@]+@[^\\s\\u0000-\\u001f\\u007f-\\u009f@]+$",
-                        "description": "Links the user's first OIDC sign-in whose ID token has exactly this address, email_verified"}))}})),
+                    "email": email_schema()}})),
                 responses(&[("201", ok("The user", schema_ref("User")))])),
         },
         "/api/audit": {"get": operation("audit_list", "The audit log, newest first (admins)", "accounts",
@@ -271,4 +270,13 @@ pub fn document() -> Value {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     })
+}
+
+/// A user's e-mail address, as `accounts::email_check` accepts it.
+fn email_schema() -> Value {
+    nullable(json!({
+        "type": "string", "maxLength": 254,
+        "pattern": "^[^\\s\\u0000-\\u001f\\u007f-\\u009f@]+@[^\\s\\u0000-\\u001f\\u007f-\\u009f@]+$",
+        "description": "Links the user's first OIDC sign-in whose ID token has exactly this address, email_verified"
+    }))
 }
