@@ -228,7 +228,7 @@ async fn out_of_band_removal_is_seen_within_two_seconds_and_reconcile_repairs_it
     // Let the monitor see it compliant first (the apply's end triggers a check).
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let container = format!("spawnit-{}-web-echo", t.client);
+    let container = format!("spawnit_{}_web_echo", t.client);
     let removed = std::time::Instant::now();
     docker(&["rm", "-f", &container]);
     let (drifted, _) = events

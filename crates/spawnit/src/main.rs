@@ -66,7 +66,10 @@ async fn store_open(args: &StoreArgs) -> Result<Store> {
         Some(url) => StoreLocation::parse(url)?,
         None => StoreLocation::parse(&args.data_dir.to_string_lossy())?,
     };
-    Ok(Store::open(&location, args.s3_endpoint.clone())?)
+    let store = Store::open(&location, args.s3_endpoint.clone())?;
+    // Migrates an older store once; a newer one comes back read-only, saying why.
+    let (store, _outcome) = store.format_open().await.context("checking the store's format")?;
+    Ok(store)
 }
 
 async fn engine_open(args: &StoreArgs, aws: &AwsArgs) -> Result<Engine> {
@@ -511,11 +514,14 @@ async fn network(engine: &Engine, cmd: NetworkCommand) -> Result<u8> {
 
 /// `spawnit serve`: prints the first admin token once, then runs until Ctrl-C or SIGTERM.
 async fn serve(engine: Engine, args: ServeArgs) -> Result<()> {
-    if let Some(token) = spawnit_server::auth::admin_token_bootstrap(engine.store()).await? {
+    if let Some(reason) = engine.store().read_only_reason() {
+        eprintln!("Warning: serving read-only: {reason}");
+    } else if let Some(token) = spawnit_server::auth::admin_token_bootstrap(engine.store()).await? {
         println!("First start: an admin token was created. It is shown only now; keep it:");
         println!("{token}");
     }
-    if let Some(password) = spawnit_server::accounts::admin_user_bootstrap(engine.store()).await? {
+    if engine.store().read_only_reason().is_some() {
+    } else if let Some(password) = spawnit_server::accounts::admin_user_bootstrap(engine.store()).await? {
         println!("First start: web UI user `admin` (client default) was created with this password, shown only now:");
         println!("{password}");
     }
