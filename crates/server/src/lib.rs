@@ -5,6 +5,7 @@
 //! audit entries and job records live in the store, so it can be restarted at any moment, and
 //! the CLI can act on the same store.
 
+pub mod read_only;
 pub mod accounts;
 pub mod api;
 pub mod audit;

@@ -26,7 +26,8 @@ use crate::store::{PutCondition, Store};
 
 /// The format this SpawnIt writes. Format history:
 ///
-/// 1. no marker: everything before SpawnIt 0.2 (Docker objects named `spawnit-<client>-…`);
+/// 1. no marker: every store written before markers existed (Docker objects named
+///    `spawnit-<client>-…`);
 /// 2. the marker; every service and network spec names its `docker_naming` (specs of format 1
 ///    keep `v1`, new specs use the injective `v2` names).
 pub const FORMAT_CURRENT: u32 = 2;
