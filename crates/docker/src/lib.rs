@@ -118,7 +118,14 @@ fn not_owned(
     name: &str,
     owner: String,
 ) -> ProviderError {
-    ProviderError::NotOwned { action, address: address.clone(), kind, name: name.to_owned(), owner, scope: scope.owner.clone() }
+    ProviderError::NotOwned {
+        action,
+        address: address.clone(),
+        kind,
+        name: name.to_owned(),
+        owner,
+        scope: scope.owner.clone(),
+    }
 }
 
 fn is_not_found(e: &DockerError) -> bool {
@@ -576,7 +583,8 @@ impl DockerProvider {
                 }
                 _ if matches!(event.typ, Some(bollard::models::EventMessageTypeEnum::NETWORK)) => {
                     let name = attributes.get("name")?;
-                    (name.starts_with("spawnit-") || name.starts_with("spawnit_")).then(|| DockerChange::Network { name: name.clone() })
+                    (name.starts_with("spawnit-") || name.starts_with("spawnit_"))
+                        .then(|| DockerChange::Network { name: name.clone() })
                 }
                 _ => None,
             }

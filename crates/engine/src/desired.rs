@@ -53,10 +53,7 @@ pub fn naming_notes(plan: &mut spawnit_model::plan::Plan, naming: DockerNaming) 
 pub fn network_resources(spec: &NetworkSpec) -> Vec<DesiredResource> {
     vec![DesiredResource {
         address: Address::new(ResourceKind::Network, spec.name.as_str()),
-        attrs: ResourceAttrs::Network(NetworkAttrs {
-            name: network_name(spec),
-            driver: "bridge".into(),
-        }),
+        attrs: ResourceAttrs::Network(NetworkAttrs { name: network_name(spec), driver: "bridge".into() }),
         depends_on: Vec::new(),
     }]
 }

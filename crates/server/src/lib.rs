@@ -5,7 +5,6 @@
 //! audit entries and job records live in the store, so it can be restarted at any moment, and
 //! the CLI can act on the same store.
 
-pub mod read_only;
 pub mod accounts;
 pub mod api;
 pub mod audit;
@@ -17,6 +16,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod oidc;
 pub mod openapi;
+pub mod read_only;
 mod sse;
 mod ui;
 

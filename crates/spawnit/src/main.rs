@@ -123,6 +123,11 @@ fn print_json(value: &Value) -> Result<()> {
 
 async fn run(cli: Cli) -> Result<u8> {
     let engine = engine_open(&cli.store, &cli.aws).await?;
+    if let Some(reason) = engine.store().read_only_reason()
+        && cli.command.writes()
+    {
+        anyhow::bail!("{reason}");
+    }
     match cli.command {
         Command::Serve(args) => serve(engine, args).await?,
         Command::Token(TokenCommand::Create { user, client, admin }) => {
@@ -514,14 +519,16 @@ async fn network(engine: &Engine, cmd: NetworkCommand) -> Result<u8> {
 
 /// `spawnit serve`: prints the first admin token once, then runs until Ctrl-C or SIGTERM.
 async fn serve(engine: Engine, args: ServeArgs) -> Result<()> {
+    // A store of a newer format is served read-only: no first-start accounts.
+    let writable = engine.store().read_only_reason().is_none();
     if let Some(reason) = engine.store().read_only_reason() {
         eprintln!("Warning: serving read-only: {reason}");
-    } else if let Some(token) = spawnit_server::auth::admin_token_bootstrap(engine.store()).await? {
+    }
+    if writable && let Some(token) = spawnit_server::auth::admin_token_bootstrap(engine.store()).await? {
         println!("First start: an admin token was created. It is shown only now; keep it:");
         println!("{token}");
     }
-    if engine.store().read_only_reason().is_some() {
-    } else if let Some(password) = spawnit_server::accounts::admin_user_bootstrap(engine.store()).await? {
+    if writable && let Some(password) = spawnit_server::accounts::admin_user_bootstrap(engine.store()).await? {
         println!("First start: web UI user `admin` (client default) was created with this password, shown only now:");
         println!("{password}");
     }

@@ -63,15 +63,9 @@ fn tenants_whose_ids_join_to_the_same_text_get_their_own_objects() {
     assert_eq!(mounted(&format!("spawnit_{b}-db_main_redis")), first_volumes[0]);
     assert_eq!(mounted(&format!("spawnit_{b}_db-main_redis")), second_volumes[0]);
     let networks = |container: &str| {
-        docker(&[
-            "container",
-            "inspect",
-            "-f",
-            "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}",
-            container,
-        ])
-        .trim()
-        .to_owned()
+        docker(&["container", "inspect", "-f", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}", container])
+            .trim()
+            .to_owned()
     };
     assert_eq!(networks(&format!("spawnit_{b}-db_main_redis")), format!("spawnit_{b}-db_default"));
     assert_eq!(networks(&format!("spawnit_{b}_db-main_redis")), format!("spawnit_{b}_default"));

@@ -39,8 +39,7 @@ fn world() -> World {
 
 /// Copies the fixture to `dest` as client `client`, its services on free ports.
 fn fixture_copy(dest: &Path, client: &str) {
-    let ports: Vec<(String, String)> =
-        FIXTURE_PORTS.iter().map(|p| (p.to_string(), free_port().to_string())).collect();
+    let ports: Vec<(String, String)> = FIXTURE_PORTS.iter().map(|p| (p.to_string(), free_port().to_string())).collect();
     copy_relocated(&fixture_dir(), dest, client, &ports);
 }
 
@@ -371,16 +370,16 @@ fn a_store_of_a_newer_format_refuses_every_write_and_still_reads() {
     assert!(status.stdout.contains("web") && status.stdout.contains("cache"), "{status}");
 
     // Every write is refused with the message, and nothing changes.
-    let port = free_port().to_string();
+    let port = format!("port={}", free_port());
     let writes: Vec<Vec<&str>> = vec![
-        vec!["create", "hello", "other", "--set", &format!("port={port}")],
+        vec!["create", "hello", "other", "--set", &port],
         vec!["apply", "web", "--auto-approve"],
         vec!["destroy", "web", "--auto-approve"],
         vec!["delete", "idle"],
         vec!["network", "create", "second"],
         vec!["network", "apply", "default", "--auto-approve"],
-        vec!["user", "create", "carol", "--password", "a-password-1"],
-        vec!["token", "create", "--user", "alice"],
+        vec!["user", "create", "carol", "--client", &w.client, "--password", "a-password-1"],
+        vec!["token", "create", "--user", "alice", "--client", &w.client],
     ];
     for args in &writes {
         let run = w.run(args);

@@ -93,13 +93,21 @@ impl Store {
     pub fn open_local(root: impl AsRef<Path>) -> Result<Store, StoreError> {
         let root = root.as_ref();
         let location = StoreLocation::Local(root.to_path_buf()).to_string();
-        Ok(Store { backend: Arc::new(LocalBackend::open(root)?), location: location.into(), read_only: Default::default() })
+        Ok(Store {
+            backend: Arc::new(LocalBackend::open(root)?),
+            location: location.into(),
+            read_only: Default::default(),
+        })
     }
 
     /// Opens an S3 store; what `options` leaves out comes from the AWS environment variables.
     pub fn open_s3(options: S3Options) -> Result<Store, StoreError> {
         let location = StoreLocation::S3 { bucket: options.bucket.clone(), prefix: options.prefix.clone() }.to_string();
-        Ok(Store { backend: Arc::new(S3Backend::open(&options)?), location: location.into(), read_only: Default::default() })
+        Ok(Store {
+            backend: Arc::new(S3Backend::open(&options)?),
+            location: location.into(),
+            read_only: Default::default(),
+        })
     }
 
     /// Where the store is, e.g. `./spawnit-data` or `s3://bucket/prefix`.
