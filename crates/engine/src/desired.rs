@@ -397,6 +397,18 @@ mod tests {
     }
 
     #[test]
+    fn docker_names_of_two_owners_never_collide() {
+        let (a, b) = (("acme-db", "main"), ("acme", "db-main"));
+        // The first naming joined ids with `-`, which ids contain: both owners got one name.
+        assert_eq!(DockerNaming::V1.object(a.0, a.1, "data"), DockerNaming::V1.object(b.0, b.1, "data"));
+        assert_ne!(DockerNaming::V2.object(a.0, a.1, "data"), DockerNaming::V2.object(b.0, b.1, "data"));
+        assert_eq!(DockerNaming::V2.object(a.0, a.1, "data"), "spawnit_acme-db_main_data");
+        assert_ne!(DockerNaming::V2.network("acme-db", "x"), DockerNaming::V2.network("acme", "db-x"));
+        // Old and new names never meet: only the new ones contain `_`.
+        assert!(!DockerNaming::V1.object(a.0, a.1, "data").contains('_'));
+    }
+
+    #[test]
     fn good_settings_pass() {
         assert_eq!(aws_settings_check(&settings(), Exposure::Loopback), Ok(()));
         let mut aws = settings();
