@@ -1,6 +1,11 @@
 //! The Docker provider: observes, creates, starts and deletes networks, volumes, images and
 //! containers on a Docker engine through its API (bollard), labelling everything it creates with
 //! SpawnIt's ownership labels so observation finds it again without state.
+//!
+//! Before it creates, starts or deletes a named object it reads the labels of whatever already
+//! has that name or id: an object whose labels name another owner (or none) is refused with
+//! [`ProviderError::NotOwned`], never adopted. Docker's volume create returns an existing volume
+//! silently, so the labels of what it returns are checked too.
 
 use std::collections::HashMap;
 
@@ -87,6 +92,40 @@ fn owner_of(l: &HashMap<String, String>) -> Option<spawnit_store::OwnerKey> {
         return Some(spawnit_store::OwnerKey::service(&client, &spawnit_model::Id::parse(s).ok()?));
     }
     Some(spawnit_store::OwnerKey::network(&client, &spawnit_model::Id::parse(l.get(labels::NETWORK)?).ok()?))
+}
+
+/// Who the labels of an object name, when that is not `scope`'s owner: `None` when the object
+/// is the scope's own.
+fn foreign_owner(scope: &Scope, l: Option<&HashMap<String, String>>) -> Option<String> {
+    let empty = HashMap::new();
+    let l = l.unwrap_or(&empty);
+    match owner_of(l) {
+        Some(owner) if owner == scope.owner => None,
+        Some(owner) => Some(owner.to_string()),
+        None if l.contains_key(labels::CLIENT) => Some(format!(
+            "client {:?} with unreadable service/network labels",
+            l.get(labels::CLIENT).map(String::as_str).unwrap_or_default()
+        )),
+        None => Some("nobody (it carries no SpawnIt labels)".to_owned()),
+    }
+}
+
+fn not_owned(
+    scope: &Scope,
+    action: &'static str,
+    address: &Address,
+    kind: &'static str,
+    name: &str,
+    owner: String,
+) -> ProviderError {
+    ProviderError::NotOwned {
+        action,
+        address: address.clone(),
+        kind,
+        name: name.to_owned(),
+        owner,
+        scope: scope.owner.clone(),
+    }
 }
 
 fn is_not_found(e: &DockerError) -> bool {
@@ -277,15 +316,21 @@ impl Provider for DockerProvider {
         let id = match &resource.attrs {
             ResourceAttrs::Image(image) => self.image_pull(address, &image.reference).await,
             ResourceAttrs::Volume(v) => {
+                self.owned_or_absent(scope, "create", address, &v.name).await?;
                 let options = VolumeCreateOptions {
                     name: Some(v.name.clone()),
                     labels: Some(scope_labels(scope, address, fingerprint)),
                     ..Default::default()
                 };
                 let volume = self.docker.create_volume(options).await.map_err(|e| op_error("create", address, e))?;
+                // An existing volume comes back as if created: its labels tell whose it is.
+                if let Some(owner) = foreign_owner(scope, Some(&volume.labels)) {
+                    return Err(not_owned(scope, "create", address, "volume", &volume.name, owner));
+                }
                 Ok(volume.name)
             }
             ResourceAttrs::Network(n) => {
+                self.owned_or_absent(scope, "create", address, &n.name).await?;
                 let request = NetworkCreateRequest {
                     name: n.name.clone(),
                     driver: Some(n.driver.clone()),
@@ -295,7 +340,10 @@ impl Provider for DockerProvider {
                 let created = self.docker.create_network(request).await.map_err(|e| op_error("create", address, e))?;
                 Ok(created.id)
             }
-            ResourceAttrs::Container(c) => self.container_create(scope, address, c, fingerprint).await,
+            ResourceAttrs::Container(c) => {
+                self.owned_or_absent(scope, "create", address, &c.name).await?;
+                self.container_create(scope, address, c, fingerprint).await
+            }
             ResourceAttrs::SecurityGroup(_) | ResourceAttrs::Instance(_) => {
                 Err(op_error("create", address, Message("not a Docker resource".into())))
             }
@@ -307,23 +355,42 @@ impl Provider for DockerProvider {
     /// container is unchanged but stopped).
     async fn update(
         &self,
-        _scope: &Scope,
+        scope: &Scope,
         resource: &DesiredResource,
         id: &str,
         _fingerprint: &str,
         _cancel: &CancellationToken,
     ) -> Result<Applied, ProviderError> {
-        self.container_start(&resource.address, id).await?;
+        let address = &resource.address;
+        match self.labels_of(ResourceKind::Container, id).await.map_err(|e| op_error("update", address, e))? {
+            Some((name, l)) => {
+                if let Some(owner) = foreign_owner(scope, Some(&l)) {
+                    return Err(not_owned(scope, "update", address, "container", &name, owner));
+                }
+            }
+            None => return Err(op_error("update", address, Message(format!("container {id} no longer exists")))),
+        }
+        self.container_start(address, id).await?;
         Ok(id.to_owned().into())
     }
 
     async fn delete(
         &self,
-        _scope: &Scope,
+        scope: &Scope,
         address: &Address,
         id: &str,
         _cancel: &CancellationToken,
     ) -> Result<(), ProviderError> {
+        if matches!(address.kind, ResourceKind::Container | ResourceKind::Volume | ResourceKind::Network) {
+            match self.labels_of(address.kind, id).await.map_err(|e| op_error("delete", address, e))? {
+                None => return Ok(()),
+                Some((name, l)) => {
+                    if let Some(owner) = foreign_owner(scope, Some(&l)) {
+                        return Err(not_owned(scope, "delete", address, kind_name(address.kind), &name, owner));
+                    }
+                }
+            }
+        }
         let result = match address.kind {
             ResourceKind::Image | ResourceKind::SecurityGroup | ResourceKind::Instance => Ok(()),
             ResourceKind::Container => {
@@ -344,6 +411,66 @@ impl Provider for DockerProvider {
             Err(e) if !is_not_found(&e) => Err(op_error("delete", address, e)),
             _ => Ok(()),
         }
+    }
+}
+
+fn kind_name(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::Container => "container",
+        ResourceKind::Volume => "volume",
+        ResourceKind::Network => "network",
+        _ => "object",
+    }
+}
+
+impl DockerProvider {
+    /// The name and labels of the container, volume or network with this name or id, `None`
+    /// when there is none.
+    async fn labels_of(
+        &self,
+        kind: ResourceKind,
+        name_or_id: &str,
+    ) -> Result<Option<(String, HashMap<String, String>)>, DockerError> {
+        let found = match kind {
+            ResourceKind::Container => self
+                .docker
+                .inspect_container(name_or_id, None::<bollard::query_parameters::InspectContainerOptions>)
+                .await
+                .map(|c| {
+                    let name = c.name.unwrap_or_default().trim_start_matches('/').to_owned();
+                    (name, c.config.and_then(|c| c.labels).unwrap_or_default())
+                }),
+            ResourceKind::Volume => self.docker.inspect_volume(name_or_id).await.map(|v| (v.name, v.labels)),
+            ResourceKind::Network => self
+                .docker
+                .inspect_network(name_or_id, None::<bollard::query_parameters::InspectNetworkOptions>)
+                .await
+                .map(|n| (n.name.unwrap_or_default(), n.labels.unwrap_or_default())),
+            _ => return Ok(None),
+        };
+        match found {
+            Ok(found) => Ok(Some(found)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Fails with [`ProviderError::NotOwned`] when an object named `name` of `address`'s kind
+    /// exists and belongs to someone other than `scope`.
+    async fn owned_or_absent(
+        &self,
+        scope: &Scope,
+        action: &'static str,
+        address: &Address,
+        name: &str,
+    ) -> Result<(), ProviderError> {
+        let found = self.labels_of(address.kind, name).await.map_err(|e| op_error(action, address, e))?;
+        if let Some((found_name, l)) = found
+            && let Some(owner) = foreign_owner(scope, Some(&l))
+        {
+            return Err(not_owned(scope, action, address, kind_name(address.kind), &found_name, owner));
+        }
+        Ok(())
     }
 }
 
@@ -456,7 +583,8 @@ impl DockerProvider {
                 }
                 _ if matches!(event.typ, Some(bollard::models::EventMessageTypeEnum::NETWORK)) => {
                     let name = attributes.get("name")?;
-                    name.starts_with("spawnit-").then(|| DockerChange::Network { name: name.clone() })
+                    (name.starts_with("spawnit-") || name.starts_with("spawnit_"))
+                        .then(|| DockerChange::Network { name: name.clone() })
                 }
                 _ => None,
             }

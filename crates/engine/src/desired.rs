@@ -1,7 +1,9 @@
 //! From a spec to the resources it asks for: the desired side of every plan.
 //!
-//! Docker object names are derived from validated ids only: `spawnit-<client>-<network>` for a
-//! network, `spawnit-<client>-<service>-<name>` for volumes and containers.
+//! Docker object names are derived from validated ids only, by the spec's [`DockerNaming`]:
+//! `spawnit_<client>_<network>` for a network, `spawnit_<client>_<service>_<name>` for volumes
+//! and containers (ids never contain `_`, so no two owners share a name). Specs deployed before
+//! store format 2 keep the old `-`-joined names, since Docker cannot rename volumes or networks.
 //!
 //! On AWS a service is a security group (`security_group.main`, one ingress rule per published
 //! port and allowed CIDR) and an instance (`instance.main`) whose `user_data` runs the same
@@ -14,44 +16,70 @@ use spawnit_model::resource::{
 };
 use spawnit_model::resource::{IngressRule, InstanceAttrs, SecurityGroupAttrs};
 use spawnit_model::spec::{AwsSettings, Protocol};
-use spawnit_model::{Exposure, NetworkSpec, ProviderKind, ServiceSpec};
+use spawnit_model::{DockerNaming, Exposure, NetworkSpec, ProviderKind, ServiceSpec};
 
 use crate::render::{FieldError, ValidationError};
 
-/// The Docker name of a client's network.
-pub fn network_name(client: &str, network: &str) -> String {
-    format!("spawnit-{client}-{network}")
+/// The Docker name of a network spec's network.
+pub fn network_name(spec: &NetworkSpec) -> String {
+    spec.docker_naming.network(spec.client.as_str(), spec.name.as_str())
 }
 
-/// The Docker name of one of a service's volumes or containers.
-pub fn object_name(client: &str, service: &str, name: &str) -> String {
-    format!("spawnit-{client}-{service}-{name}")
+/// Says, on each Docker object of a plan made with the format-1 naming that stays (no-op or
+/// update), that it keeps its old name: such objects are adopted as they are, never renamed
+/// (Docker cannot rename volumes or networks, and containers mount volumes by name).
+pub fn naming_notes(plan: &mut spawnit_model::plan::Plan, naming: DockerNaming) {
+    use spawnit_model::plan::Action;
+    if naming != DockerNaming::V1 {
+        return;
+    }
+    for change in &mut plan.changes {
+        if !matches!(change.action, Action::NoOp | Action::Update) {
+            continue;
+        }
+        let name = match change.desired.as_ref().map(|d| &d.attrs) {
+            Some(ResourceAttrs::Volume(v)) => &v.name,
+            Some(ResourceAttrs::Network(n)) => &n.name,
+            Some(ResourceAttrs::Container(c)) => &c.name,
+            _ => continue,
+        };
+        change.reasons.push(format!(
+            "adopted under its old name {name} (named before store format 2; Docker objects are not renamed)"
+        ));
+    }
 }
 
 /// The resources of a network layer: one Docker network.
 pub fn network_resources(spec: &NetworkSpec) -> Vec<DesiredResource> {
     vec![DesiredResource {
         address: Address::new(ResourceKind::Network, spec.name.as_str()),
-        attrs: ResourceAttrs::Network(NetworkAttrs {
-            name: network_name(spec.client.as_str(), spec.name.as_str()),
-            driver: "bridge".into(),
-        }),
+        attrs: ResourceAttrs::Network(NetworkAttrs { name: network_name(spec), driver: "bridge".into() }),
         depends_on: Vec::new(),
     }]
 }
 
 /// The resources of a service: an image and a container per container, and its volumes. The
-/// network belongs to the network layer and is a precondition, not a resource of the service.
+/// network belongs to the network layer and is a precondition, not a resource of the service;
+/// its Docker name is assumed to follow the service's naming (see [`service_resources_on`]).
 pub fn service_resources(spec: &ServiceSpec) -> Vec<DesiredResource> {
+    let network = spec.docker_naming.network(spec.client.as_str(), spec.network.as_str());
+    service_resources_on(spec, &network)
+}
+
+/// Like [`service_resources`], the containers joining the Docker network named `network` (the
+/// network spec's name, which keeps its own naming: a new service may join an older network).
+pub fn service_resources_on(spec: &ServiceSpec, network: &str) -> Vec<DesiredResource> {
     match spec.provider {
-        ProviderKind::Docker => docker_resources(spec),
+        ProviderKind::Docker => docker_resources(spec, network),
         ProviderKind::Aws => aws_resources(spec),
     }
 }
 
-fn docker_resources(spec: &ServiceSpec) -> Vec<DesiredResource> {
+fn docker_resources(spec: &ServiceSpec, network: &str) -> Vec<DesiredResource> {
     let (client, service) = (spec.client.as_str(), spec.name.as_str());
-    let network = network_name(client, spec.network.as_str());
+    let naming: DockerNaming = spec.docker_naming;
+    let object_name = |client: &str, service: &str, name: &str| naming.object(client, service, name);
+    let network = network.to_owned();
     let mut out = Vec::new();
     for name in spec.instance.volumes.keys() {
         out.push(DesiredResource {
@@ -173,7 +201,7 @@ fn aws_resources(spec: &ServiceSpec) -> Vec<DesiredResource> {
     };
 
     // The Docker side, as on a local engine, minus images (pulled by `docker run`).
-    let docker: Vec<DesiredResource> = docker_resources(spec);
+    let docker: Vec<DesiredResource> = docker_resources(spec, AWS_INSTANCE_NETWORK);
     let containers: Vec<&DesiredResource> =
         docker.iter().filter(|r| r.address.kind == ResourceKind::Container).collect();
     let deps = containers.iter().map(|r| {
@@ -207,7 +235,7 @@ fn aws_resources(spec: &ServiceSpec) -> Vec<DesiredResource> {
             key_name: aws.key_name.clone(),
             subnet_id: aws.subnet_id.clone(),
             security_group: group.clone(),
-            volumes: spec.instance.volumes.keys().map(|v| object_name(client, service, v)).collect(),
+            volumes: spec.instance.volumes.keys().map(|v| spec.docker_naming.object(client, service, v)).collect(),
             containers: started,
         }),
         depends_on: vec![group],
@@ -366,6 +394,18 @@ mod tests {
         let mut aws = AwsSettings::new("eu-west-3");
         aws.allowed_cidrs = vec!["203.0.113.0/24".into()];
         aws
+    }
+
+    #[test]
+    fn docker_names_of_two_owners_never_collide() {
+        let (a, b) = (("acme-db", "main"), ("acme", "db-main"));
+        // The first naming joined ids with `-`, which ids contain: both owners got one name.
+        assert_eq!(DockerNaming::V1.object(a.0, a.1, "data"), DockerNaming::V1.object(b.0, b.1, "data"));
+        assert_ne!(DockerNaming::V2.object(a.0, a.1, "data"), DockerNaming::V2.object(b.0, b.1, "data"));
+        assert_eq!(DockerNaming::V2.object(a.0, a.1, "data"), "spawnit_acme-db_main_data");
+        assert_ne!(DockerNaming::V2.network("acme-db", "x"), DockerNaming::V2.network("acme", "db-x"));
+        // Old and new names never meet: only the new ones contain `_`.
+        assert!(!DockerNaming::V1.object(a.0, a.1, "data").contains('_'));
     }
 
     #[test]

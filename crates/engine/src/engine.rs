@@ -15,7 +15,7 @@ use spawnit_model::{
 use spawnit_store::{LockError, Owner, OwnerKey, PutCondition, StateWriter, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
-use crate::desired::{network_resources, service_resources};
+use crate::desired::{network_resources, service_resources, service_resources_on};
 use crate::execute::{EventSink, ExecutionReport, execute};
 use crate::planner::{plan_apply, plan_destroy};
 use crate::provider::{Provider, ProviderError, Scope};
@@ -136,8 +136,11 @@ pub struct Engine {
 
 impl Engine {
     /// An engine over `store`, seeding the built-in catalog into it the first time.
+    /// A read-only store (of a newer format) is used as it is.
     pub async fn open(store: Store, providers: Providers) -> Result<Engine, EngineError> {
-        store.catalog_seed(&crate::catalog::builtin_templates()?).await?;
+        if store.read_only_reason().is_none() {
+            store.catalog_seed(&crate::catalog::builtin_templates()?).await?;
+        }
         Ok(Engine { store, providers })
     }
 
@@ -174,6 +177,7 @@ impl Engine {
             secret_params: template.parameters.iter().filter(|(_, p)| p.secret).map(|(n, _)| n.clone()).collect(),
             params,
             instance,
+            docker_naming: spawnit_model::DockerNaming::CURRENT,
             drift_policy: Default::default(),
             expires_at: None,
             created_at: now,
@@ -276,7 +280,7 @@ impl Engine {
         {
             return Ok(ServicePlan { plan: Plan::error(subject, message), spec, redactor });
         }
-        let desired = service_resources(&spec);
+        let desired = self.service_desired(&spec).await?;
         let provider = self.providers.get(spec.provider)?;
         let checked = match crate::desired::provider_settings_check(&spec) {
             Ok(()) => provider.validate(&desired).await.map_err(provider_error),
@@ -288,8 +292,23 @@ impl Engine {
         checked?;
         let scope = Scope { owner: service_key(&spec.client, &spec.name), lineage: state.lineage.clone() };
         let observed = provider.observe(&scope, &desired).await?;
-        let plan = plan_apply(&subject, &desired, state, &observed, &redactor);
+        let mut plan = plan_apply(&subject, &desired, state, &observed, &redactor);
+        if spec.provider == ProviderKind::Docker {
+            crate::desired::naming_notes(&mut plan, spec.docker_naming);
+        }
         Ok(ServicePlan { spec, plan, redactor })
+    }
+
+    /// A service's desired resources, its containers joining its network under the name the
+    /// network spec gives it (an older network keeps its old name).
+    async fn service_desired(&self, spec: &ServiceSpec) -> Result<Vec<spawnit_model::DesiredResource>, EngineError> {
+        if spec.provider != ProviderKind::Docker {
+            return Ok(service_resources(spec));
+        }
+        Ok(match self.store.network_spec(&spec.client, &spec.network).await? {
+            Some(network) => service_resources_on(spec, &crate::desired::network_name(&network.value)),
+            None => service_resources(spec),
+        })
     }
 
     /// `Ok(Err(message))` when the network is missing or not compliant, saying what to do.
@@ -375,7 +394,12 @@ impl Engine {
     // ---- networks ----
 
     pub async fn network_create(&self, client: &Id, name: &Id) -> Result<NetworkSpec, EngineError> {
-        let spec = NetworkSpec { client: client.clone(), name: name.clone(), created_at: Utc::now() };
+        let spec = NetworkSpec {
+            client: client.clone(),
+            name: name.clone(),
+            docker_naming: spawnit_model::DockerNaming::CURRENT,
+            created_at: Utc::now(),
+        };
         match self.store.network_spec_put(&spec, PutCondition::Absent).await {
             Ok(_) => Ok(spec),
             Err(StoreError::Conflict { .. }) => {
@@ -410,7 +434,9 @@ impl Engine {
         let desired = network_resources(spec);
         let scope = Scope { owner: key.clone(), lineage: state.lineage.clone() };
         let observed = self.network_provider()?.observe(&scope, &desired).await?;
-        Ok(plan_apply(&key.to_string(), &desired, state, &observed, &Redactor::default()))
+        let mut plan = plan_apply(&key.to_string(), &desired, state, &observed, &Redactor::default());
+        crate::desired::naming_notes(&mut plan, spec.docker_naming);
+        Ok(plan)
     }
 
     pub async fn network_apply(
@@ -601,7 +627,7 @@ impl Engine {
     pub async fn sweep(&self, world: &crate::world::ObservedWorld) -> Result<Vec<ServiceStatus>, EngineError> {
         let mut out = Vec::new();
         for client in self.store.client_list().await? {
-            let mut networks: BTreeMap<Id, Result<(), String>> = BTreeMap::new();
+            let mut networks: BTreeMap<Id, Result<String, String>> = BTreeMap::new();
             for name in self.store.service_list(&client).await? {
                 let Some(spec) = self.store.service_spec(&client, &name).await?.map(|v| v.value) else { continue };
                 if spec.provider != ProviderKind::Docker {
@@ -621,10 +647,10 @@ impl Engine {
                 }
                 let plan = match &networks[&spec.network] {
                     Err(message) => Plan::error(subject, message.clone()),
-                    Ok(()) => {
+                    Ok(network) => {
                         let key = service_key(&client, &name);
                         let state = self.store.state(&key).await?.map(|v| v.value).unwrap_or_else(|| State::new(""));
-                        let desired = service_resources(&spec);
+                        let desired = service_resources_on(&spec, network);
                         plan_apply(&subject, &desired, &state, &world.observed_for(&key, &desired), &redactor)
                     }
                 };
@@ -634,13 +660,14 @@ impl Engine {
         Ok(out)
     }
 
-    /// Like the network precondition of a plan, against an observed world.
+    /// Like the network precondition of a plan, against an observed world; the network's
+    /// Docker name when it is ready.
     async fn network_ready_in(
         &self,
         world: &crate::world::ObservedWorld,
         client: &Id,
         network: &Id,
-    ) -> Result<Result<(), String>, EngineError> {
+    ) -> Result<Result<String, String>, EngineError> {
         let Some(spec) = self.store.network_spec(client, network).await?.map(|v| v.value) else {
             return Ok(Err(format!("network {network} of client {client} does not exist")));
         };
@@ -650,7 +677,7 @@ impl Engine {
         let plan =
             plan_apply(&key.to_string(), &desired, &state, &world.observed_for(&key, &desired), &Redactor::default());
         Ok(if plan.status == PlanStatus::Compliant {
-            Ok(())
+            Ok(crate::desired::network_name(&spec))
         } else {
             Err(format!("network {network} of client {client} is not ready: run `spawnit network apply {network}`"))
         })

@@ -59,6 +59,23 @@ pub enum ProviderError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// An object with the name a resource needs exists but belongs to someone else (its
+    /// ownership labels name another client, service or network, or none): it is never
+    /// adopted, changed or deleted.
+    #[error(
+        "{action} {address} refused: the {kind} {name:?} belongs to {owner}, not to {scope}; \
+         SpawnIt never adopts, changes or deletes another owner's object"
+    )]
+    NotOwned {
+        action: &'static str,
+        address: Address,
+        /// `volume`, `network`, `container`.
+        kind: &'static str,
+        name: String,
+        /// Who its labels name (e.g. `service acme-db/main`), or `nobody (it carries no SpawnIt labels)`.
+        owner: String,
+        scope: OwnerKey,
+    },
     /// The provider refuses settings of the spec (a region or instance type that does not
     /// exist, …), naming each field: nothing was created.
     #[error(transparent)]

@@ -18,6 +18,6 @@ pub use lock::LockInfo;
 pub use plan::{Action, Change, Plan, PlanStatus};
 pub use redact::Redactor;
 pub use resource::{Address, DesiredResource, Liveness, ObservedResource, ResourceAttrs, ResourceKind};
-pub use spec::{DriftPolicy, Exposure, Instance, NetworkSpec, ProviderKind, ServiceSpec, TemplateRef};
+pub use spec::{DockerNaming, DriftPolicy, Exposure, Instance, NetworkSpec, ProviderKind, ServiceSpec, TemplateRef};
 pub use state::{ResourceState, State};
 pub use template::{Catalog, CatalogEntry, ParamType, Parameter, Template};

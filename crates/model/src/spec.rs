@@ -87,6 +87,10 @@ pub struct ServiceSpec {
     #[serde(default)]
     pub secret_params: Vec<String>,
     pub instance: Instance,
+    /// How the names of its Docker objects are built; a spec without the field was written
+    /// before store format 2 and keeps the old names ([`DockerNaming::V1`]).
+    #[serde(default = "DockerNaming::v1")]
+    pub docker_naming: DockerNaming,
     /// What the drift monitor does when the service drifts.
     #[serde(default)]
     pub drift_policy: DriftPolicy,
@@ -113,7 +117,52 @@ pub enum DriftPolicy {
 pub struct NetworkSpec {
     pub client: Id,
     pub name: Id,
+    /// How the name of its Docker network is built (absent: [`DockerNaming::V1`]).
+    #[serde(default = "DockerNaming::v1")]
+    pub docker_naming: DockerNaming,
     pub created_at: DateTime<Utc>,
+}
+
+/// How SpawnIt names the Docker objects (networks, volumes, containers) of a spec.
+///
+/// Ids may contain `-`, so the first scheme, which joined them with `-`, was not injective:
+/// client `acme-db` + service `main` and client `acme` + service `db-main` both gave
+/// `spawnit-acme-db-main-data`. The second joins them with `_`, which no id contains. Docker
+/// cannot rename volumes or networks, so a spec deployed under the first scheme keeps it (the
+/// store migration to format 2 records that on every existing spec); new specs use the second.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DockerNaming {
+    /// `spawnit-<client>-<service>-<name>`, `spawnit-<client>-<network>` (before format 2).
+    V1,
+    /// `spawnit_<client>_<service>_<name>`, `spawnit_<client>_<network>`: injective.
+    V2,
+}
+
+impl DockerNaming {
+    /// The scheme of specs written from now on.
+    pub const CURRENT: DockerNaming = DockerNaming::V2;
+
+    /// The scheme of a spec that does not name one (written before store format 2).
+    pub fn v1() -> DockerNaming {
+        DockerNaming::V1
+    }
+
+    /// The name of a client's network.
+    pub fn network(self, client: &str, network: &str) -> String {
+        match self {
+            DockerNaming::V1 => format!("spawnit-{client}-{network}"),
+            DockerNaming::V2 => format!("spawnit_{client}_{network}"),
+        }
+    }
+
+    /// The name of one of a service's volumes or containers.
+    pub fn object(self, client: &str, service: &str, name: &str) -> String {
+        match self {
+            DockerNaming::V1 => format!("spawnit-{client}-{service}-{name}"),
+            DockerNaming::V2 => format!("spawnit_{client}_{service}_{name}"),
+        }
+    }
 }
 
 /// A rendered blueprint: every placeholder resolved, every value typed.

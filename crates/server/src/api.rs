@@ -62,6 +62,7 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
         })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::read_only::read_only_guard))
         .layer(axum::middleware::from_fn_with_state(state.https, crate::headers::security_headers))
         .with_state(state)
 }

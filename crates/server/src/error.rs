@@ -85,6 +85,10 @@ impl From<EngineError> for ApiError {
             EngineError::Store(StoreError::Conflict { .. } | StoreError::StateConflict { .. }) => {
                 ApiError::new(S::CONFLICT, "conflict", format!("{message}: retry"))
             }
+            EngineError::Store(StoreError::ReadOnly { reason })
+            | EngineError::Locked(LockError::Store { source: StoreError::ReadOnly { reason }, .. }) => {
+                ApiError::new(S::SERVICE_UNAVAILABLE, "store_read_only", reason)
+            }
             EngineError::Locked(_) | EngineError::Store(_) => {
                 ApiError::new(S::SERVICE_UNAVAILABLE, "store_unavailable", message)
             }

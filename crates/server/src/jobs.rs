@@ -248,7 +248,9 @@ impl Jobs {
             let key = Key::record(Collection::Jobs, &id);
             let Some(stored) = store.get_json::<StoredJob>(&key).await.ok().flatten() else { continue };
             let mut stored = stored.value;
-            if !stored.record.status.is_finished() {
+            // A read-only store (of a newer format) belongs to a newer SpawnIt: its running jobs
+            // are not ours to end.
+            if !stored.record.status.is_finished() && store.read_only_reason().is_none() {
                 let was = stored.record.status.as_str();
                 let error = format!(
                     "interrupted: the server stopped while the job was {was}; the next apply adopts what it created"

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod oidc;
 pub mod openapi;
+pub mod read_only;
 mod sse;
 mod ui;
 

@@ -36,7 +36,9 @@ fn operation(
     responses.entry("415").or_insert_with(|| error_response("Body is not JSON"));
     responses.entry("422").or_insert_with(|| error_response("Invalid input: every bad field in details"));
     responses.entry("502").or_insert_with(|| error_response("The provider (e.g. Docker) failed"));
-    responses.entry("503").or_insert_with(|| error_response("The store is unavailable"));
+    responses.entry("503").or_insert_with(|| error_response(
+        "The store is unavailable (code store_unavailable), or was written by a newer SpawnIt and this server only reads it (code store_read_only)",
+    ));
     let mut op = json!({
         "operationId": id,
         "summary": summary,

@@ -228,7 +228,7 @@ async fn out_of_band_removal_is_seen_and_reconcile_repairs_it() {
     // Let the monitor see it compliant first (the apply's end triggers a check).
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let container = format!("spawnit-{}-web-echo", t.client);
+    let container = format!("spawnit_{}_web_echo", t.client);
     docker(&["rm", "-f", &container]);
     // Seen through Docker's events (the sweep is an hour away): how fast is measured by
     // spawnit-bench; here only a generous hang guard.

@@ -270,6 +270,22 @@ pub enum Command {
     User(UserCommand),
 }
 
+impl Command {
+    /// Whether the command changes the store (refused up front on a read-only store).
+    pub fn writes(&self) -> bool {
+        match self {
+            Command::Catalog { .. }
+            | Command::Plan { .. }
+            | Command::Show { .. }
+            | Command::Status { .. }
+            | Command::Graph { .. }
+            | Command::Serve(_) => false,
+            Command::Network(n) => !matches!(n, NetworkCommand::Plan { .. } | NetworkCommand::List { .. }),
+            _ => true,
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum UserCommand {
     /// Create a local user; prints the password when one is generated.

@@ -68,7 +68,10 @@ async fn store_open(args: &StoreArgs) -> Result<Store> {
         Some(url) => StoreLocation::parse(url)?,
         None => StoreLocation::parse(&args.data_dir.to_string_lossy())?,
     };
-    Ok(Store::open(&location, args.s3_endpoint.clone())?)
+    let store = Store::open(&location, args.s3_endpoint.clone())?;
+    // Migrates an older store once; a newer one comes back read-only, saying why.
+    let (store, _outcome) = store.format_open().await.context("checking the store's format")?;
+    Ok(store)
 }
 
 async fn engine_open(args: &StoreArgs, aws: &AwsArgs) -> Result<Engine> {
@@ -122,6 +125,11 @@ fn print_json(value: &Value) -> Result<()> {
 
 async fn run(cli: Cli) -> Result<u8> {
     let engine = engine_open(&cli.store, &cli.aws).await?;
+    if let Some(reason) = engine.store().read_only_reason()
+        && cli.command.writes()
+    {
+        anyhow::bail!("{reason}");
+    }
     match cli.command {
         Command::Serve(args) => serve(engine, args).await?,
         Command::Token(TokenCommand::Create { user, client, admin }) => {
@@ -523,11 +531,16 @@ async fn network(engine: &Engine, cmd: NetworkCommand) -> Result<u8> {
 
 /// `spawnit serve`: prints the first admin token once, then runs until Ctrl-C or SIGTERM.
 async fn serve(engine: Engine, args: ServeArgs) -> Result<()> {
-    if let Some(token) = spawnit_server::auth::admin_token_bootstrap(engine.store()).await? {
+    // A store of a newer format is served read-only: no first-start accounts.
+    let writable = engine.store().read_only_reason().is_none();
+    if let Some(reason) = engine.store().read_only_reason() {
+        eprintln!("Warning: serving read-only: {reason}");
+    }
+    if writable && let Some(token) = spawnit_server::auth::admin_token_bootstrap(engine.store()).await? {
         println!("First start: an admin token was created. It is shown only now; keep it:");
         println!("{token}");
     }
-    if let Some(password) = spawnit_server::accounts::admin_user_bootstrap(engine.store()).await? {
+    if writable && let Some(password) = spawnit_server::accounts::admin_user_bootstrap(engine.store()).await? {
         println!("First start: web UI user `admin` (client default) was created with this password, shown only now:");
         println!("{password}");
     }

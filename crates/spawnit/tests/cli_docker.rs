@@ -50,7 +50,7 @@ fn hello_deploys_answers_http_and_destroys_without_leftovers() {
     assert_eq!(show["spec"]["template"]["id"], "hello");
 
     // Published on loopback only.
-    let ports = docker(&["port", &format!("spawnit-{}-web-echo", w.client)]);
+    let ports = docker(&["port", &format!("spawnit_{}_web_echo", w.client)]);
     assert!(ports.trim().ends_with(&format!("127.0.0.1:{port}")), "{ports}");
 
     let graph = w.ok(&["graph", "web"]).stdout;
@@ -153,7 +153,7 @@ fn drift_is_reported_with_its_reason_and_repaired() {
     let w = World::new();
     let port = free_port();
     deploy_hello(&w, "web", port, "drift");
-    let container = format!("spawnit-{}-web-echo", w.client);
+    let container = format!("spawnit_{}_web_echo", w.client);
 
     docker(&["rm", "-f", &container]);
     let plan = w.run(&["plan", "web", "--detailed-exitcode"]);
@@ -173,7 +173,7 @@ fn drift_is_reported_with_its_reason_and_repaired() {
 
     // A network removed outside SpawnIt (Docker refuses while a container uses it).
     docker(&["rm", "-f", &container]);
-    docker(&["network", "rm", &format!("spawnit-{}-default", w.client)]);
+    docker(&["network", "rm", &format!("spawnit_{}_default", w.client)]);
     let net = w.run(&["network", "plan", "default", "--detailed-exitcode"]);
     assert_eq!(net.code, 2, "{net}");
     assert!(net.stdout.contains("removed outside SpawnIt"), "{net}");

@@ -50,6 +50,14 @@ pub enum StoreError {
         source: serde_json::Error,
     },
 
+    /// This handle may not write: the store has a newer format than this SpawnIt knows.
+    #[error("{reason}")]
+    ReadOnly { reason: String },
+
+    /// The store's format marker or a migration failed.
+    #[error("{0}")]
+    Format(String),
+
     /// A state write lost the compare-and-swap: someone else wrote this state meanwhile.
     #[error("state of {owner} was changed by another writer (expected generation {generation})")]
     StateConflict { owner: OwnerKey, generation: u64 },

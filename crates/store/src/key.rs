@@ -102,6 +102,16 @@ impl Key {
         Key(format!("catalog/templates/{id}.template.json"))
     }
 
+    /// `spawnit-store.json`: the store's format marker.
+    pub fn format_marker() -> Key {
+        Key("spawnit-store.json".into())
+    }
+
+    /// `spawnit-store.lock.json`: the store-wide lock a migration holds.
+    pub fn store_lock() -> Key {
+        Key("spawnit-store.lock.json".into())
+    }
+
     /// `clients`: the directory holding one directory per client.
     pub fn clients() -> Key {
         Key("clients".into())

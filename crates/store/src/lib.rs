@@ -14,19 +14,24 @@
 //! catalog/templates/<template>.template.json
 //! clients/<client>/services/<service>/{spec,state,lock}.json
 //! clients/<client>/networks/<network>/{spec,state,lock}.json
+//! spawnit-store.json          the format marker (see [`format`])
+//! spawnit-store.lock.json     held while a migration runs
 //! ```
 
 mod backend;
 mod catalog;
 mod error;
+pub mod format;
 mod key;
 mod location;
 mod lock;
+pub mod migrate;
 mod specs;
 mod state;
 mod store;
 
 pub use error::StoreError;
+pub use format::{FORMAT_CURRENT, FormatMarker, FormatOutcome};
 pub use key::{Collection, Key, Owner, OwnerKey};
 pub use location::{S3Credentials, S3Options, StoreLocation};
 pub use lock::{LockError, LockGuard};

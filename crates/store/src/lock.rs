@@ -46,7 +46,7 @@ pub enum LockError {
 }
 
 /// This host's name, as recorded in the locks it takes.
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     ["/proc/sys/kernel/hostname", "/etc/hostname"]
         .iter()
         .filter_map(|path| std::fs::read_to_string(path).ok())
@@ -62,11 +62,11 @@ fn pid_alive(pid: u32) -> bool {
 }
 
 /// Whether `lock` may be taken over at `now` by a process of `host`.
-fn lock_is_stale(lock: &LockInfo, now: DateTime<Utc>, host: &str) -> bool {
+pub(crate) fn lock_is_stale(lock: &LockInfo, now: DateTime<Utc>, host: &str) -> bool {
     lock.expires_at < now || (lock.host == host && !pid_alive(lock.pid))
 }
 
-fn after(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
+pub(crate) fn after(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
     TimeDelta::from_std(ttl).ok().and_then(|ttl| now.checked_add_signed(ttl)).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 

@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -62,6 +62,9 @@ pub struct Versioned<T> {
 pub struct Store {
     backend: Arc<dyn Backend>,
     location: Arc<str>,
+    /// Why this handle and its clones may not write (a store of a newer format); unset while
+    /// they may. Set at most once, never cleared.
+    read_only: Arc<OnceLock<Arc<str>>>,
 }
 
 impl fmt::Debug for Store {
@@ -90,18 +93,56 @@ impl Store {
     pub fn open_local(root: impl AsRef<Path>) -> Result<Store, StoreError> {
         let root = root.as_ref();
         let location = StoreLocation::Local(root.to_path_buf()).to_string();
-        Ok(Store { backend: Arc::new(LocalBackend::open(root)?), location: location.into() })
+        Ok(Store {
+            backend: Arc::new(LocalBackend::open(root)?),
+            location: location.into(),
+            read_only: Default::default(),
+        })
     }
 
     /// Opens an S3 store; what `options` leaves out comes from the AWS environment variables.
     pub fn open_s3(options: S3Options) -> Result<Store, StoreError> {
         let location = StoreLocation::S3 { bucket: options.bucket.clone(), prefix: options.prefix.clone() }.to_string();
-        Ok(Store { backend: Arc::new(S3Backend::open(&options)?), location: location.into() })
+        Ok(Store {
+            backend: Arc::new(S3Backend::open(&options)?),
+            location: location.into(),
+            read_only: Default::default(),
+        })
     }
 
     /// Where the store is, e.g. `./spawnit-data` or `s3://bucket/prefix`.
     pub fn location(&self) -> &str {
         &self.location
+    }
+
+    /// This handle, refusing every write and delete with [`StoreError::ReadOnly`] and `reason`
+    /// (reads still work). See [`Store::format_open`](crate::format).
+    /// Every clone of the handle turns read-only with it.
+    pub fn read_only(self, reason: impl Into<String>) -> Store {
+        let _ = self.read_only.set(reason.into().into());
+        self
+    }
+
+    /// Why this handle refuses writes, `None` when it writes.
+    pub fn read_only_reason(&self) -> Option<&str> {
+        self.read_only.get().map(|r| &**r)
+    }
+
+    /// The flag shared by this handle's clones.
+    pub(crate) fn shared_read_only(&self) -> Arc<OnceLock<Arc<str>>> {
+        self.read_only.clone()
+    }
+
+    /// A handle on the same backend with a flag of its own.
+    pub(crate) fn clone_detached(&self) -> Store {
+        Store { backend: self.backend.clone(), location: self.location.clone(), read_only: Default::default() }
+    }
+
+    fn writable(&self) -> Result<(), StoreError> {
+        match self.read_only.get() {
+            Some(reason) => Err(StoreError::ReadOnly { reason: reason.to_string() }),
+            None => Ok(()),
+        }
     }
 
     // ---- raw objects ----
@@ -113,11 +154,13 @@ impl Store {
 
     /// Writes `bytes` at `key` if `condition` holds, returning the new version.
     pub async fn put(&self, key: &Key, bytes: Bytes, condition: PutCondition) -> Result<Version, StoreError> {
+        self.writable()?;
         self.backend.put(key, bytes, condition).await
     }
 
     /// Deletes `key`; a missing object is not an error.
     pub async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        self.writable()?;
         self.backend.delete(key).await
     }
 

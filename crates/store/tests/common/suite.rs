@@ -33,7 +33,12 @@ fn service_spec(client: &str, name: &str) -> ServiceSpec {
 }
 
 fn network_spec(client: &str, name: &str) -> NetworkSpec {
-    NetworkSpec { client: id(client), name: id(name), created_at: Utc::now() }
+    NetworkSpec {
+        client: id(client),
+        name: id(name),
+        docker_naming: spawnit_model::DockerNaming::CURRENT,
+        created_at: Utc::now(),
+    }
 }
 
 fn template(id: &str, description: &str) -> Template {
