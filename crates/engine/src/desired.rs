@@ -168,7 +168,7 @@ fn aws_resources(spec: &ServiceSpec) -> Vec<DesiredResource> {
     let fallback = AwsSettings::new("");
     let aws = spec.aws.as_ref().unwrap_or(&fallback);
     let (client, service) = (spec.client.as_str(), spec.name.as_str());
-    let name = format!("spawnit-{client}-{service}");
+    let name = spec.docker_naming.service(client, service);
     let cidrs = aws_allowed_cidrs(spec, aws);
     let mut ingress: Vec<IngressRule> = Vec::new();
     for c in spec.instance.containers.values() {

@@ -156,6 +156,15 @@ impl DockerNaming {
         }
     }
 
+    /// The name of a service as a whole, for the cloud objects it owns (an AWS security group,
+    /// an instance's `Name` tag).
+    pub fn service(self, client: &str, service: &str) -> String {
+        match self {
+            DockerNaming::V1 => format!("spawnit-{client}-{service}"),
+            DockerNaming::V2 => format!("spawnit_{client}_{service}"),
+        }
+    }
+
     /// The name of one of a service's volumes or containers.
     pub fn object(self, client: &str, service: &str, name: &str) -> String {
         match self {
