@@ -16,8 +16,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use spawnit_engine::ServiceCreate;
-use spawnit_model::plan::PlanStatus;
 use spawnit_engine::engine::service_key;
+use spawnit_model::plan::PlanStatus;
 use spawnit_model::{DriftPolicy, Exposure, Id, ProviderKind, Redactor, ServiceSpec};
 use spawnit_store::StoreError;
 

@@ -108,11 +108,11 @@ fn store_error(e: EngineError) -> ApiError {
         source = cause.source();
     }
     match e {
-            EngineError::Store(StoreError::Corrupt { .. })
-            | EngineError::Locked(LockError::Store { source: StoreError::Corrupt { .. }, .. }) => {
-                ApiError::new(S::INTERNAL_SERVER_ERROR, "store_corrupt", message)
-            }
-            _ => ApiError::new(S::SERVICE_UNAVAILABLE, "store_unavailable", message),
+        EngineError::Store(StoreError::Corrupt { .. })
+        | EngineError::Locked(LockError::Store { source: StoreError::Corrupt { .. }, .. }) => {
+            ApiError::new(S::INTERNAL_SERVER_ERROR, "store_corrupt", message)
+        }
+        _ => ApiError::new(S::SERVICE_UNAVAILABLE, "store_unavailable", message),
     }
 }
 

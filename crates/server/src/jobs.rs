@@ -363,6 +363,24 @@ impl Jobs {
 const FINISH_SAVE_PAUSE: Duration = Duration::from_secs(2);
 const FINISH_SAVE_ATTEMPTS: usize = 300;
 
+/// An error, with its causes for a store failure (`locking service a/b failed: the store did
+/// not answer …`; store errors name keys and I/O failures, never a secret).
+fn error_chain(e: &EngineError) -> String {
+    let mut text = e.to_string();
+    if !matches!(e, EngineError::Store(_) | EngineError::Locked(_)) {
+        return text;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// Writes a job's record and log; `false` (logged) when the store failed.
 async fn job_save(store: &spawnit_store::Store, job: &Job) -> bool {
     let stored = job.stored();
@@ -450,7 +468,7 @@ impl JobsInner {
             }
             Err(e) => {
                 let status = if matches!(e, EngineError::Cancelled) { stopped } else { JobStatus::Failed };
-                self.finish(&job, status, Some(e.to_string()), None).await;
+                self.finish(&job, status, Some(error_chain(&e)), None).await;
             }
         }
     }

@@ -39,7 +39,8 @@ async fn deleting_a_service_is_refused_while_another_writer_holds_its_lock() {
     assert!(message.contains("is locked by job cli-apply-7"), "{message}");
 
     // The writer's lock and the spec are intact.
-    let held = store.get_json::<LockInfo>(&Key::lock(&owner(&t, "web"))).await.unwrap().expect("the lock is still there");
+    let held =
+        store.get_json::<LockInfo>(&Key::lock(&owner(&t, "web"))).await.unwrap().expect("the lock is still there");
     assert_eq!(held.value.job, "cli-apply-7");
     assert!(!lock.lost(), "the holder still owns its lock");
     let spec = store.service_spec(&Id::parse(&t.client).unwrap(), &Id::parse("web").unwrap()).await.unwrap();

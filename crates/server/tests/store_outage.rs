@@ -99,7 +99,10 @@ async fn a_frozen_store_answers_503_and_everything_recovers_when_it_returns() {
     assert_eq!(status, 200, "{kept_before}");
     let web_port = free_port();
     let (status, body) = t
-        .post("/api/services", json!({"template": "hello", "name": "web", "params": {"port": web_port, "message": "after"}}))
+        .post(
+            "/api/services",
+            json!({"template": "hello", "name": "web", "params": {"port": web_port, "message": "after"}}),
+        )
         .await;
     assert_eq!(status, 201, "{body}");
     let (status, ready) = readyz(&t).await;
@@ -153,6 +156,7 @@ async fn a_frozen_store_answers_503_and_everything_recovers_when_it_returns() {
 
     // The apply ended with a reason (or, had it met the store only once it was back, succeeded).
     let record = t.job_wait(&job).await;
+    eprintln!("the apply that met the outage ended {}: {}", record["status"], record["error"]);
     match record["status"].as_str() {
         Some("failed") => {
             let error = record["error"].as_str().unwrap_or_default();

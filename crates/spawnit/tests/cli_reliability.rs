@@ -22,9 +22,8 @@ fn delete_is_refused_while_another_process_holds_the_lock() {
     let store = Store::open_local(w.data_dir()).unwrap();
     let owner = OwnerKey::service(&Id::parse(&w.client).unwrap(), &Id::parse("web").unwrap());
     // This test process holds the lock, as a running `spawnit apply` would.
-    let lock = runtime
-        .block_on(store.lock_acquire(&owner, "apply-in-progress", "apply", Duration::from_secs(60)))
-        .unwrap();
+    let lock =
+        runtime.block_on(store.lock_acquire(&owner, "apply-in-progress", "apply", Duration::from_secs(60))).unwrap();
 
     let refused = w.run(&["delete", "web"]);
     assert_eq!(refused.code, 1, "{refused}");

@@ -46,9 +46,9 @@ impl TimedBackend {
         key: &Key,
         call: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        tokio::time::timeout(self.timeout, call).await.unwrap_or_else(|_| {
-            Err(StoreError::Unavailable { op, key: key.to_string(), timeout: self.timeout })
-        })
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable { op, key: key.to_string(), timeout: self.timeout }))
     }
 
     /// A read, tried again after a backend failure or an overlong attempt while the timeout

@@ -55,10 +55,7 @@ impl Moto {
     }
 
     fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
+        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().expect("run kill");
         assert!(status.success(), "kill {signal} moto_server failed");
     }
 
