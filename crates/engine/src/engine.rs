@@ -127,6 +127,9 @@ pub struct ServicePlan {
     pub redactor: Redactor,
 }
 
+/// How long the lock taken by [`Engine::service_delete`] lives if the process dies holding it.
+const DELETE_LOCK_TTL: Duration = Duration::from_secs(30);
+
 /// The engine: a store and the providers.
 #[derive(Clone)]
 pub struct Engine {
@@ -249,8 +252,21 @@ impl Engine {
         Ok(self.store.service_list(client).await?)
     }
 
-    /// Removes a service's spec and state; refused while it still has resources.
+    /// Removes a service's spec and state, under the service's lock: refused while anyone
+    /// holds it (an apply or destroy running here or in another process) and while the service
+    /// still has resources.
     pub async fn service_delete(&self, client: &Id, name: &Id) -> Result<(), EngineError> {
+        self.service_spec_versioned(client, name).await?;
+        let key = service_key(client, name);
+        let job = format!("delete-{}", uuid::Uuid::new_v4());
+        let lock = self.store.lock_acquire(&key, &job, "delete", DELETE_LOCK_TTL).await?;
+        let result = self.service_delete_locked(client, name, &key).await;
+        lock.release().await?;
+        result
+    }
+
+    async fn service_delete_locked(&self, client: &Id, name: &Id, key: &OwnerKey) -> Result<(), EngineError> {
+        // Read again under the lock: a writer may have finished meanwhile.
         self.service_spec_versioned(client, name).await?;
         if let Some(state) = self.service_state(client, name).await? {
             if !state.resources.is_empty() {
@@ -260,7 +276,9 @@ impl Engine {
                 )));
             }
         }
-        self.store.service_delete(client, name).await?;
+        self.store.state_delete(key).await?;
+        // The spec last, so a service half deleted is still listed and can be deleted again.
+        self.store.delete(&spawnit_store::Key::spec(key)).await?;
         Ok(())
     }
 
@@ -524,7 +542,18 @@ impl Engine {
             lock => lock?,
         };
         let result = self.locked_run(key, run, make_plan, &lock).await;
-        lock.release().await?;
+        let expires_at = lock.info().expires_at;
+        if let Err(e) = lock.release().await {
+            // The work is done (or failed for its own reason) and its state written: the result
+            // stands; say what becomes of the lock, released in the background or expired.
+            (run.events)(JobEvent::Message {
+                text: format!(
+                    "the lock could not be released ({e}): it is released as soon as the store answers, \
+                     and expires at {} at the latest",
+                    expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+            });
+        }
         result
     }
 
@@ -629,7 +658,16 @@ impl Engine {
         for client in self.store.client_list().await? {
             let mut networks: BTreeMap<Id, Result<String, String>> = BTreeMap::new();
             for name in self.store.service_list(&client).await? {
-                let Some(spec) = self.store.service_spec(&client, &name).await?.map(|v| v.value) else { continue };
+                let spec = match self.store.service_spec(&client, &name).await {
+                    Ok(Some(spec)) => spec.value,
+                    Ok(None) => continue,
+                    // One unreadable spec must not hide the others: lists show it as an error.
+                    Err(e @ StoreError::Corrupt { .. }) => {
+                        tracing::warn!("sweep: skipping service {client}/{name}: {e}");
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 if spec.provider != ProviderKind::Docker {
                     match self.service_plan(&client, &name).await {
                         Ok(p) => out.push(ServiceStatus::from_plan(p.spec, &p.plan, &p.redactor)),
@@ -642,16 +680,25 @@ impl Engine {
                 let redactor = Redactor::for_spec(&spec);
                 let subject = format!("service {client}/{name}");
                 if !networks.contains_key(&spec.network) {
-                    let ready = self.network_ready_in(world, &client, &spec.network).await?;
+                    let ready = match self.network_ready_in(world, &client, &spec.network).await {
+                        Err(EngineError::Store(e @ StoreError::Corrupt { .. })) => Err(e.to_string()),
+                        other => other?,
+                    };
                     networks.insert(spec.network.clone(), ready);
                 }
                 let plan = match &networks[&spec.network] {
                     Err(message) => Plan::error(subject, message.clone()),
                     Ok(network) => {
                         let key = service_key(&client, &name);
-                        let state = self.store.state(&key).await?.map(|v| v.value).unwrap_or_else(|| State::new(""));
-                        let desired = service_resources_on(&spec, network);
-                        plan_apply(&subject, &desired, &state, &world.observed_for(&key, &desired), &redactor)
+                        match self.store.state(&key).await {
+                            Err(e @ StoreError::Corrupt { .. }) => Plan::error(subject, e.to_string()),
+                            Err(e) => return Err(e.into()),
+                            Ok(state) => {
+                                let state = state.map(|v| v.value).unwrap_or_else(|| State::new(""));
+                                let desired = service_resources_on(&spec, network);
+                                plan_apply(&subject, &desired, &state, &world.observed_for(&key, &desired), &redactor)
+                            }
+                        }
                     }
                 };
                 out.push(ServiceStatus::from_plan(spec, &plan, &redactor));

@@ -16,8 +16,10 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use spawnit_engine::ServiceCreate;
+use spawnit_engine::engine::service_key;
 use spawnit_model::plan::PlanStatus;
 use spawnit_model::{DriftPolicy, Exposure, Id, ProviderKind, Redactor, ServiceSpec};
+use spawnit_store::StoreError;
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -55,6 +57,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") });
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .nest("/api", api)
         .merge(crate::ui::routes())
@@ -287,15 +290,35 @@ async fn service_list(
     let client = caller.client_for(q.client.as_deref())?;
     let mut out = Vec::new();
     for name in s.engine.service_list(&client).await? {
-        let Some(spec) = s.engine.store().service_spec(&client, &name).await?.map(|v| v.value) else { continue };
-        let state = s.engine.service_state(&client, &name).await?;
-        let (status, reasons) = match s.board.get(&client, &name) {
-            Some(seen) => (seen.status.to_string(), seen.reasons),
-            None => ("unknown".to_owned(), Vec::new()),
+        // A corrupt spec or state is that one service's error; the others are still listed.
+        let spec = match s.engine.store().service_spec(&client, &name).await {
+            Ok(Some(spec)) => spec.value,
+            Ok(None) => continue,
+            Err(e @ StoreError::Corrupt { .. }) => {
+                out.push(unreadable_view(&client, &name, &e));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let (state, (status, reasons)) = match s.engine.store().state(&service_key(&client, &name)).await {
+            Ok(state) => (
+                state.map(|v| v.value),
+                match s.board.get(&client, &name) {
+                    Some(seen) => (seen.status.to_string(), seen.reasons),
+                    None => ("unknown".to_owned(), Vec::new()),
+                },
+            ),
+            Err(e @ StoreError::Corrupt { .. }) => (None, ("error".to_owned(), vec![e.to_string()])),
+            Err(e) => return Err(e.into()),
         };
         out.push(service_view(&spec, state.as_ref(), &status, &reasons));
     }
     Ok(Json(json!({"services": out})))
+}
+
+/// A service whose stored spec cannot be read: its name, `error`, and why.
+fn unreadable_view(client: &Id, name: &Id, error: &StoreError) -> Value {
+    json!({"client": client, "name": name, "status": "error", "reasons": [error.to_string()]})
 }
 
 async fn service_get(
@@ -674,6 +697,34 @@ async fn job_cancel(State(s): State<AppState>, caller: Caller, Path(id): Path<St
     audit(&s, &caller, record.target.client(), "cancel", record.target.to_string(), &format!("job {}", record.id))
         .await;
     Ok(accepted(&job))
+}
+
+// ---- readiness ----
+
+/// How long the readiness probe waits for the store and for the Docker engine.
+const READY_PROBE: Duration = Duration::from_secs(3);
+
+/// Readiness: 200 when the store and the Docker engine both answer now, else 503 saying which
+/// does not and why. `/healthz` stays the liveness probe (the process serves HTTP).
+async fn readyz(State(s): State<AppState>) -> Response {
+    let (store, docker) = tokio::join!(s.engine.store().probe(READY_PROBE), async {
+        match tokio::time::timeout(READY_PROBE, s.docker.client().ping()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("the Docker engine does not answer: {e}")),
+            Err(_) => Err(format!("the Docker engine did not answer within {}s", READY_PROBE.as_secs())),
+        }
+    });
+    let check = |result: Result<(), String>| match result {
+        Ok(()) => json!({"ok": true}),
+        Err(error) => json!({"ok": false, "error": error}),
+    };
+    let ready = store.is_ok() && docker.is_ok();
+    let body = json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "checks": {"store": check(store.map_err(|e| e.to_string())), "docker": check(docker)},
+    });
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
 }
 
 // ---- events, metrics ----

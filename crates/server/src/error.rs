@@ -89,14 +89,34 @@ impl From<EngineError> for ApiError {
             | EngineError::Locked(LockError::Store { source: StoreError::ReadOnly { reason }, .. }) => {
                 ApiError::new(S::SERVICE_UNAVAILABLE, "store_read_only", reason)
             }
-            EngineError::Locked(_) | EngineError::Store(_) => {
-                ApiError::new(S::SERVICE_UNAVAILABLE, "store_unavailable", message)
-            }
+            EngineError::Locked(LockError::Store { .. }) | EngineError::Store(_) => store_error(e),
             EngineError::Provider(_) => ApiError::new(S::BAD_GATEWAY, "provider_error", message),
             EngineError::Template(_) => ApiError::new(S::INTERNAL_SERVER_ERROR, "template_broken", message),
             #[allow(unreachable_patterns)]
             _ => ApiError::new(S::INTERNAL_SERVER_ERROR, "internal", message),
         }
+    }
+}
+
+/// A store failure: 500 for a corrupt object, 503 when the store cannot be used now; the
+/// message carries every cause (keys and I/O errors, never a secret).
+fn store_error(e: EngineError) -> ApiError {
+    use StatusCode as S;
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        source = cause.source();
+    }
+    match e {
+        EngineError::Store(StoreError::Corrupt { .. })
+        | EngineError::Locked(LockError::Store { source: StoreError::Corrupt { .. }, .. }) => {
+            ApiError::new(S::INTERNAL_SERVER_ERROR, "store_corrupt", message)
+        }
+        _ => ApiError::new(S::SERVICE_UNAVAILABLE, "store_unavailable", message),
     }
 }
 

@@ -360,6 +360,42 @@ impl Jobs {
     }
 }
 
+/// How often, and how many times, the record of a finished job is written again when the
+/// store failed to take it (10 minutes in all).
+const FINISH_SAVE_PAUSE: Duration = Duration::from_secs(2);
+const FINISH_SAVE_ATTEMPTS: usize = 300;
+
+/// An error, with its causes for a store failure (`locking service a/b failed: the store did
+/// not answer …`; store errors name keys and I/O failures, never a secret).
+fn error_chain(e: &EngineError) -> String {
+    let mut text = e.to_string();
+    if !matches!(e, EngineError::Store(_) | EngineError::Locked(_)) {
+        return text;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Writes a job's record and log; `false` (logged) when the store failed.
+async fn job_save(store: &spawnit_store::Store, job: &Job) -> bool {
+    let stored = job.stored();
+    let Ok(id) = Id::parse(&stored.record.id) else { return true };
+    match store.put_json(&Key::record(Collection::Jobs, &id), &stored, PutCondition::Overwrite).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(job = %stored.record.id, "cannot save job record: {e}");
+            false
+        }
+    }
+}
+
 impl JobsInner {
     fn queue(&self, target: &Target) -> Arc<tokio::sync::Mutex<()>> {
         self.queues.lock().expect("queues").entry(target.clone()).or_default().clone()
@@ -376,14 +412,8 @@ impl JobsInner {
         });
     }
 
-    async fn save(&self, job: &Job) {
-        let stored = job.stored();
-        let Ok(id) = Id::parse(&stored.record.id) else { return };
-        if let Err(e) =
-            self.engine.store().put_json(&Key::record(Collection::Jobs, &id), &stored, PutCondition::Overwrite).await
-        {
-            tracing::warn!(job = %stored.record.id, "cannot save job record: {e}");
-        }
+    async fn save(&self, job: &Job) -> bool {
+        job_save(self.engine.store(), job).await
     }
 
     async fn run(self: Arc<Self>, job: Arc<Job>) {
@@ -440,7 +470,7 @@ impl JobsInner {
             }
             Err(e) => {
                 let status = if matches!(e, EngineError::Cancelled) { stopped } else { JobStatus::Failed };
-                self.finish(&job, status, Some(e.to_string()), None).await;
+                self.finish(&job, status, Some(error_chain(&e)), None).await;
             }
         }
     }
@@ -511,7 +541,19 @@ impl JobsInner {
             r.error = error;
             r.summary = summary;
         });
-        self.save(job).await;
+        if !self.save(job).await {
+            // The store is failing: keep trying in the background, so the stored record ends
+            // as the job did once the store is back (it would otherwise stay `running`).
+            let (store, job) = (self.engine.store().clone(), job.clone());
+            tokio::spawn(async move {
+                for _ in 0..FINISH_SAVE_ATTEMPTS {
+                    tokio::time::sleep(FINISH_SAVE_PAUSE).await;
+                    if job_save(&store, &job).await {
+                        return;
+                    }
+                }
+            });
+        }
         let seconds = match (record.started_at, record.finished_at) {
             (Some(s), Some(f)) => (f - s).num_milliseconds() as f64 / 1000.0,
             _ => 0.0,

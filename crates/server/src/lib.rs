@@ -55,6 +55,8 @@ pub const LOG_QUIET: [&str; 8] = [
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Engine,
+    /// The Docker engine, for the readiness probe.
+    pub docker: DockerProvider,
     /// Asks the drift monitor to check a service now (after a change of its settings).
     pub recheck: tokio::sync::mpsc::UnboundedSender<(spawnit_model::Id, spawnit_model::Id)>,
     pub jobs: Jobs,
@@ -118,6 +120,7 @@ impl Server {
         let (recheck, rechecks) = tokio::sync::mpsc::unbounded_channel();
         let state = AppState {
             engine: engine.clone(),
+            docker: docker.clone(),
             recheck,
             jobs: jobs.clone(),
             bus: bus.clone(),

@@ -266,7 +266,16 @@ impl Monitor {
         let now = Utc::now();
         for client in store.client_list().await? {
             for name in store.service_list(&client).await? {
-                let Some(spec) = store.service_spec(&client, &name).await?.map(|v| v.value) else { continue };
+                let spec = match store.service_spec(&client, &name).await {
+                    Ok(Some(spec)) => spec.value,
+                    Ok(None) => continue,
+                    // One unreadable spec must not stop the leases of the others.
+                    Err(e @ spawnit_store::StoreError::Corrupt { .. }) => {
+                        tracing::warn!("lease check: skipping service {client}/{name}: {e}");
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 let Some(expires_at) = spec.expires_at else { continue };
                 let remaining = expires_at - now;
                 if remaining <= chrono::Duration::zero() {

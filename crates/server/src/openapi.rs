@@ -36,9 +36,12 @@ fn operation(
     responses.entry("415").or_insert_with(|| error_response("Body is not JSON"));
     responses.entry("422").or_insert_with(|| error_response("Invalid input: every bad field in details"));
     responses.entry("502").or_insert_with(|| error_response("The provider (e.g. Docker) failed"));
-    responses.entry("503").or_insert_with(|| error_response(
-        "The store is unavailable (code store_unavailable), or was written by a newer SpawnIt and this server only reads it (code store_read_only)",
-    ));
+    responses.entry("500").or_insert_with(|| error_response("A stored object is corrupt (code store_corrupt)"));
+    responses.entry("503").or_insert_with(|| {
+        error_response(
+            "The store is unavailable or did not answer in time (code store_unavailable), or was written by a newer SpawnIt and this server only reads it (code store_read_only)",
+        )
+    });
     let mut op = json!({
         "operationId": id,
         "summary": summary,
@@ -115,6 +118,9 @@ pub fn document() -> Value {
     let paths = json!({
         "/healthz": {"get": {"operationId": "health", "summary": "Liveness", "tags": ["server"], "security": [],
             "responses": {"200": ok("Alive", json!({"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}))}}},
+        "/readyz": {"get": {"operationId": "ready", "summary": "Readiness: the store and the Docker engine answer", "tags": ["server"], "security": [],
+            "description": "200 when both answer now; 503 while either does not (each check says why). `/healthz` stays the liveness probe.",
+            "responses": {"200": ok("Ready", schema_ref("Readiness")), "503": ok("Not ready: the store or the Docker engine does not answer", schema_ref("Readiness"))}}},
         "/metrics": {"get": {"operationId": "metrics", "summary": "Prometheus metrics", "tags": ["server"], "security": [],
             "responses": {"200": {"description": "Text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/api/openapi.json": {"get": {"operationId": "openapi", "summary": "This document", "tags": ["server"], "security": [],
@@ -125,7 +131,7 @@ pub fn document() -> Value {
             responses(&[("200", ok("The template", schema_ref("Template")))]))},
         "/api/services": {
             "get": operation("service_list", "The client's services with their last seen status", "services", vec![client_query()], None,
-                responses(&[("200", ok("Services", json!({"type": "object", "required": ["services"], "properties": {"services": {"type": "array", "items": schema_ref("Service")}}})))])),
+                responses(&[("200", ok("Services (one whose stored spec cannot be read is listed as an error, with the reason)", json!({"type": "object", "required": ["services"], "properties": {"services": {"type": "array", "items": {"anyOf": [schema_ref("Service"), schema_ref("UnreadableService")]}}}})))])),
             "post": operation("service_create", "Store a service's spec from a template (deploys nothing)", "services", vec![client_query()],
                 Some(schema_ref("ServiceCreate")), responses(&[("201", ok("The service", schema_ref("Service")))])),
         },
@@ -222,6 +228,13 @@ pub fn document() -> Value {
                 "resources": {"type": "object", "additionalProperties": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}},
                 "generation": {"type": "integer"},
                 "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"}}},
+        "UnreadableService": {"type": "object", "required": ["client", "name", "status", "reasons"], "description": "A service whose stored spec cannot be read",
+            "properties": {"client": {"type": "string"}, "name": {"type": "string"}, "status": {"type": "string", "enum": ["error"]},
+                "reasons": {"type": "array", "items": {"type": "string"}}}},
+        "Readiness": {"type": "object", "required": ["status", "checks"], "properties": {
+            "status": {"type": "string", "enum": ["ready", "unavailable"]},
+            "checks": {"type": "object", "required": ["store", "docker"], "additionalProperties": {"type": "object", "required": ["ok"],
+                "properties": {"ok": {"type": "boolean"}, "error": {"type": "string"}}}}}},
         "ServiceCreate": {"type": "object", "required": ["template", "name"], "additionalProperties": false, "properties": {
             "template": id_schema(), "name": id_schema(), "network": nullable(id_schema()),
             "params": {"type": "object", "additionalProperties": {"type": ["string", "integer", "boolean", "null"]}},

@@ -473,13 +473,30 @@ struct ServiceRow {
     name: Id,
     template: String,
     status: String,
+    /// Why the service is in error when its stored spec cannot be read.
+    error: Option<String>,
     endpoints: Vec<spawnit_model::spec::Endpoint>,
 }
 
 async fn service_rows(s: &AppState, client: &Id) -> Result<Vec<ServiceRow>, UiError> {
     let mut rows = Vec::new();
     for name in s.engine.service_list(client).await? {
-        let Some(spec) = s.engine.store().service_spec(client, &name).await?.map(|v| v.value) else { continue };
+        let spec = match s.engine.store().service_spec(client, &name).await {
+            Ok(Some(spec)) => spec.value,
+            Ok(None) => continue,
+            // One unreadable spec is that row's error; the other services are still shown.
+            Err(e @ spawnit_store::StoreError::Corrupt { .. }) => {
+                rows.push(ServiceRow {
+                    name,
+                    template: "?".into(),
+                    status: "error".into(),
+                    error: Some(e.to_string()),
+                    endpoints: Vec::new(),
+                });
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let status = match s.board.get(client, &name) {
             Some(seen) => seen.status.to_string(),
             None => match s.engine.service_plan(client, &name).await {
@@ -487,7 +504,13 @@ async fn service_rows(s: &AppState, client: &Id) -> Result<Vec<ServiceRow>, UiEr
                 Err(_) => "error".into(),
             },
         };
-        rows.push(ServiceRow { name, template: spec.template.id.to_string(), status, endpoints: spec.endpoints() });
+        rows.push(ServiceRow {
+            name,
+            template: spec.template.id.to_string(),
+            status,
+            error: None,
+            endpoints: spec.endpoints(),
+        });
     }
     Ok(rows)
 }
@@ -541,7 +564,10 @@ async fn dashboard(State(s): State<AppState>, Viewer(c): Viewer) -> UiResult {
                         tr {
                             td { a href=(format!("/services/{}", r.name)) { (r.name) } }
                             td { (r.template) }
-                            td { (badge(&r.status, Some(format!("{}/{}", c.client, r.name)))) }
+                            td {
+                                (badge(&r.status, Some(format!("{}/{}", c.client, r.name))))
+                                @if let Some(error) = &r.error { " " span.error.unreadable { (error) } }
+                            }
                             td {
                                 @for e in &r.endpoints {
                                     @if let Some(u) = &e.url { a href=(u) { (u) } " " } @else { code { (e.address) } " " }

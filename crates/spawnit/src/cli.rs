@@ -39,6 +39,10 @@ pub struct StoreArgs {
     /// Endpoint of an S3-compatible server (e.g. http://127.0.0.1:9000).
     #[arg(long, global = true, env = "SPAWNIT_S3_ENDPOINT")]
     pub s3_endpoint: Option<String>,
+    /// Longest time a store call may take (reads are tried again within it); a store that does
+    /// not answer in time gives a clear error (HTTP 503 from the server) instead of a hang.
+    #[arg(long, global = true, env = "SPAWNIT_STORE_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub store_timeout: Duration,
 }
 
 /// How SpawnIt reaches AWS (credentials: the standard chain — environment, profile, SSO
@@ -426,6 +430,14 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
         return Err(format!("{s:?} has an empty KEY"));
     }
     Ok((k.to_owned(), v.to_owned()))
+}
+
+/// A duration that is not zero.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err("must be longer than 0s".into()),
+        d => Ok(d),
+    }
 }
 
 /// `30s`, `2m`, `1h`, `500ms`, or plain seconds.

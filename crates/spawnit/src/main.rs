@@ -68,7 +68,7 @@ async fn store_open(args: &StoreArgs) -> Result<Store> {
         Some(url) => StoreLocation::parse(url)?,
         None => StoreLocation::parse(&args.data_dir.to_string_lossy())?,
     };
-    let store = Store::open(&location, args.s3_endpoint.clone())?;
+    let store = Store::open(&location, args.s3_endpoint.clone())?.with_timeout(args.store_timeout);
     // Migrates an older store once; a newer one comes back read-only, saying why.
     let (store, _outcome) = store.format_open().await.context("checking the store's format")?;
     Ok(store)
@@ -440,7 +440,16 @@ fn plan_reasons(plan: &Plan) -> Vec<String> {
 async fn status(engine: &Engine, client: &Id, output: Output) -> Result<u8> {
     let mut rows = Vec::new();
     for service in engine.service_list(client).await? {
-        let spec = engine.service_spec(client, &service).await?;
+        let spec = match engine.service_spec(client, &service).await {
+            Ok(spec) => spec,
+            // One unreadable spec is that row's error; the other services are still listed.
+            Err(e @ EngineError::Store(spawnit_store::StoreError::Corrupt { .. })) => {
+                rows.push(json!({"service": service, "template": "?", "status": "error", "reasons": [e.to_string()]}));
+                continue;
+            }
+            Err(EngineError::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
         let redactor = Redactor::for_spec(&spec);
         let (status, reasons) = match engine.service_plan(client, &service).await {
             Ok(p) => (p.plan.status.to_string(), plan_reasons(&redacted_plan(&p.plan, &redactor))),

@@ -30,6 +30,16 @@ pub enum StoreError {
         source: BackendError,
     },
 
+    /// The store did not answer in time (frozen, overloaded or unreachable). For a write the
+    /// outcome is unknown: it may still happen.
+    #[error("the store did not answer in time: {op} {key} took longer than {}", secs(*.timeout))]
+    Unavailable {
+        /// `reading`, `writing`, `deleting` or `listing`.
+        op: &'static str,
+        key: String,
+        timeout: std::time::Duration,
+    },
+
     /// A conditional write found the object created or changed by another writer.
     #[error("{key} was created or changed by another writer")]
     Conflict { key: String },
@@ -68,9 +78,20 @@ impl StoreError {
         StoreError::Backend { op, key: key.into(), source: source.into() }
     }
 
+    /// Whether the store could not be reached or did not answer ([`StoreError::Unavailable`]
+    /// or a [`StoreError::Backend`] failure): trying again later may work.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. } | StoreError::Backend { .. })
+    }
+
     /// Whether this is a lost conditional write ([`StoreError::Conflict`] or
     /// [`StoreError::StateConflict`]).
     pub fn is_conflict(&self) -> bool {
         matches!(self, StoreError::Conflict { .. } | StoreError::StateConflict { .. })
     }
+}
+
+/// `10s`, `2.5s`.
+fn secs(d: std::time::Duration) -> String {
+    format!("{}s", d.as_secs_f64())
 }

@@ -22,6 +22,8 @@ use crate::store::{PutCondition, Store, Version};
 const ACQUIRE_ATTEMPTS: usize = 5;
 /// How often [`Store::lock_acquire_wait`] tries again.
 const WAIT_POLL: Duration = Duration::from_millis(200);
+/// How often a release that failed is tried again.
+const RELEASE_RETRY: Duration = Duration::from_secs(1);
 /// The shortest renewal period, whatever the ttl.
 const RENEW_MIN: Duration = Duration::from_millis(20);
 
@@ -198,23 +200,51 @@ impl LockGuard {
 
     /// Stops renewing and deletes the lock if it is still ours (if it was taken over, the new
     /// holder's lock is left alone).
+    ///
+    /// When the store fails, the error is returned and a background task keeps trying to
+    /// delete the lock until the store answers or the lock expires, whichever comes first: an
+    /// outage never leaves the lock beyond its expiry, and usually not that long.
     pub async fn release(mut self) -> Result<(), StoreError> {
         self.stop.cancel();
         if let Some(renewal) = self.renewal.take() {
             // The renewal task only ends between writes once stopped; a panic in it changes nothing here.
             let _ = renewal.await;
         }
-        let key = Key::lock(&self.owner);
         let ours = self.info();
-        // Not atomic on S3 (no conditional delete): the lock could be taken over between the
-        // read and the delete only if it had already expired, i.e. was already lost.
-        match self.store.get_json::<LockInfo>(&key).await? {
-            Some(current) if current.value.job == ours.job && current.value.pid == ours.pid => {
-                self.store.delete(&key).await
+        let result = lock_delete_if_ours(&self.store, &self.owner, &ours).await;
+        if let Err(e) = &result {
+            tracing::warn!("{}: releasing the lock failed, trying again in the background: {e}", self.owner);
+            tokio::spawn(release_retry(self.store.clone(), self.owner.clone(), ours));
+        }
+        result
+    }
+}
+
+/// Deletes the lock of `owner` if it is still the one `ours` describes.
+async fn lock_delete_if_ours(store: &Store, owner: &OwnerKey, ours: &LockInfo) -> Result<(), StoreError> {
+    let key = Key::lock(owner);
+    // Not atomic on S3 (no conditional delete): the lock could be taken over between the
+    // read and the delete only if it had already expired, i.e. was already lost.
+    match store.get_json::<LockInfo>(&key).await? {
+        Some(current) if current.value.job == ours.job && current.value.pid == ours.pid => store.delete(&key).await,
+        _ => Ok(()),
+    }
+}
+
+/// Tries to release a lock again every [`RELEASE_RETRY`] until it works or the lock expires
+/// (from then on anyone may take it over anyway).
+async fn release_retry(store: Store, owner: OwnerKey, ours: LockInfo) {
+    while Utc::now() < ours.expires_at {
+        tokio::time::sleep(RELEASE_RETRY).await;
+        match lock_delete_if_ours(&store, &owner, &ours).await {
+            Ok(()) => {
+                tracing::info!("{owner}: the lock of job {} is released now", ours.job);
+                return;
             }
-            _ => Ok(()),
+            Err(e) => tracing::debug!("{owner}: releasing the lock still fails: {e}"),
         }
     }
+    tracing::info!("{owner}: the lock of job {} has expired without being released", ours.job);
 }
 
 impl Drop for LockGuard {

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -13,6 +14,7 @@ use serde::de::DeserializeOwned;
 use crate::backend::Backend;
 use crate::backend::local::LocalBackend;
 use crate::backend::s3::S3Backend;
+use crate::backend::timed::{DEFAULT_TIMEOUT, TimedBackend};
 use crate::error::StoreError;
 use crate::key::Key;
 use crate::location::{S3Options, StoreLocation};
@@ -58,9 +60,16 @@ pub struct Versioned<T> {
 }
 
 /// A handle on the object store. Cloning is cheap and clones share the backend.
+///
+/// Every call is bounded by the store timeout ([`Store::DEFAULT_TIMEOUT`] unless changed with
+/// [`Store::with_timeout`]): a store that does not answer in time gives
+/// [`StoreError::Unavailable`], and reads are tried again within that time.
 #[derive(Clone)]
 pub struct Store {
+    /// The timed wrapper around `raw`.
     backend: Arc<dyn Backend>,
+    raw: Arc<dyn Backend>,
+    timeout: Duration,
     location: Arc<str>,
     /// Why this handle and its clones may not write (a store of a newer format); unset while
     /// they may. Set at most once, never cleared.
@@ -93,21 +102,48 @@ impl Store {
     pub fn open_local(root: impl AsRef<Path>) -> Result<Store, StoreError> {
         let root = root.as_ref();
         let location = StoreLocation::Local(root.to_path_buf()).to_string();
-        Ok(Store {
-            backend: Arc::new(LocalBackend::open(root)?),
-            location: location.into(),
-            read_only: Default::default(),
-        })
+        Ok(Store::over(Arc::new(LocalBackend::open(root)?), location))
     }
 
     /// Opens an S3 store; what `options` leaves out comes from the AWS environment variables.
     pub fn open_s3(options: S3Options) -> Result<Store, StoreError> {
         let location = StoreLocation::S3 { bucket: options.bucket.clone(), prefix: options.prefix.clone() }.to_string();
-        Ok(Store {
-            backend: Arc::new(S3Backend::open(&options)?),
+        Ok(Store::over(Arc::new(S3Backend::open(&options)?), location))
+    }
+
+    fn over(raw: Arc<dyn Backend>, location: String) -> Store {
+        Store {
+            backend: Arc::new(TimedBackend::new(raw.clone(), DEFAULT_TIMEOUT)),
+            raw,
+            timeout: DEFAULT_TIMEOUT,
             location: location.into(),
             read_only: Default::default(),
-        })
+        }
+    }
+
+    /// The longest time a store call may take before it fails with
+    /// [`StoreError::Unavailable`], when none is configured.
+    pub const DEFAULT_TIMEOUT: Duration = DEFAULT_TIMEOUT;
+
+    /// This store with every call bounded by `timeout` (reads tried again within it).
+    pub fn with_timeout(self, timeout: Duration) -> Store {
+        Store { backend: Arc::new(TimedBackend::new(self.raw.clone(), timeout)), timeout, ..self }
+    }
+
+    /// The store timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Whether the store answers a read now: one attempt, bounded by `limit` (and by the store
+    /// timeout), never tried again. For readiness probes.
+    pub async fn probe(&self, limit: Duration) -> Result<(), StoreError> {
+        let key = Key::catalog();
+        let limit = limit.min(self.timeout);
+        match tokio::time::timeout(limit, self.raw.get(&key)).await {
+            Ok(result) => result.map(|_| ()),
+            Err(_) => Err(StoreError::Unavailable { op: "reading", key: key.to_string(), timeout: limit }),
+        }
     }
 
     /// Where the store is, e.g. `./spawnit-data` or `s3://bucket/prefix`.
@@ -135,7 +171,13 @@ impl Store {
 
     /// A handle on the same backend with a flag of its own.
     pub(crate) fn clone_detached(&self) -> Store {
-        Store { backend: self.backend.clone(), location: self.location.clone(), read_only: Default::default() }
+        Store {
+            backend: self.backend.clone(),
+            raw: self.raw.clone(),
+            timeout: self.timeout,
+            location: self.location.clone(),
+            read_only: Default::default(),
+        }
     }
 
     fn writable(&self) -> Result<(), StoreError> {

@@ -1,5 +1,6 @@
 //! The storage under a [`Store`](crate::Store): a small trait of five operations with
-//! conditional puts, and its two implementations, a local directory and S3.
+//! conditional puts, its two implementations, a local directory and S3, and the wrapper that
+//! bounds every call of either in time.
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -10,6 +11,7 @@ use crate::store::{PutCondition, Version};
 
 pub(crate) mod local;
 pub(crate) mod s3;
+pub(crate) mod timed;
 
 #[async_trait]
 pub(crate) trait Backend: Send + Sync + 'static {

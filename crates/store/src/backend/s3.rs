@@ -1,8 +1,13 @@
 //! The S3 backend, on the `object_store` crate: conditional puts are S3's `If-None-Match: *`
 //! (create only if absent) and `If-Match: <etag>` (replace only if unchanged), and an object's
 //! version is its ETag. Works with any S3-compatible server given as an endpoint.
+//!
+//! The client's own timeouts and retries are kept short (`object_store` by default retries for
+//! up to three minutes and waits 30 s per request): the store's timed wrapper decides how long
+//! a call may take and which calls are tried again.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -10,13 +15,21 @@ use futures::TryStreamExt;
 use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-use object_store::{ObjectStore, PutMode, PutOptions, PutPayload, UpdateVersion};
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectStore, PutMode, PutOptions, PutPayload, RetryConfig, UpdateVersion,
+};
 
 use super::Backend;
 use crate::error::StoreError;
 use crate::key::Key;
 use crate::location::S3Options;
 use crate::store::{PutCondition, Version};
+
+/// How long connecting to the S3 server may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one request may take, and the client's own retries of it; the store timeout is
+/// normally shorter and cuts it first.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub(crate) struct S3Backend {
     store: Arc<dyn ObjectStore>,
@@ -26,7 +39,19 @@ impl S3Backend {
     pub(crate) fn open(options: &S3Options) -> Result<S3Backend, StoreError> {
         let mut builder = AmazonS3Builder::from_env()
             .with_bucket_name(&options.bucket)
-            .with_conditional_put(S3ConditionalPut::ETagMatch);
+            .with_conditional_put(S3ConditionalPut::ETagMatch)
+            .with_client_options(
+                ClientOptions::new().with_connect_timeout(CONNECT_TIMEOUT).with_timeout(REQUEST_TIMEOUT),
+            )
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig {
+                    init_backoff: Duration::from_millis(100),
+                    max_backoff: Duration::from_secs(1),
+                    base: 2.0,
+                },
+                max_retries: 2,
+                retry_timeout: REQUEST_TIMEOUT,
+            });
         if let Some(endpoint) = &options.endpoint {
             builder = builder
                 .with_endpoint(endpoint)

@@ -43,6 +43,22 @@ impl Moto {
         }
     }
 
+    /// Stops the server process (SIGSTOP): it keeps its port and accepts connections, but
+    /// answers nothing, as a frozen store does, until [`thaw`](Moto::thaw).
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen server run again (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().expect("run kill");
+        assert!(status.success(), "kill {signal} moto_server failed");
+    }
+
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
