@@ -23,6 +23,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::jobs::{Job, JobKind, JobRecord, JobStatus, Target};
+use crate::monitor::ReconcileFailing;
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
@@ -128,8 +129,14 @@ pub struct ClientQuery {
 
 // ---- views ----
 
-/// A service as the API shows it (secrets masked).
-fn service_view(spec: &ServiceSpec, state: Option<&spawnit_model::State>, status: &str, reasons: &[String]) -> Value {
+/// A service as the API shows it (secrets masked), with why its reconcile waits, if it does.
+fn service_view(
+    spec: &ServiceSpec,
+    state: Option<&spawnit_model::State>,
+    status: &str,
+    reasons: &[String],
+    reconcile: Option<ReconcileFailing>,
+) -> Value {
     let redactor = Redactor::for_spec(spec);
     let params: BTreeMap<&String, Value> = spec
         .params
@@ -163,6 +170,14 @@ fn service_view(spec: &ServiceSpec, state: Option<&spawnit_model::State>, status
         "expires_at": spec.expires_at,
         "status": status,
         "reasons": reasons,
+        "reconcile": reconcile.map(|r| json!({
+            "failing": true,
+            "message": r.message(),
+            "reason": r.reason,
+            "failures": r.failures,
+            "last_job": r.last_job,
+            "next_try_at": r.next_try_at,
+        })),
         "endpoints": spec.endpoints(),
         "resources": resources,
         "generation": state.map(|s| s.generation).unwrap_or(0),
@@ -273,7 +288,7 @@ async fn service_create(
         None => spec,
     };
     audit(&s, &caller, &client, "create", format!("service {client}/{}", spec.name), spec.template.id.as_str()).await;
-    Ok((StatusCode::CREATED, Json(service_view(&spec, None, "drifted", &["not yet applied".to_owned()])))
+    Ok((StatusCode::CREATED, Json(service_view(&spec, None, "drifted", &["not yet applied".to_owned()], None))))
         .into_response())
 }
 
@@ -291,7 +306,7 @@ async fn service_list(
             Some(seen) => (seen.status.to_string(), seen.reasons),
             None => ("unknown".to_owned(), Vec::new()),
         };
-        out.push(service_view(&spec, state.as_ref(), &status, &reasons));
+        out.push(service_view(&spec, state.as_ref(), &status, &reasons, s.board.reconcile_failing(&client, &name)));
     }
     Ok(Json(json!({"services": out})))
 }
@@ -311,7 +326,8 @@ async fn service_get(
     } else {
         redacted.actions().map(|c| format!("{} {}: {}", c.action, c.address, c.reasons.join("; "))).collect()
     };
-    Ok(Json(service_view(&planned.spec, state.as_ref(), &redacted.status.to_string(), &reasons)))
+    let reconcile = s.board.reconcile_failing(&client, &name);
+    Ok(Json(service_view(&planned.spec, state.as_ref(), &redacted.status.to_string(), &reasons, reconcile)))
 }
 
 #[derive(Deserialize)]
@@ -651,7 +667,7 @@ async fn job_events(
             .map(|i| i + 1)
             .map_err(|_| ApiError::bad_request("Last-Event-ID must be an event id"))?,
     };
-    Ok(crate::sse::job_stream(job, from).into_response())
+    Ok(crate::sse::job_stream(job, from, s.metrics.clone()).into_response())
 }
 
 async fn job_cancel(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
