@@ -543,7 +543,7 @@ impl Engine {
         });
         let report = execute(&plan, provider.as_ref(), &scope, &mut state, &cancel, &events, &redactor).await;
         watcher.abort();
-        let report = report.map_err(|e| masked_error(e, &redactor))?;
+        let report = report?;
         events(JobEvent::Finished {
             outcome: report.outcome,
             done: report.done,

@@ -17,7 +17,7 @@ use crate::event::JobEvent;
 use crate::plan::{Change, Plan};
 use crate::resource::{
     Address, ContainerAttrs, DesiredResource, ImageAttrs, IngressRule, InstanceAttrs, NetworkAttrs, PublishedPort,
-    ResourceAttrs, SecurityGroupAttrs, VolumeAttrs,
+    ResourceAttrs, SecurityGroupAttrs, VolumeAttrs, VolumeMount,
 };
 use crate::spec::HealthSpec;
 
@@ -405,7 +405,10 @@ mod tests {
             },
             Value::Array(items) => items.iter().for_each(|v| data_strings(v, key, out)),
             Value::Object(map) => map.iter().for_each(|(k, v)| {
-                out.push(("(key)".into(), k.clone()));
+                // Keys of data maps are data; other keys are field names.
+                if matches!(key, "env" | "outputs" | "params") {
+                    out.push(("(key)".into(), k.clone()));
+                }
                 data_strings(v, k, out)
             }),
             Value::Number(n) => out.push((key.into(), n.to_string())),

@@ -288,7 +288,7 @@ async fn service_create(
         None => spec,
     };
     audit(&s, &caller, &client, "create", format!("service {client}/{}", spec.name), spec.template.id.as_str()).await;
-    Ok((StatusCode::CREATED, Json(service_view(&spec, None, "drifted", &["not yet applied".to_owned()], None))))
+    Ok((StatusCode::CREATED, Json(service_view(&spec, None, "drifted", &["not yet applied".to_owned()], None)))
         .into_response())
 }
 

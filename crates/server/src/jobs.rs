@@ -301,7 +301,7 @@ impl Jobs {
             summary: None,
             plan: None,
         };
-        let job = Arc::new(Job::new(record.clone(), Vec::new(), self.config.live_capacity));
+        let job = Arc::new(Job::new(record.clone(), Vec::new(), self.inner.config.live_capacity));
         self.inner.jobs.lock().expect("jobs").insert(record.id.clone(), job.clone());
         self.inner.save(&job).await;
         self.inner.announce(&record);

@@ -41,12 +41,12 @@ async fn read_all(reader: &mut SseReader) -> Vec<(usize, String)> {
 }
 
 async fn lagging_reader_gets_every_event(t: &TestServer) {
-    let network = t.post("/api/networks/default/apply", json!({})).await.1;
-    assert_eq!(t.job_wait(&network).await["status"], "succeeded");
     let port = free_port();
     let (status, body) =
         t.post("/api/services", json!({"template": "nginx", "name": "site", "params": {"port": port}})).await;
     assert_eq!(status, 201, "{body}");
+    let network = t.post("/api/networks/default/apply", json!({})).await.1;
+    assert_eq!(t.job_wait(&network).await["status"], "succeeded");
 
     // Hold the service's lock, as another SpawnIt would, so the job waits with the reader live.
     let store = Store::open_local(t.dir.path()).unwrap();

@@ -24,7 +24,10 @@ fn data_strings(value: &Value, key: &str, out: &mut Vec<(String, String)>) {
         Value::Number(n) => out.push((key.into(), n.to_string())),
         Value::Array(items) => items.iter().for_each(|v| data_strings(v, key, out)),
         Value::Object(map) => map.iter().for_each(|(k, v)| {
-            out.push(("(key)".into(), k.clone()));
+            // Keys of data maps are data; other keys are field names.
+            if matches!(key, "env" | "outputs" | "params") {
+                out.push(("(key)".into(), k.clone()));
+            }
             data_strings(v, k, out)
         }),
         Value::Bool(_) | Value::Null => {}
