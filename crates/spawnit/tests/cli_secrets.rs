@@ -63,12 +63,14 @@ fn redis_container(plan: &Value) -> &Value {
 #[test]
 fn a_secret_equal_to_a_plan_word_a_protocol_or_part_of_a_field_never_shows_in_plan_show_or_apply() {
     let w = World::new();
-    w.ok(&["network", "apply", "default", "--auto-approve"]);
     let secrets = ["create", "update", "replace", "delete", "no-op", "tcp", "udp", "redis:7", "eviction", "spawnit"];
     for (n, secret) in secrets.iter().enumerate() {
         let service = format!("s{n}");
         let port = free_port();
         w.ok(&["create", "redis", &service, "--set", &format!("port={port}"), "--set", &format!("password={secret}")]);
+        if n == 0 {
+            w.ok(&["network", "apply", "default", "--auto-approve"]);
+        }
 
         let plan = w.ok(&["plan", &service, "--output", "json"]);
         let shown = plan_json_clean(secret, &plan);
@@ -102,7 +104,6 @@ fn a_secret_equal_to_a_plan_word_a_protocol_or_part_of_a_field_never_shows_in_pl
 #[test]
 fn a_secret_equal_to_an_image_name_of_the_catalog_never_shows_in_plan_or_show() {
     let w = World::new();
-    w.ok(&["network", "apply", "default", "--auto-approve"]);
     // Templates with a secret parameter get their own image as that secret; every other image
     // name of the catalog is tried as a Redis password.
     let own: [(&str, &str, &str); 6] = [
@@ -133,6 +134,9 @@ fn a_secret_equal_to_an_image_name_of_the_catalog_never_shows_in_plan_or_show() 
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         w.ok(&args);
+        if n == 0 {
+            w.ok(&["network", "apply", "default", "--auto-approve"]);
+        }
         let plan = w.ok(&["plan", &service, "--output", "json"]);
         let shown: Value = serde_json::from_str(&plan.stdout).unwrap_or_else(|e| panic!("{e}: {plan}"));
         let mut strings = Vec::new();
