@@ -581,7 +581,10 @@ pub fn masked_error(e: EngineError, redactor: &Redactor) -> EngineError {
                 errors: v
                     .errors
                     .iter()
-                    .map(|f| crate::render::FieldError { field: redactor.text(&f.field), reason: redactor.text(&f.reason) })
+                    .map(|f| crate::render::FieldError {
+                        field: redactor.text(&f.field),
+                        reason: redactor.text(&f.reason),
+                    })
                     .collect(),
             })
         }

@@ -276,7 +276,12 @@ impl Redactor {
             .map(|PublishedPort { container, host, host_ip, protocol }| {
                 self.number(container)?;
                 self.number(host)?;
-                Ok(PublishedPort { container: *container, host: *host, host_ip: self.text(host_ip), protocol: *protocol })
+                Ok(PublishedPort {
+                    container: *container,
+                    host: *host,
+                    host_ip: self.text(host_ip),
+                    protocol: *protocol,
+                })
             })
             .collect::<Result<_, Withheld>>()?;
         let health = match health {
@@ -340,8 +345,17 @@ mod tests {
             entrypoint: None,
             command: vec!["redis-server".into(), "--requirepass".into(), secret.into()],
             env: BTreeMap::from([("REDISCLI_AUTH".to_owned(), secret.to_owned())]),
-            ports: vec![PublishedPort { container: 6379, host: 16379, host_ip: "127.0.0.1".into(), protocol: Protocol::Tcp }],
-            mounts: vec![VolumeMount { volume: "spawnit-acme-cache-data".into(), path: "/data".into(), read_only: false }],
+            ports: vec![PublishedPort {
+                container: 6379,
+                host: 16379,
+                host_ip: "127.0.0.1".into(),
+                protocol: Protocol::Tcp,
+            }],
+            mounts: vec![VolumeMount {
+                volume: "spawnit-acme-cache-data".into(),
+                path: "/data".into(),
+                read_only: false,
+            }],
             network: "spawnit-acme-default".into(),
             aliases: vec!["redis".into()],
             health: Some(HealthSpec {
@@ -419,8 +433,19 @@ mod tests {
     #[test]
     fn a_secret_equal_to_a_plan_word_an_image_or_part_of_a_field_is_masked_and_the_plan_stays_whole() {
         let secrets = [
-            "create", "update", "replace", "delete", "no-op", "tcp", "udp", "redis:7", "redis", "acme", "container",
-            "0123", "it's 'quoted'",
+            "create",
+            "update",
+            "replace",
+            "delete",
+            "no-op",
+            "tcp",
+            "udp",
+            "redis:7",
+            "redis",
+            "acme",
+            "container",
+            "0123",
+            "it's 'quoted'",
         ];
         for secret in secrets {
             let redactor = Redactor::new([secret.to_owned()]);

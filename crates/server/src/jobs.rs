@@ -270,7 +270,10 @@ impl Jobs {
                 stored.record.error = Some(error);
                 store.put_json(&key, &stored, PutCondition::Overwrite).await?;
             }
-            jobs.insert(stored.record.id.clone(), Arc::new(Job::new(stored.record, stored.events, config.live_capacity)));
+            jobs.insert(
+                stored.record.id.clone(),
+                Arc::new(Job::new(stored.record, stored.events, config.live_capacity)),
+            );
         }
         let inner = Arc::new(JobsInner {
             engine,

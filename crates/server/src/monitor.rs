@@ -140,7 +140,10 @@ impl StatusBoard {
                     let wait = chrono::Duration::from_std(backoff.wait(failures)).unwrap_or(chrono::Duration::MAX);
                     last.failing = Some(ReconcileFailing {
                         failures,
-                        reason: record.error.clone().unwrap_or_else(|| format!("job {} {}", record.id, record.status.as_str())),
+                        reason: record
+                            .error
+                            .clone()
+                            .unwrap_or_else(|| format!("job {} {}", record.id, record.status.as_str())),
                         last_job: record.id.clone(),
                         next_try_at: ended + wait,
                     });

@@ -83,7 +83,11 @@ async fn a_failing_reconcile_backs_off_says_why_and_recovers_once_fixed() {
     let last = t.get(&format!("/api/jobs/{}", reconcile["last_job"].as_str().unwrap())).await.1;
     assert_eq!(last["status"], "failed", "{last}");
     let expected = (base * 2u32.pow(failures - 1)).min(base * 2);
-    assert_eq!(millis_between(&last["finished_at"], &reconcile["next_try_at"]), expected.as_millis() as i64, "{service}");
+    assert_eq!(
+        millis_between(&last["finished_at"], &reconcile["next_try_at"]),
+        expected.as_millis() as i64,
+        "{service}"
+    );
     // The service page says it too.
     t.user("alice", &t.client, Role::Member, "a long enough password").await;
     let session = t.sign_in("alice", "a long enough password").await;

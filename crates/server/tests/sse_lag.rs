@@ -61,8 +61,11 @@ async fn lagging_reader_gets_every_event(t: &TestServer) {
         let id = job["id"].as_str().unwrap().to_owned();
         let mut live = t.sse(&format!("/api/jobs/{id}/events"), None).await;
         // The job says it waits for the lock: from here on the reader follows it live.
-        let (first, _) =
-            live.until(Duration::from_secs(30), "waiting message", |e| e.data["text"].as_str().is_some_and(|t| t.contains("waiting for the lock"))).await;
+        let (first, _) = live
+            .until(Duration::from_secs(30), "waiting message", |e| {
+                e.data["text"].as_str().is_some_and(|t| t.contains("waiting for the lock"))
+            })
+            .await;
         lock.release().await.unwrap();
         let mut got = vec![(first.id.unwrap().parse::<usize>().unwrap(), first.event)];
         got.extend(read_all(&mut live).await);

@@ -383,23 +383,26 @@ async fn show(engine: &Engine, client: &Id, service: &Id, output: Output) -> Res
         })))?,
         Output::Text => {
             let mut out = String::new();
-            let _ = writeln!(out, "Service {}/{} ({} {})", spec.client, spec.name, spec.template.id, spec.template.version);
+            let _ =
+                writeln!(out, "Service {}/{} ({} {})", spec.client, spec.name, spec.template.id, spec.template.version);
             let _ = writeln!(out, "Status:  {status}");
             for r in &reasons {
                 let _ = writeln!(out, "  {r}");
             }
             match &spec.aws {
                 Some(aws) => {
-                    let _ = writeln!(out, "Provider: aws ({} in {}, ports open to {})", aws.instance_type, aws.region, {
-                        let cidrs = spawnit_engine::desired::aws_allowed_cidrs(&spec, aws);
-                        if cidrs.is_empty() { "nobody".to_owned() } else { cidrs.join(", ") }
-                    });
+                    let _ =
+                        writeln!(out, "Provider: aws ({} in {}, ports open to {})", aws.instance_type, aws.region, {
+                            let cidrs = spawnit_engine::desired::aws_allowed_cidrs(&spec, aws);
+                            if cidrs.is_empty() { "nobody".to_owned() } else { cidrs.join(", ") }
+                        });
                     let outputs = state.as_ref().and_then(|s| {
                         s.resources.iter().find(|(a, _)| a.kind == spawnit_model::ResourceKind::Instance)
                     });
                     if let Some((_, instance)) = outputs {
                         let get = |k: &str| instance.outputs.get(k).map(String::as_str).unwrap_or("-");
-                        let _ = writeln!(out, "Instance: public IP {}, public DNS {}", get("public_ip"), get("public_dns"));
+                        let _ =
+                            writeln!(out, "Instance: public IP {}, public DNS {}", get("public_ip"), get("public_dns"));
                     }
                 }
                 None => {

@@ -83,7 +83,8 @@ fn a_secret_equal_to_a_plan_word_a_protocol_or_part_of_a_field_never_shows_in_pl
         let applied = w.ok(&["apply", &service, "--auto-approve"]);
         text_clean(secret, &applied, "Complete after");
         // Positive control: the secret really is in what runs.
-        let env = docker(&["inspect", "--format", "{{json .Config.Env}}", &format!("spawnit-{}-{service}-redis", w.client)]);
+        let env =
+            docker(&["inspect", "--format", "{{json .Config.Env}}", &format!("spawnit-{}-{service}-redis", w.client)]);
         assert!(env.contains(&format!("REDISCLI_AUTH={secret}")), "{env}");
 
         text_clean(secret, &w.ok(&["show", &service]), "Resources:");
@@ -141,7 +142,10 @@ fn a_secret_equal_to_an_image_name_of_the_catalog_never_shows_in_plan_or_show() 
         let shown: Value = serde_json::from_str(&plan.stdout).unwrap_or_else(|e| panic!("{e}: {plan}"));
         let mut strings = Vec::new();
         data_strings(&shown, "", &mut strings);
-        assert!(strings.iter().any(|(k, _)| k == "address") && shown["status"] == "drifted", "the plan was read: {plan}");
+        assert!(
+            strings.iter().any(|(k, _)| k == "address") && shown["status"] == "drifted",
+            "the plan was read: {plan}"
+        );
         for (key, s) in &strings {
             assert!(!s.contains(secret), "secret {secret:?} shown under {key:?} in {s:?}:\n{plan}");
         }
