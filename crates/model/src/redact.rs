@@ -189,7 +189,7 @@ impl Redactor {
         let desired = match desired.as_ref().map(|d| self.desired(d)).transpose() {
             Ok(desired) => desired,
             Err(Withheld) => {
-                reasons.push(format!("details withheld: a value of it contains a secret, which cannot be masked"));
+                reasons.push("details withheld: a value of it contains a secret, which cannot be masked".to_owned());
                 None
             }
         };
