@@ -286,7 +286,8 @@ impl Engine {
     pub async fn service_plan(&self, client: &Id, name: &Id) -> Result<ServicePlan, EngineError> {
         let spec = self.service_spec(client, name).await?;
         let state = self.service_state(client, name).await?.unwrap_or_else(|| State::new(""));
-        self.service_plan_with(spec, &state).await
+        let redactor = Redactor::for_spec(&spec);
+        self.service_plan_with(spec, &state).await.map_err(|e| masked_error(e, &redactor))
     }
 
     async fn service_plan_with(&self, spec: ServiceSpec, state: &State) -> Result<ServicePlan, EngineError> {
@@ -362,7 +363,8 @@ impl Engine {
         self.locked(&key, "apply", run, |state| async move {
             let spec = self.service_spec(client, name).await?;
             let provider = self.providers.get(spec.provider)?.clone();
-            let planned = self.service_plan_with(spec, &state).await?;
+            let redactor = Redactor::for_spec(&spec);
+            let planned = self.service_plan_with(spec, &state).await.map_err(|e| masked_error(e, &redactor))?;
             Ok(Planned { plan: planned.plan, redactor: planned.redactor, provider })
         })
         .await
@@ -570,9 +572,14 @@ impl Engine {
     {
         let mut state = StateWriter::load(&self.store, key.clone()).await?;
         let Planned { plan, redactor, provider } = make_plan(state.state().clone()).await?;
-        (run.events)(JobEvent::Planned { plan: redacted_plan(&plan, &redactor) });
+        // Every event of the run goes out through the one fail-closed redactor.
+        let events: EventSink = {
+            let (sink, redactor) = (run.events.clone(), redactor.clone());
+            Arc::new(move |event| sink(redactor.event(&event)))
+        };
+        events(JobEvent::Planned { plan: plan.clone() });
         if plan.status == PlanStatus::Error {
-            return Err(EngineError::NotReady(plan.errors.join("; ")));
+            return Err(EngineError::NotReady(redactor.text(&plan.errors.join("; "))));
         }
         if let Some(approved) = &run.approved {
             if actions_of(approved) != actions_of(&plan) {
@@ -589,10 +596,10 @@ impl Engine {
             lost.cancelled().await;
             stop.cancel();
         });
-        let report = execute(&plan, provider.as_ref(), &scope, &mut state, &cancel, &run.events, &redactor).await;
+        let report = execute(&plan, provider.as_ref(), &scope, &mut state, &cancel, &events, &redactor).await;
         watcher.abort();
         let report = report?;
-        (run.events)(JobEvent::Finished {
+        events(JobEvent::Finished {
             outcome: report.outcome,
             done: report.done,
             failed: report.failed,
@@ -603,9 +610,45 @@ impl Engine {
     }
 }
 
-/// The plan with secrets masked in every string.
+/// The plan with secrets masked (fails closed: see [`Redactor::plan`]).
 pub fn redacted_plan(plan: &Plan, redactor: &Redactor) -> Plan {
-    serde_json::from_value(redactor.to_json(plan)).unwrap_or_else(|_| plan.clone())
+    redactor.plan(plan)
+}
+
+/// `e` with the secrets of `redactor` masked in its message. An error whose text holds a secret
+/// keeps its kind where the kind carries plain text; a provider error becomes one whose only
+/// text is the masked message.
+pub fn masked_error(e: EngineError, redactor: &Redactor) -> EngineError {
+    let message = match &e {
+        EngineError::Provider(p) => p.chain(),
+        other => other.to_string(),
+    };
+    if !redactor.holds_secret(&message) {
+        return e;
+    }
+    let masked = redactor.text(&message);
+    match e {
+        EngineError::NotFound { .. } => EngineError::NotFound { what: masked },
+        EngineError::AlreadyExists { .. } => EngineError::AlreadyExists { what: masked },
+        EngineError::NotReady(_) => EngineError::NotReady(masked),
+        EngineError::Invalid(v) | EngineError::Provider(ProviderError::Invalid(v)) => {
+            EngineError::Invalid(ValidationError {
+                errors: v
+                    .errors
+                    .iter()
+                    .map(|f| crate::render::FieldError {
+                        field: redactor.text(&f.field),
+                        reason: redactor.text(&f.reason),
+                    })
+                    .collect(),
+            })
+        }
+        EngineError::Provider(_) => EngineError::Provider(ProviderError::Observe {
+            what: masked,
+            source: "details withheld: they contain a secret".into(),
+        }),
+        _ => EngineError::Conflict(masked),
+    }
 }
 
 fn actions_of(plan: &Plan) -> Vec<(String, Action)> {

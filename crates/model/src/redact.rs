@@ -1,6 +1,25 @@
-//! Masking of secret parameter values in everything SpawnIt shows.
+//! Masking of secret parameter values in everything SpawnIt shows: one [`Redactor`] per
+//! service, built from its secret parameters, masks them in free text, in JSON views, and in
+//! typed plans and job events.
+//!
+//! Masking fails closed. A typed plan or event is walked field by field: every string that holds
+//! a secret (a value, a map key, an address name, a provider id) has each occurrence replaced by
+//! [`MASK`]; the plan's own vocabulary (actions, statuses, resource kinds, protocols) is an enum
+//! that no secret can reach, so it stays readable even when a secret happens to equal `create` or
+//! `tcp`. A value that cannot hold the mask (a port number whose digits contain a secret) is not
+//! shown at all: the change keeps its address and action and loses its details.
+
+use std::collections::BTreeMap;
 
 use serde_json::Value;
+
+use crate::event::JobEvent;
+use crate::plan::{Change, Plan};
+use crate::resource::{
+    Address, ContainerAttrs, DesiredResource, ImageAttrs, IngressRule, InstanceAttrs, NetworkAttrs, PublishedPort,
+    ResourceAttrs, SecurityGroupAttrs, VolumeAttrs, VolumeMount,
+};
+use crate::spec::HealthSpec;
 
 /// What replaces a secret value in output.
 pub const MASK: &str = "(sensitive)";
@@ -31,10 +50,23 @@ impl Redactor {
                 Some(other) => Some(other.to_string()),
             })
             .collect();
-        // A secret inside a single-quoted shell word (an instance's user_data) has each `'`
-        // written as `'"'"'`: mask that form too.
-        let quoted: Vec<String> =
-            values.iter().filter(|v| v.contains('\'')).map(|v| v.replace('\'', "'\"'\"'")).collect();
+        Redactor::with_shell_quoted(values)
+    }
+
+    /// A redactor for `values` and their shell-quoted forms: inside a single-quoted shell word
+    /// (an instance's user_data) each `'` is written `'"'"'`, and inside a word quoted twice (a
+    /// health command there) that form is quoted again.
+    pub fn with_shell_quoted(values: Vec<String>) -> Redactor {
+        let quote = |v: &str| v.replace('\'', "'\"'\"'");
+        let quoted: Vec<String> = values
+            .iter()
+            .filter(|v| v.contains('\''))
+            .flat_map(|v| {
+                let once = quote(v);
+                let twice = quote(&once);
+                [once, twice]
+            })
+            .collect();
         Redactor::new(values.into_iter().chain(quoted))
     }
 
@@ -42,12 +74,17 @@ impl Redactor {
         self.secrets.is_empty()
     }
 
+    /// `text` with every occurrence of every secret masked; if masking one secret made another
+    /// appear (the masks joined its parts), nothing of the text.
     pub fn text(&self, text: &str) -> String {
         let mut out = text.to_owned();
         for secret in &self.secrets {
             if out.contains(secret.as_str()) {
                 out = out.replace(secret.as_str(), MASK);
             }
+        }
+        if self.holds_secret(&out.replace(MASK, "\u{0}")) {
+            return MASK.to_owned();
         }
         out
     }
@@ -61,13 +98,227 @@ impl Redactor {
             Value::String(s) => Value::String(self.text(s)),
             Value::Array(items) => Value::Array(items.iter().map(|v| self.json(v)).collect()),
             Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (self.text(k), self.json(v))).collect()),
+            // A number cannot hold the mask: one whose digits contain a secret becomes the mask.
+            Value::Number(n) if self.holds_secret(&n.to_string()) => Value::String(MASK.into()),
             other => other.clone(),
         }
+    }
+
+    /// Whether `text` contains any secret.
+    pub fn holds_secret(&self, text: &str) -> bool {
+        self.secrets.iter().any(|s| text.contains(s.as_str()))
     }
 
     /// Serializes `value` to JSON with secrets masked.
     pub fn to_json<T: serde::Serialize>(&self, value: &T) -> Value {
         self.json(&serde_json::to_value(value).unwrap_or(Value::Null))
+    }
+}
+
+/// A value could not be masked, so it is withheld.
+struct Withheld;
+
+/// The typed walk: each type that can carry a secret says how it is masked.
+impl Redactor {
+    /// The plan with every secret masked; a change whose details cannot be masked keeps only its
+    /// address, action and (masked) reasons.
+    pub fn plan(&self, plan: &Plan) -> Plan {
+        if self.secrets.is_empty() {
+            return plan.clone();
+        }
+        let Plan { subject, status, changes, errors } = plan;
+        Plan {
+            subject: self.text(subject),
+            status: *status,
+            changes: changes.iter().map(|c| self.change(c)).collect(),
+            errors: self.texts(errors),
+        }
+    }
+
+    /// A job event with every secret masked.
+    pub fn event(&self, event: &JobEvent) -> JobEvent {
+        if self.secrets.is_empty() {
+            return event.clone();
+        }
+        match event {
+            JobEvent::Planned { plan } => JobEvent::Planned { plan: self.plan(plan) },
+            JobEvent::OperationStarted { address, action } => {
+                JobEvent::OperationStarted { address: self.address(address), action: *action }
+            }
+            JobEvent::OperationDone { address, action, id, duration_ms } => JobEvent::OperationDone {
+                address: self.address(address),
+                action: *action,
+                id: self.text(id),
+                duration_ms: *duration_ms,
+            },
+            JobEvent::OperationFailed { address, action, error, duration_ms } => JobEvent::OperationFailed {
+                address: self.address(address),
+                action: *action,
+                error: self.text(error),
+                duration_ms: *duration_ms,
+            },
+            JobEvent::Message { text } => JobEvent::Message { text: self.text(text) },
+            JobEvent::Finished { .. } => event.clone(),
+        }
+    }
+
+    fn texts(&self, texts: &[String]) -> Vec<String> {
+        texts.iter().map(|t| self.text(t)).collect()
+    }
+
+    fn text_map(&self, map: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        map.iter().map(|(k, v)| (self.text(k), self.text(v))).collect()
+    }
+
+    /// An address keeps its kind; its name is masked like any text.
+    pub fn address(&self, address: &Address) -> Address {
+        Address::new(address.kind, self.text(&address.name))
+    }
+
+    fn addresses(&self, addresses: &[Address]) -> Vec<Address> {
+        addresses.iter().map(|a| self.address(a)).collect()
+    }
+
+    fn number(&self, n: impl std::fmt::Display) -> Result<(), Withheld> {
+        if self.holds_secret(&n.to_string()) { Err(Withheld) } else { Ok(()) }
+    }
+
+    fn change(&self, change: &Change) -> Change {
+        let Change { address, action, reasons, desired, fingerprint, existing_id, depends_on, outputs } = change;
+        let mut reasons = self.texts(reasons);
+        let desired = match desired.as_ref().map(|d| self.desired(d)).transpose() {
+            Ok(desired) => desired,
+            Err(Withheld) => {
+                reasons.push("details withheld: a value of it contains a secret, which cannot be masked".to_owned());
+                None
+            }
+        };
+        Change {
+            address: self.address(address),
+            action: *action,
+            reasons,
+            desired,
+            fingerprint: fingerprint.as_ref().map(|f| self.text(f)),
+            existing_id: existing_id.as_ref().map(|i| self.text(i)),
+            depends_on: self.addresses(depends_on),
+            outputs: self.text_map(outputs),
+        }
+    }
+
+    fn desired(&self, desired: &DesiredResource) -> Result<DesiredResource, Withheld> {
+        let DesiredResource { address, attrs, depends_on } = desired;
+        Ok(DesiredResource {
+            address: self.address(address),
+            attrs: self.attrs(attrs)?,
+            depends_on: self.addresses(depends_on),
+        })
+    }
+
+    fn attrs(&self, attrs: &ResourceAttrs) -> Result<ResourceAttrs, Withheld> {
+        Ok(match attrs {
+            ResourceAttrs::Network(NetworkAttrs { name, driver }) => {
+                ResourceAttrs::Network(NetworkAttrs { name: self.text(name), driver: self.text(driver) })
+            }
+            ResourceAttrs::Volume(VolumeAttrs { name }) => ResourceAttrs::Volume(VolumeAttrs { name: self.text(name) }),
+            ResourceAttrs::Image(ImageAttrs { reference }) => {
+                ResourceAttrs::Image(ImageAttrs { reference: self.text(reference) })
+            }
+            ResourceAttrs::Container(c) => ResourceAttrs::Container(self.container(c)?),
+            ResourceAttrs::SecurityGroup(SecurityGroupAttrs { name, description, region, vpc_id, ingress }) => {
+                let ingress = ingress
+                    .iter()
+                    .map(|IngressRule { protocol, port, cidr }| {
+                        self.number(port)?;
+                        Ok(IngressRule { protocol: *protocol, port: *port, cidr: self.text(cidr) })
+                    })
+                    .collect::<Result<_, Withheld>>()?;
+                ResourceAttrs::SecurityGroup(SecurityGroupAttrs {
+                    name: self.text(name),
+                    description: self.text(description),
+                    region: self.text(region),
+                    vpc_id: vpc_id.as_ref().map(|v| self.text(v)),
+                    ingress,
+                })
+            }
+            ResourceAttrs::Instance(InstanceAttrs {
+                name,
+                region,
+                instance_type,
+                ami,
+                ami_owner,
+                ami_name,
+                key_name,
+                subnet_id,
+                security_group,
+                volumes,
+                containers,
+            }) => ResourceAttrs::Instance(InstanceAttrs {
+                name: self.text(name),
+                region: self.text(region),
+                instance_type: self.text(instance_type),
+                ami: ami.as_ref().map(|a| self.text(a)),
+                ami_owner: self.text(ami_owner),
+                ami_name: self.text(ami_name),
+                key_name: key_name.as_ref().map(|k| self.text(k)),
+                subnet_id: subnet_id.as_ref().map(|s| self.text(s)),
+                security_group: self.address(security_group),
+                volumes: self.texts(volumes),
+                containers: containers.iter().map(|c| self.container(c)).collect::<Result<_, Withheld>>()?,
+            }),
+        })
+    }
+
+    fn container(&self, container: &ContainerAttrs) -> Result<ContainerAttrs, Withheld> {
+        let ContainerAttrs { name, image, entrypoint, command, env, ports, mounts, network, aliases, health, user } =
+            container;
+        let ports = ports
+            .iter()
+            .map(|PublishedPort { container, host, host_ip, protocol }| {
+                self.number(container)?;
+                self.number(host)?;
+                Ok(PublishedPort {
+                    container: *container,
+                    host: *host,
+                    host_ip: self.text(host_ip),
+                    protocol: *protocol,
+                })
+            })
+            .collect::<Result<_, Withheld>>()?;
+        let health = match health {
+            Some(HealthSpec { command, interval_s, timeout_s, retries, start_period_s }) => {
+                for n in [interval_s, timeout_s, retries, start_period_s] {
+                    self.number(n)?;
+                }
+                Some(HealthSpec {
+                    command: self.texts(command),
+                    interval_s: *interval_s,
+                    timeout_s: *timeout_s,
+                    retries: *retries,
+                    start_period_s: *start_period_s,
+                })
+            }
+            None => None,
+        };
+        Ok(ContainerAttrs {
+            name: self.text(name),
+            image: self.text(image),
+            entrypoint: entrypoint.as_ref().map(|e| self.texts(e)),
+            command: self.texts(command),
+            env: self.text_map(env),
+            ports,
+            mounts: mounts
+                .iter()
+                .map(|VolumeMount { volume, path, read_only }| VolumeMount {
+                    volume: self.text(volume),
+                    path: self.text(path),
+                    read_only: *read_only,
+                })
+                .collect(),
+            network: self.text(network),
+            aliases: self.texts(aliases),
+            health,
+            user: user.as_ref().map(|u| self.text(u)),
+        })
     }
 }
 
@@ -81,5 +332,173 @@ mod tests {
         assert_eq!(r.text("x abcdef y abc"), "x (sensitive) y (sensitive)");
         let v = serde_json::json!({"env": {"PW": "abcdef"}, "cmd": ["--pw", "abc"]});
         assert_eq!(r.json(&v), serde_json::json!({"env": {"PW": MASK}, "cmd": ["--pw", MASK]}));
+    }
+
+    use crate::plan::{Action, PlanStatus};
+    use crate::resource::ResourceKind;
+    use crate::spec::Protocol;
+
+    fn plan_with(secret: &str) -> Plan {
+        let container = ContainerAttrs {
+            name: "spawnit-acme-cache-redis".into(),
+            image: "redis:7".into(),
+            entrypoint: None,
+            command: vec!["redis-server".into(), "--requirepass".into(), secret.into()],
+            env: BTreeMap::from([("REDISCLI_AUTH".to_owned(), secret.to_owned())]),
+            ports: vec![PublishedPort {
+                container: 6379,
+                host: 16379,
+                host_ip: "127.0.0.1".into(),
+                protocol: Protocol::Tcp,
+            }],
+            mounts: vec![VolumeMount {
+                volume: "spawnit-acme-cache-data".into(),
+                path: "/data".into(),
+                read_only: false,
+            }],
+            network: "spawnit-acme-default".into(),
+            aliases: vec!["redis".into()],
+            health: Some(HealthSpec {
+                command: vec!["redis-cli".into(), "-a".into(), secret.into(), "ping".into()],
+                interval_s: 10,
+                timeout_s: 5,
+                retries: 3,
+                start_period_s: 0,
+            }),
+            user: None,
+        };
+        let address = Address::new(ResourceKind::Container, "redis");
+        let image = Address::new(ResourceKind::Image, "redis");
+        Plan {
+            subject: "service acme/cache".into(),
+            status: PlanStatus::Drifted,
+            changes: vec![
+                Change {
+                    address: image.clone(),
+                    action: Action::NoOp,
+                    reasons: vec!["present".into()],
+                    desired: Some(DesiredResource {
+                        address: image.clone(),
+                        attrs: ResourceAttrs::Image(ImageAttrs { reference: "redis:7".into() }),
+                        depends_on: vec![],
+                    }),
+                    fingerprint: None,
+                    existing_id: Some("sha256:0123abcd".into()),
+                    depends_on: vec![],
+                    outputs: BTreeMap::new(),
+                },
+                Change {
+                    address: address.clone(),
+                    action: Action::Create,
+                    reasons: vec![format!("not yet created; command changed to {secret}")],
+                    desired: Some(DesiredResource {
+                        address,
+                        attrs: ResourceAttrs::Container(container),
+                        depends_on: vec![image.clone()],
+                    }),
+                    fingerprint: Some("f00d".into()),
+                    existing_id: None,
+                    depends_on: vec![image],
+                    outputs: BTreeMap::new(),
+                },
+            ],
+            errors: vec![],
+        }
+    }
+
+    /// Every string of `value` that is no vocabulary word (action, status, kind, protocol, the
+    /// kind part of an address), with the key it sits under.
+    fn data_strings(value: &Value, key: &str, out: &mut Vec<(String, String)>) {
+        match value {
+            Value::String(s) => match key {
+                "action" | "status" | "kind" | "protocol" => {}
+                "address" | "depends_on" | "security_group" => {
+                    out.push((key.into(), s.split_once('.').map_or(s.as_str(), |(_, name)| name).into()))
+                }
+                _ => out.push((key.into(), s.clone())),
+            },
+            Value::Array(items) => items.iter().for_each(|v| data_strings(v, key, out)),
+            Value::Object(map) => map.iter().for_each(|(k, v)| {
+                // Keys of data maps are data; other keys are field names.
+                if matches!(key, "env" | "outputs" | "params") {
+                    out.push(("(key)".into(), k.clone()));
+                }
+                data_strings(v, k, out)
+            }),
+            Value::Number(n) => out.push((key.into(), n.to_string())),
+            Value::Bool(_) | Value::Null => {}
+        }
+    }
+
+    #[test]
+    fn a_secret_equal_to_a_plan_word_an_image_or_part_of_a_field_is_masked_and_the_plan_stays_whole() {
+        let secrets = [
+            "create",
+            "update",
+            "replace",
+            "delete",
+            "no-op",
+            "tcp",
+            "udp",
+            "redis:7",
+            "redis",
+            "acme",
+            "container",
+            "0123",
+            "it's 'quoted'",
+        ];
+        for secret in secrets {
+            let redactor = Redactor::new([secret.to_owned()]);
+            let plan = plan_with(secret);
+            let shown = redactor.plan(&plan);
+            // The plan's shape and vocabulary survive.
+            assert_eq!(shown.status, PlanStatus::Drifted, "{secret}");
+            assert_eq!(shown.changes.iter().map(|c| c.action).collect::<Vec<_>>(), [Action::NoOp, Action::Create]);
+            let Some(ResourceAttrs::Container(c)) = shown.changes[1].desired.as_ref().map(|d| &d.attrs) else {
+                panic!("{secret}: the container's details are shown: {shown:?}")
+            };
+            assert_eq!(c.env["REDISCLI_AUTH"], MASK, "{secret}");
+            assert_eq!(c.ports[0].protocol, Protocol::Tcp, "{secret}");
+            // The secret is in no data string, key or address name.
+            let mut strings = Vec::new();
+            data_strings(&serde_json::to_value(&shown).unwrap(), "", &mut strings);
+            assert!(strings.len() > 20, "{secret}: the walk read the plan: {strings:?}");
+            for (key, s) in &strings {
+                assert!(!s.contains(secret), "{secret:?} shown under {key:?}: {s:?}");
+            }
+            // Events carry the same masking.
+            let event = redactor.event(&JobEvent::OperationFailed {
+                address: shown.changes[1].address.clone(),
+                action: Action::Create,
+                error: format!("docker said {secret}"),
+                duration_ms: 1,
+            });
+            let text = serde_json::to_string(&event).unwrap();
+            assert!(text.contains(MASK), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_number_holding_a_secret_withholds_the_details_of_its_change() {
+        let redactor = Redactor::new(["6379".to_owned()]);
+        let shown = redactor.plan(&plan_with("6379"));
+        let change = &shown.changes[1];
+        assert_eq!(change.action, Action::Create);
+        assert!(change.desired.is_none(), "{change:?}");
+        assert!(change.reasons.iter().any(|r| r.contains("withheld")), "{change:?}");
+        let text = serde_json::to_string(&shown).unwrap();
+        assert!(text.contains("container.redis") && !text.contains("6379"), "{text}");
+        // JSON views mask such a number too.
+        assert_eq!(redactor.json(&serde_json::json!({"port": 6379})), serde_json::json!({"port": MASK}));
+    }
+
+    #[test]
+    fn shell_quoted_forms_of_a_secret_are_masked() {
+        let r = Redactor::with_shell_quoted(vec!["it's".to_owned()]);
+        // `docker run --env 'PW=it'"'"'s'` as the user_data renders it.
+        assert_eq!(r.text("--env 'PW=it'\"'\"'s'"), "--env 'PW=(sensitive)'");
+        // Quoted again inside a quoted health command.
+        let twice = "it'\"'\"'".replace('\'', "'\"'\"'") + "s";
+        assert_eq!(r.text(&format!("--health-cmd '{twice}'")), "--health-cmd '(sensitive)'");
     }
 }

@@ -25,6 +25,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::jobs::{Job, JobKind, JobRecord, JobStatus, Target};
+use crate::monitor::ReconcileFailing;
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
@@ -133,8 +134,14 @@ pub struct ClientQuery {
 
 // ---- views ----
 
-/// A service as the API shows it (secrets masked).
-fn service_view(spec: &ServiceSpec, state: Option<&spawnit_model::State>, status: &str, reasons: &[String]) -> Value {
+/// A service as the API shows it (secrets masked), with why its reconcile waits, if it does.
+fn service_view(
+    spec: &ServiceSpec,
+    state: Option<&spawnit_model::State>,
+    status: &str,
+    reasons: &[String],
+    reconcile: Option<ReconcileFailing>,
+) -> Value {
     let redactor = Redactor::for_spec(spec);
     let params: BTreeMap<&String, Value> = spec
         .params
@@ -168,6 +175,14 @@ fn service_view(spec: &ServiceSpec, state: Option<&spawnit_model::State>, status
         "expires_at": spec.expires_at,
         "status": status,
         "reasons": reasons,
+        "reconcile": reconcile.map(|r| json!({
+            "failing": true,
+            "message": r.message(),
+            "reason": r.reason,
+            "failures": r.failures,
+            "last_job": r.last_job,
+            "next_try_at": r.next_try_at,
+        })),
         "endpoints": spec.endpoints(),
         "resources": resources,
         "generation": state.map(|s| s.generation).unwrap_or(0),
@@ -278,7 +293,7 @@ async fn service_create(
         None => spec,
     };
     audit(&s, &caller, &client, "create", format!("service {client}/{}", spec.name), spec.template.id.as_str()).await;
-    Ok((StatusCode::CREATED, Json(service_view(&spec, None, "drifted", &["not yet applied".to_owned()])))
+    Ok((StatusCode::CREATED, Json(service_view(&spec, None, "drifted", &["not yet applied".to_owned()], None)))
         .into_response())
 }
 
@@ -311,7 +326,7 @@ async fn service_list(
             Err(e @ StoreError::Corrupt { .. }) => (None, ("error".to_owned(), vec![e.to_string()])),
             Err(e) => return Err(e.into()),
         };
-        out.push(service_view(&spec, state.as_ref(), &status, &reasons));
+        out.push(service_view(&spec, state.as_ref(), &status, &reasons, s.board.reconcile_failing(&client, &name)));
     }
     Ok(Json(json!({"services": out})))
 }
@@ -336,7 +351,8 @@ async fn service_get(
     } else {
         redacted.actions().map(|c| format!("{} {}: {}", c.action, c.address, c.reasons.join("; "))).collect()
     };
-    Ok(Json(service_view(&planned.spec, state.as_ref(), &redacted.status.to_string(), &reasons)))
+    let reconcile = s.board.reconcile_failing(&client, &name);
+    Ok(Json(service_view(&planned.spec, state.as_ref(), &redacted.status.to_string(), &reasons, reconcile)))
 }
 
 #[derive(Deserialize)]
@@ -685,7 +701,7 @@ async fn job_events(
             .map(|i| i + 1)
             .map_err(|_| ApiError::bad_request("Last-Event-ID must be an event id"))?,
     };
-    Ok(crate::sse::job_stream(job, from).into_response())
+    Ok(crate::sse::job_stream(job, from, s.metrics.clone()).into_response())
 }
 
 async fn job_cancel(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {

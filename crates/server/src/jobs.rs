@@ -150,11 +150,11 @@ pub struct Job {
 }
 
 impl Job {
-    fn new(record: JobRecord, events: Vec<JobEvent>) -> Job {
+    fn new(record: JobRecord, events: Vec<JobEvent>, live_capacity: usize) -> Job {
         Job {
             record: Mutex::new(record),
             log: Mutex::new(events),
-            live: broadcast::channel(256).0,
+            live: broadcast::channel(live_capacity.max(1)).0,
             cancel: CancellationToken::new(),
         }
     }
@@ -205,6 +205,9 @@ pub struct JobsConfig {
     pub keep: usize,
     /// Finished jobs older than this are dropped.
     pub keep_for: Duration,
+    /// Events a job's live channel holds for its slowest reader; one further behind catches up
+    /// from the job's log.
+    pub live_capacity: usize,
 }
 
 impl Default for JobsConfig {
@@ -214,6 +217,7 @@ impl Default for JobsConfig {
             lock_wait: Duration::from_secs(10 * 60),
             keep: 500,
             keep_for: Duration::from_secs(7 * 24 * 3600),
+            live_capacity: 256,
         }
     }
 }
@@ -268,7 +272,10 @@ impl Jobs {
                 stored.record.error = Some(error);
                 store.put_json(&key, &stored, PutCondition::Overwrite).await?;
             }
-            jobs.insert(stored.record.id.clone(), Arc::new(Job::new(stored.record, stored.events)));
+            jobs.insert(
+                stored.record.id.clone(),
+                Arc::new(Job::new(stored.record, stored.events, config.live_capacity)),
+            );
         }
         let inner = Arc::new(JobsInner {
             engine,
@@ -299,7 +306,7 @@ impl Jobs {
             summary: None,
             plan: None,
         };
-        let job = Arc::new(Job::new(record.clone(), Vec::new()));
+        let job = Arc::new(Job::new(record.clone(), Vec::new(), self.inner.config.live_capacity));
         self.inner.jobs.lock().expect("jobs").insert(record.id.clone(), job.clone());
         self.inner.save(&job).await;
         self.inner.announce(&record);

@@ -81,6 +81,8 @@ pub struct ServerConfig {
     pub sweep_every: Duration,
     pub lease_every: Duration,
     pub lease_warnings: Vec<Duration>,
+    /// The waits between failed reconcile applies of a service (10 s doubling up to 10 min).
+    pub reconcile_backoff: monitor::Backoff,
     /// OIDC sign-in for the web UI.
     pub oidc: Option<oidc::OidcConfig>,
     /// SpawnIt's public URL, e.g. `https://spawnit.example.com` (https: answers carry
@@ -96,6 +98,7 @@ impl Default for ServerConfig {
             sweep_every: Duration::from_secs(30),
             lease_every: Duration::from_secs(5),
             lease_warnings: vec![Duration::from_secs(3600), Duration::from_secs(300)],
+            reconcile_backoff: monitor::Backoff::default(),
             oidc: None,
             public_url: None,
         }
@@ -146,6 +149,7 @@ impl Server {
             sweep_every: config.sweep_every,
             lease_every: config.lease_every,
             lease_warnings: config.lease_warnings,
+            reconcile_backoff: config.reconcile_backoff,
         };
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(monitor.clone().drift_run(rechecks, stop.clone()));

@@ -20,6 +20,7 @@ struct MetricsInner {
     sweep_seconds_last: f64,
     sweep_services_last: u64,
     events_seen: u64,
+    sse_lagged: u64,
 }
 
 impl Metrics {
@@ -37,6 +38,11 @@ impl Metrics {
         m.sweep_seconds_total += seconds;
         m.sweep_seconds_last = seconds;
         m.sweep_services_last = services as u64;
+    }
+
+    /// A job's event stream fell behind its live channel and caught up from the job's log.
+    pub fn sse_lagged(&self) {
+        self.inner.lock().expect("metrics").sse_lagged += 1;
     }
 
     pub fn docker_event_seen(&self) {
@@ -101,6 +107,11 @@ impl Metrics {
             "# HELP spawnit_docker_events_total Docker events that triggered a check.\n# TYPE spawnit_docker_events_total counter"
         );
         let _ = writeln!(out, "spawnit_docker_events_total {}", m.events_seen);
+        let _ = writeln!(
+            out,
+            "# HELP spawnit_sse_lagged_total Times a job's event stream fell behind and caught up from the job's log.\n# TYPE spawnit_sse_lagged_total counter"
+        );
+        let _ = writeln!(out, "spawnit_sse_lagged_total {}", m.sse_lagged);
         out
     }
 }

@@ -5,6 +5,10 @@
 //! (a few list calls in all, see `DockerProvider::observe_world`) and re-checks a service as soon
 //! as Docker reports a change to one of its objects, or one of its jobs finishes. A status change
 //! is published on the event bus; a drifted service whose policy is `reconcile` gets an apply job.
+//! When such an apply fails, the next one waits: the wait doubles with each failure, from
+//! `reconcile_backoff.base` up to its cap, and is forgotten when an apply succeeds, the service
+//! becomes compliant, or its spec changes. Meanwhile the API and the UI say "reconcile failing:
+//! <reason>, next try at …".
 //! The lease keeper warns before a service's lease ends and queues its destroy at the end.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -17,12 +21,12 @@ use spawnit_docker::{DockerChange, DockerProvider};
 use spawnit_engine::Engine;
 use spawnit_engine::engine::ServiceStatus;
 use spawnit_model::plan::PlanStatus;
-use spawnit_model::{DriftPolicy, Id};
+use spawnit_model::{DriftPolicy, Id, ServiceSpec};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{EventBus, ServerEvent};
-use crate::jobs::{JobKind, Jobs, Target};
+use crate::jobs::{Job, JobKind, JobStatus, Jobs, Target};
 use crate::metrics::Metrics;
 
 /// The last status seen of each service.
@@ -36,9 +40,69 @@ pub struct SeenStatus {
 #[derive(Clone, Default)]
 pub struct StatusBoard {
     inner: Arc<Mutex<HashMap<(Id, Id), SeenStatus>>>,
+    reconciles: Arc<Mutex<HashMap<(Id, Id), Reconcile>>>,
+}
+
+/// The waits between failed reconcile applies of one service: `base`, doubling, at most `cap`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { base: Duration::from_secs(10), cap: Duration::from_secs(600) }
+    }
+}
+
+impl Backoff {
+    /// The wait after `failures` failures in a row (at least one).
+    pub fn wait(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(31);
+        self.base.checked_mul(1u32 << doublings).unwrap_or(self.cap).min(self.cap)
+    }
+}
+
+/// A reconcile apply of one service: the last one queued, and the failures before it.
+#[derive(Clone)]
+struct Reconcile {
+    job: Arc<Job>,
+    /// The spec version it applies: another one starts afresh.
+    spec_updated_at: chrono::DateTime<Utc>,
+    /// Set once `job` has failed.
+    failing: Option<ReconcileFailing>,
+}
+
+/// Why the reconcile of a service is waiting, as the API and the UI show it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ReconcileFailing {
+    /// Failed reconcile applies in a row.
+    pub failures: u32,
+    /// The last failure's error (secrets masked by the engine).
+    pub reason: String,
+    pub last_job: String,
+    pub next_try_at: chrono::DateTime<Utc>,
+}
+
+impl ReconcileFailing {
+    /// `reconcile failing: <reason>, next try at <time>`.
+    pub fn message(&self) -> String {
+        format!(
+            "reconcile failing: {}, next try at {}",
+            self.reason,
+            self.next_try_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )
+    }
 }
 
 impl StatusBoard {
+    /// Why the reconcile of a service waits, if it does.
+    pub fn reconcile_failing(&self, client: &Id, service: &Id) -> Option<ReconcileFailing> {
+        let reconciles = self.reconciles.lock().expect("reconciles");
+        reconciles.get(&(client.clone(), service.clone())).and_then(|r| r.failing.clone())
+    }
+
     pub fn get(&self, client: &Id, service: &Id) -> Option<SeenStatus> {
         self.inner.lock().expect("status board").get(&(client.clone(), service.clone())).cloned()
     }
@@ -50,6 +114,55 @@ impl StatusBoard {
 
     fn forget_except(&self, alive: &HashSet<(Id, Id)>) {
         self.inner.lock().expect("status board").retain(|k, _| alive.contains(k));
+        self.reconciles.lock().expect("reconciles").retain(|k, _| alive.contains(k));
+    }
+
+    /// Whether a reconcile apply of the service may be queued now. Settles the last one: a
+    /// success or another spec forgets the failures, a new failure sets the next try.
+    fn reconcile_due(&self, key: &(Id, Id), spec: &ServiceSpec, backoff: Backoff) -> bool {
+        let mut reconciles = self.reconciles.lock().expect("reconciles");
+        let Some(last) = reconciles.get_mut(key) else { return true };
+        if last.spec_updated_at != spec.updated_at {
+            reconciles.remove(key);
+            return true;
+        }
+        let record = last.job.record();
+        match record.status {
+            JobStatus::Queued | JobStatus::Running => false,
+            JobStatus::Succeeded => {
+                reconciles.remove(key);
+                true
+            }
+            _ => {
+                if last.failing.as_ref().is_none_or(|f| f.last_job != record.id) {
+                    let failures = last.failing.as_ref().map_or(0, |f| f.failures) + 1;
+                    let ended = record.finished_at.unwrap_or_else(Utc::now);
+                    let wait = chrono::Duration::from_std(backoff.wait(failures)).unwrap_or(chrono::Duration::MAX);
+                    last.failing = Some(ReconcileFailing {
+                        failures,
+                        reason: record
+                            .error
+                            .clone()
+                            .unwrap_or_else(|| format!("job {} {}", record.id, record.status.as_str())),
+                        last_job: record.id.clone(),
+                        next_try_at: ended + wait,
+                    });
+                }
+                last.failing.as_ref().is_none_or(|f| Utc::now() >= f.next_try_at)
+            }
+        }
+    }
+
+    /// Records the reconcile apply just queued.
+    fn reconcile_queued(&self, key: (Id, Id), spec: &ServiceSpec, job: Arc<Job>) {
+        let mut reconciles = self.reconciles.lock().expect("reconciles");
+        let failing = reconciles.get(&key).and_then(|r| r.failing.clone());
+        reconciles.insert(key, Reconcile { job, spec_updated_at: spec.updated_at, failing });
+    }
+
+    /// The service needs no reconcile (compliant, or no longer `reconcile`): forget its failures.
+    fn reconcile_forget(&self, key: &(Id, Id)) {
+        self.reconciles.lock().expect("reconciles").remove(key);
     }
 
     pub fn counts(&self) -> BTreeMap<String, usize> {
@@ -77,6 +190,8 @@ pub struct Monitor {
     pub lease_every: Duration,
     /// How long before a lease ends warnings are published.
     pub lease_warnings: Vec<Duration>,
+    /// The waits between failed reconcile applies.
+    pub reconcile_backoff: Backoff,
 }
 
 impl Monitor {
@@ -232,6 +347,10 @@ impl Monitor {
                 at: Utc::now(),
             });
         }
+        let key = (client.clone(), service.clone());
+        if s.status == PlanStatus::Compliant || s.spec.drift_policy != DriftPolicy::Reconcile {
+            self.board.reconcile_forget(&key);
+        }
         if s.status != PlanStatus::Drifted || s.spec.drift_policy != DriftPolicy::Reconcile || lease_over(&s.spec) {
             return;
         }
@@ -240,8 +359,9 @@ impl Monitor {
             Ok(state) => state.is_some_and(|st| !st.resources.is_empty()),
             Err(_) => false,
         };
-        if deployed {
-            self.jobs.submit(JobKind::Apply, target, "drift-monitor").await;
+        if deployed && self.board.reconcile_due(&key, &s.spec, self.reconcile_backoff) {
+            let job = self.jobs.submit(JobKind::Apply, target, "drift-monitor").await;
+            self.board.reconcile_queued(key, &s.spec, job);
         }
     }
 

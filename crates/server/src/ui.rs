@@ -996,11 +996,15 @@ async fn service_page(State(s): State<AppState>, Viewer(c): Viewer, Q(q): Q, Pat
     let status = plan.status.to_string();
     let resources = spawnit_engine::desired::service_resources(spec);
     let has_state = state.as_ref().is_some_and(|st| !st.resources.is_empty());
+    let reconcile = s.board.reconcile_failing(&client, &name);
     let body = html! {
         p.crumbs { a href="/" { "Dashboard" } " / " (name) }
         div.heading {
             h1 { (name) " " (badge(&status, Some(format!("{client}/{name}")))) }
             p.muted { (spec.template.id) " " (spec.template.version) " · provider " (spec.provider) " · network " (spec.network) " · client " (client) }
+        }
+        @if let Some(r) = &reconcile {
+            section.card.notice #reconcile role="alert" { p { (planned.redactor.text(&r.message())) } }
         }
         @if net_status.is_some_and(|st| st != PlanStatus::Compliant) {
             section.card.notice {
@@ -1048,7 +1052,7 @@ async fn service_page(State(s): State<AppState>, Viewer(c): Viewer, Q(q): Q, Pat
                 dl.params {
                     @for (k, v) in &spec.params {
                         dt { (k) }
-                        dd { @if spec.secret_params.contains(k) { span.muted { "(secret)" } } @else { (match v { Value::String(s) => s.clone(), v => v.to_string() }) } }
+                        dd { @if spec.secret_params.contains(k) { span.muted { "(secret)" } } @else { (planned.redactor.text(&match v { Value::String(s) => s.clone(), v => v.to_string() })) } }
                     }
                 }
             }

@@ -327,6 +327,12 @@ pub struct ServeArgs {
     /// Time between lease checks.
     #[arg(long, env = "SPAWNIT_LEASE_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub lease_interval: Duration,
+    /// Wait after a failed reconcile apply before the next; doubles with each failure in a row.
+    #[arg(long, env = "SPAWNIT_RECONCILE_BACKOFF", default_value = "10s", value_parser = parse_duration)]
+    pub reconcile_backoff: Duration,
+    /// The longest wait between failed reconcile applies.
+    #[arg(long, env = "SPAWNIT_RECONCILE_BACKOFF_MAX", default_value = "10m", value_parser = parse_duration)]
+    pub reconcile_backoff_max: Duration,
     /// How long before a lease ends a warning is published (repeatable).
     #[arg(long = "lease-warning", default_values = ["1h", "5m"], value_parser = parse_duration)]
     pub lease_warnings: Vec<Duration>,

@@ -15,7 +15,7 @@ use clap::Parser;
 use serde_json::{Value, json};
 use spawnit_aws::{AwsOptions, AwsProvider};
 use spawnit_docker::DockerProvider;
-use spawnit_engine::engine::{network_key, redacted_plan, service_key};
+use spawnit_engine::engine::{masked_error, network_key, redacted_plan, service_key};
 use spawnit_engine::{Engine, EngineError, EventSink, Providers, RunOptions, ServiceCreate};
 use spawnit_model::plan::{Plan, PlanStatus};
 use spawnit_model::spec::AwsSettings;
@@ -216,13 +216,13 @@ async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Plan { service, client, detailed_exitcode, output } => {
             let planned = engine.service_plan(&client.client, &service).await?;
-            let plan = redacted_plan(&planned.plan, &planned.redactor);
-            return plan_print(&plan, output, detailed_exitcode);
+            return plan_print(&planned.plan, output, detailed_exitcode, &planned.redactor);
         }
         Command::Apply { service, client, auto_approve, lock } => {
             let planned = engine.service_plan(&client.client, &service).await?;
-            let plan = redacted_plan(&planned.plan, &planned.redactor);
-            print!("{}", output::plan_text(&plan));
+            let redactor = planned.redactor.clone();
+            let plan = redacted_plan(&planned.plan, &redactor);
+            print!("{}", redactor.text(&output::plan_text(&plan)));
             if plan.status == PlanStatus::Error {
                 return Ok(1);
             }
@@ -230,7 +230,7 @@ async fn run(cli: Cli) -> Result<u8> {
                 println!("Apply cancelled.");
                 return Ok(1);
             }
-            let report = operation_run(&lock, Some(planned.plan), |run| {
+            let report = operation_run(&lock, Some(planned.plan), &redactor, |run| {
                 let (engine, client, service) = (engine.clone(), client.client.clone(), service.clone());
                 async move { engine.service_apply(&client, &service, &run).await }
             })
@@ -239,13 +239,14 @@ async fn run(cli: Cli) -> Result<u8> {
             let state = engine.service_state(&client.client, &service).await?;
             let endpoints = spec.endpoints_deployed(state.as_ref());
             if report == OperationOutcome::Succeeded && !endpoints.is_empty() {
-                print!("\nEndpoints:\n{}", output::endpoints_text(&endpoints));
+                print!("{}", redactor.text(&format!("\nEndpoints:\n{}", output::endpoints_text(&endpoints))));
             }
             return Ok(outcome_code(report));
         }
         Command::Destroy { service, client, auto_approve, lock } => {
+            let redactor = Redactor::for_spec(&engine.service_spec(&client.client, &service).await?);
             let plan = engine.service_destroy_plan(&client.client, &service).await?;
-            return destroy_flow(plan, auto_approve, &lock, |run| {
+            return destroy_flow(plan, &redactor, auto_approve, &lock, |run| {
                 let (engine, client, service) = (engine.clone(), client.client.clone(), service.clone());
                 async move { engine.service_destroy(&client, &service, &run).await }
             })
@@ -280,10 +281,12 @@ async fn run(cli: Cli) -> Result<u8> {
     Ok(0)
 }
 
-fn plan_print(plan: &Plan, output: Output, detailed_exitcode: bool) -> Result<u8> {
+/// Prints a plan with the secrets of `redactor` masked: structurally in JSON, everywhere in text.
+fn plan_print(plan: &Plan, output: Output, detailed_exitcode: bool, redactor: &Redactor) -> Result<u8> {
+    let shown = redactor.plan(plan);
     match output {
-        Output::Json => print_json(&serde_json::to_value(plan)?)?,
-        Output::Text => print!("{}", output::plan_text(plan)),
+        Output::Json => print_json(&serde_json::to_value(&shown)?)?,
+        Output::Text => print!("{}", redactor.text(&output::plan_text(&shown))),
     }
     Ok(match plan.status {
         PlanStatus::Error => 1,
@@ -308,12 +311,18 @@ fn confirm(auto_approve: bool, what: &str) -> Result<bool> {
 }
 
 /// Shows a destroy plan, asks, and runs it: the flow `destroy` and `network destroy` share.
-async fn destroy_flow<F, Fut>(plan: Plan, auto_approve: bool, lock: &LockArgs, start: F) -> Result<u8>
+async fn destroy_flow<F, Fut>(
+    plan: Plan,
+    redactor: &Redactor,
+    auto_approve: bool,
+    lock: &LockArgs,
+    start: F,
+) -> Result<u8>
 where
     F: FnOnce(RunOptions) -> Fut,
     Fut: std::future::Future<Output = Result<spawnit_engine::ExecutionReport, EngineError>> + Send + 'static,
 {
-    print!("{}", output::plan_text(&plan));
+    print!("{}", redactor.text(&output::plan_text(&redactor.plan(&plan))));
     if plan.changes.is_empty() {
         println!("Nothing to destroy.");
         return Ok(0);
@@ -322,7 +331,7 @@ where
         println!("Destroy cancelled.");
         return Ok(1);
     }
-    Ok(outcome_code(operation_run(lock, Some(plan), start).await?))
+    Ok(outcome_code(operation_run(lock, Some(plan), redactor, start).await?))
 }
 
 fn outcome_code(outcome: OperationOutcome) -> u8 {
@@ -330,16 +339,24 @@ fn outcome_code(outcome: OperationOutcome) -> u8 {
 }
 
 /// Runs an apply or destroy: prints events as they come, cancels cleanly on Ctrl-C.
-async fn operation_run<F, Fut>(lock: &LockArgs, approved: Option<Plan>, start: F) -> Result<OperationOutcome>
+async fn operation_run<F, Fut>(
+    lock: &LockArgs,
+    approved: Option<Plan>,
+    redactor: &Redactor,
+    start: F,
+) -> Result<OperationOutcome>
 where
     F: FnOnce(RunOptions) -> Fut,
     Fut: std::future::Future<Output = Result<spawnit_engine::ExecutionReport, EngineError>> + Send + 'static,
 {
-    let events: EventSink = Arc::new(|event| {
-        if let Some(line) = output::event_text(&event) {
-            println!("{line}");
-        }
-    });
+    let events: EventSink = {
+        let redactor = redactor.clone();
+        Arc::new(move |event| {
+            if let Some(line) = output::event_text(&redactor.event(&event)) {
+                println!("{}", redactor.text(&line));
+            }
+        })
+    };
     let mut run = RunOptions::new(uuid::Uuid::new_v4().to_string(), events);
     run.lock_wait = lock.lock_timeout;
     run.approved = approved;
@@ -357,14 +374,16 @@ where
             }
         }
     };
-    let report = report.context("the operation's task failed")??;
+    let report = report.context("the operation's task failed")?.map_err(|e| masked_error(e, redactor))?;
     for e in &report.errors {
-        eprintln!("Error: {e}");
+        eprintln!("Error: {}", redactor.text(e));
     }
     Ok(report.outcome)
 }
 
+/// Shows a service; everything shown passes through its redactor.
 async fn show(engine: &Engine, client: &Id, service: &Id, output: Output) -> Result<()> {
+    use std::fmt::Write as _;
     let spec = engine.service_spec(client, service).await?;
     let redactor = Redactor::for_spec(&spec);
     let state = engine.service_state(client, service).await?;
@@ -375,56 +394,65 @@ async fn show(engine: &Engine, client: &Id, service: &Id, output: Output) -> Res
     };
     let endpoints = spec.endpoints_deployed(state.as_ref());
     match output {
-        Output::Json => print_json(&json!({
-            "spec": redactor.to_json(&spec),
-            "state": redactor.to_json(&state),
+        Output::Json => print_json(&redactor.json(&json!({
+            "spec": spec,
+            "state": state,
             "status": status,
             "reasons": reasons,
             "endpoints": endpoints,
-        }))?,
+        })))?,
         Output::Text => {
-            println!("Service {}/{} ({} {})", spec.client, spec.name, spec.template.id, spec.template.version);
-            println!("Status:  {status}");
+            let mut out = String::new();
+            let _ =
+                writeln!(out, "Service {}/{} ({} {})", spec.client, spec.name, spec.template.id, spec.template.version);
+            let _ = writeln!(out, "Status:  {status}");
             for r in &reasons {
-                println!("  {r}");
+                let _ = writeln!(out, "  {r}");
             }
             match &spec.aws {
                 Some(aws) => {
-                    println!("Provider: aws ({} in {}, ports open to {})", aws.instance_type, aws.region, {
-                        let cidrs = spawnit_engine::desired::aws_allowed_cidrs(&spec, aws);
-                        if cidrs.is_empty() { "nobody".to_owned() } else { cidrs.join(", ") }
-                    });
+                    let _ =
+                        writeln!(out, "Provider: aws ({} in {}, ports open to {})", aws.instance_type, aws.region, {
+                            let cidrs = spawnit_engine::desired::aws_allowed_cidrs(&spec, aws);
+                            if cidrs.is_empty() { "nobody".to_owned() } else { cidrs.join(", ") }
+                        });
                     let outputs = state.as_ref().and_then(|s| {
                         s.resources.iter().find(|(a, _)| a.kind == spawnit_model::ResourceKind::Instance)
                     });
                     if let Some((_, instance)) = outputs {
                         let get = |k: &str| instance.outputs.get(k).map(String::as_str).unwrap_or("-");
-                        println!("Instance: public IP {}, public DNS {}", get("public_ip"), get("public_dns"));
+                        let _ =
+                            writeln!(out, "Instance: public IP {}, public DNS {}", get("public_ip"), get("public_dns"));
                     }
                 }
-                None => println!("Network: {} (ports on {})", spec.network, spec.exposure.host_ip()),
+                None => {
+                    let _ = writeln!(out, "Network: {} (ports on {})", spec.network, spec.exposure.host_ip());
+                }
             }
-            println!("Parameters:");
+            let _ = writeln!(out, "Parameters:");
             let params: BTreeMap<_, _> = spec.params.iter().collect();
             for (k, v) in params {
                 let shown =
                     if spec.secret_params.contains(k) { spawnit_model::redact::MASK.to_owned() } else { v.to_string() };
-                println!("  {k} = {shown}");
+                let _ = writeln!(out, "  {k} = {shown}");
             }
-            println!("Resources:");
+            let _ = writeln!(out, "Resources:");
             match &state {
                 Some(s) if !s.resources.is_empty() => {
                     for (address, r) in &s.resources {
                         let docker_id = r.id.len() == 64 && r.id.bytes().all(|b| b.is_ascii_hexdigit());
                         let id = if docker_id { &r.id[..12] } else { &r.id };
-                        println!("  {:<24} {id}", address.to_string());
+                        let _ = writeln!(out, "  {:<24} {id}", address.to_string());
                     }
                 }
-                _ => println!("  (none deployed)"),
+                _ => {
+                    let _ = writeln!(out, "  (none deployed)");
+                }
             }
             if !endpoints.is_empty() {
-                print!("Endpoints:\n{}", output::endpoints_text(&endpoints));
+                let _ = write!(out, "Endpoints:\n{}", output::endpoints_text(&endpoints));
             }
+            print!("{}", redactor.text(&out));
         }
     }
     Ok(())
@@ -485,7 +513,7 @@ async fn network(engine: &Engine, cmd: NetworkCommand) -> Result<u8> {
         }
         NetworkCommand::Plan { name, client, detailed_exitcode, output } => {
             let plan = engine.network_plan(&client.client, &name).await?;
-            return plan_print(&plan, output, detailed_exitcode);
+            return plan_print(&plan, output, detailed_exitcode, &Redactor::default());
         }
         NetworkCommand::Apply { name, client, auto_approve, lock } => {
             let plan = engine.network_plan(&client.client, &name).await?;
@@ -494,7 +522,7 @@ async fn network(engine: &Engine, cmd: NetworkCommand) -> Result<u8> {
                 println!("Apply cancelled.");
                 return Ok(1);
             }
-            let report = operation_run(&lock, Some(plan), |run| {
+            let report = operation_run(&lock, Some(plan), &Redactor::default(), |run| {
                 let (engine, client) = (engine.clone(), client.client.clone());
                 async move { engine.network_apply(&client, &name, &run).await }
             })
@@ -503,7 +531,7 @@ async fn network(engine: &Engine, cmd: NetworkCommand) -> Result<u8> {
         }
         NetworkCommand::Destroy { name, client, auto_approve, lock } => {
             let plan = engine.network_destroy_plan(&client.client, &name).await?;
-            return destroy_flow(plan, auto_approve, &lock, |run| {
+            return destroy_flow(plan, &Redactor::default(), auto_approve, &lock, |run| {
                 let (engine, client) = (engine.clone(), client.client.clone());
                 async move { engine.network_destroy(&client, &name, &run).await }
             })
@@ -562,6 +590,10 @@ async fn serve(engine: Engine, args: ServeArgs) -> Result<()> {
         },
         sweep_every: args.sweep_interval,
         lease_every: args.lease_interval,
+        reconcile_backoff: spawnit_server::monitor::Backoff {
+            base: args.reconcile_backoff,
+            cap: args.reconcile_backoff_max.max(args.reconcile_backoff),
+        },
         lease_warnings: args.lease_warnings,
         oidc: match (args.oidc_issuer, args.oidc_client_id, args.oidc_client_secret) {
             (Some(issuer), Some(client_id), Some(client_secret)) => Some(spawnit_server::oidc::OidcConfig {
