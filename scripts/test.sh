@@ -43,7 +43,7 @@ log "cargo test"
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 set +e
-cargo test --workspace --locked "$@" 2>&1 | tee "$results"
+cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$results"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run (cargo ends on its last crate's doc-tests otherwise).

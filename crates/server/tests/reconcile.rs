@@ -56,7 +56,7 @@ async fn a_failing_reconcile_backs_off_says_why_and_recovers_once_fixed() {
     assert_eq!(t.job_wait(&t.post("/api/services/web/apply", empty()).await.1).await["status"], "succeeded");
 
     // Break it so that an apply cannot succeed: the container goes, a plain listener takes its port.
-    let container = format!("spawnit-{}-web-echo", t.client);
+    let container = format!("spawnit_{}_web_echo", t.client);
     docker(&["rm", "-f", &container]);
     let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("hold the service's port");
     let (status, body) = t.call(Method::PATCH, "/api/services/web", Some(json!({"drift_policy": "reconcile"}))).await;

@@ -84,7 +84,7 @@ fn a_secret_equal_to_a_plan_word_a_protocol_or_part_of_a_field_never_shows_in_pl
         text_clean(secret, &applied, "Complete after");
         // Positive control: the secret really is in what runs.
         let env =
-            docker(&["inspect", "--format", "{{json .Config.Env}}", &format!("spawnit-{}-{service}-redis", w.client)]);
+            docker(&["inspect", "--format", "{{json .Config.Env}}", &format!("spawnit_{}_{service}_redis", w.client)]);
         assert!(env.contains(&format!("REDISCLI_AUTH={secret}")), "{env}");
 
         text_clean(secret, &w.ok(&["show", &service]), "Resources:");

@@ -280,6 +280,41 @@ pub fn signal(pid: u32, name: &str) {
 /// Two writers that certainly overlap: the first `spawnit apply` is stopped (SIGSTOP) right
 /// after it started its first resource operation, so it holds the service's lock; the second
 /// runs to its end meanwhile; then the first continues. Returns both runs (first, second).
+/// Whether process `pid` has the local store's write lock file open (it does only while writing).
+fn holds_store_write_lock(pid: u32) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
+    fds.flatten().any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target.ends_with(".store.lock")))
+}
+
+/// Waits for `child` to end and collects its output; kills it and fails the test past `limit`
+/// (a hang guard, not a speed check).
+fn output_within(mut child: std::process::Child, limit: Duration, what: &str) -> std::process::Output {
+    use std::io::Read;
+    let (mut out, mut err) = (child.stdout.take().expect("piped stdout"), child.stderr.take().expect("piped stderr"));
+    let out = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        out.read_to_end(&mut buf).map(|_| buf)
+    });
+    let err = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        err.read_to_end(&mut buf).map(|_| buf)
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("look at the child") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            child.kill().ok();
+            panic!("{what} did not end within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = out.join().expect("stdout reader").expect("read stdout");
+    let stderr = err.join().expect("stderr reader").expect("read stderr");
+    std::process::Output { status, stdout, stderr }
+}
+
 pub fn two_overlapping_applies(make: impl Fn() -> Command, args: &[&str]) -> (Run, Run) {
     use std::io::{BufRead, BufReader, Read};
 
@@ -295,9 +330,23 @@ pub fn two_overlapping_applies(make: impl Fn() -> Command, args: &[&str]) -> (Ru
             break;
         }
     }
-    signal(first.id(), "STOP");
+    // Stopped between two store writes: stopped in the middle of one, it would hold the local
+    // store's write lock (`.store.lock`) and every other writer would wait for it instead of
+    // meeting the service's lock.
+    let mut stops = 0;
+    loop {
+        signal(first.id(), "STOP");
+        stops += 1;
+        if !holds_store_write_lock(first.id()) {
+            break;
+        }
+        assert!(stops < 1000, "the first apply always held the store's write lock when stopped");
+        signal(first.id(), "CONT");
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let alive = first.try_wait().expect("look at the first apply").is_none();
-    let second = make().stdout(Stdio::piped()).stderr(Stdio::piped()).output().expect("run the second apply");
+    let second = make().stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run the second apply");
+    let second = output_within(second, Duration::from_secs(120), "the second apply");
     signal(first.id(), "CONT");
     assert!(alive, "the first apply was not running while the second ran");
     reader.read_to_string(&mut printed).expect("read the rest of spawnit's output");

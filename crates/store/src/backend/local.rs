@@ -67,11 +67,31 @@ fn read_optional(path: &Path) -> io::Result<Option<Vec<u8>>> {
     }
 }
 
+/// How long a write waits for the store-wide write lock before it gives up. A write holds it for
+/// milliseconds; only a process stopped (not killed: `flock` dies with its holder) in the middle
+/// of a write keeps it longer. Polling, not a blocking `flock`, so that the blocking thread ends
+/// and the process can exit even when the caller's store timeout has already given up on it.
+const WRITE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Holds the store-wide write lock until dropped (closing the file releases it).
 fn write_lock(root: &Path) -> io::Result<File> {
     let file = File::options().create(true).truncate(false).read(true).write(true).open(root.join(LOCK_FILE))?;
-    file.lock()?;
-    Ok(file)
+    let deadline = std::time::Instant::now() + WRITE_LOCK_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("another process has held {LOCK_FILE} for more than {WRITE_LOCK_WAIT:?}"),
+                ));
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
 }
 
 /// Whether the write may happen; `Ok(false)` when the condition does not hold.
