@@ -189,6 +189,9 @@ pub fn read(path: &Path) -> String {
 
 /// A real S3 API for tests: `moto_server` (PyPI `moto[server]`) on a free loopback port, killed
 /// on drop. A missing `moto_server` fails the test (never skips it).
+/// The script that serves moto one request at a time, so its conditional writes are atomic.
+const MOTO_SERIAL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/moto-serial.py");
+
 pub struct Moto {
     child: std::process::Child,
     pub port: u16,
@@ -197,8 +200,9 @@ pub struct Moto {
 impl Moto {
     pub fn start() -> Moto {
         let port = free_port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let child = Command::new("python3")
+            // moto's own `moto_server`, served without threads: see the script.
+            .args([MOTO_SERIAL, "127.0.0.1", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -5,6 +5,9 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The script that serves moto one request at a time, so its conditional writes are atomic.
+const MOTO_SERIAL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/moto-serial.py");
+
 pub struct Moto {
     child: Child,
     port: u16,
@@ -14,8 +17,9 @@ pub struct Moto {
 impl Moto {
     pub async fn start() -> Moto {
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port").port();
-        let child = match Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let child = match Command::new("python3")
+            // moto's own `moto_server`, served without threads: see the script.
+            .args([MOTO_SERIAL, "127.0.0.1", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
