@@ -99,20 +99,22 @@ async fn sign_in_with(
     (loc, cookies, location(&replay))
 }
 
+/// SpawnIt's OIDC settings for the test client `spawnit-test` of the provider at `issuer`.
+fn oidc_config(issuer: String, client_claim: Option<&str>) -> OidcConfig {
+    OidcConfig {
+        issuer,
+        client_id: "spawnit-test".into(),
+        client_secret: "spawnit-test-secret".into(),
+        client_claim: client_claim.map(Into::into),
+        public_url: None,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oidc_sign_in_with_pkce_nonce_and_client_mapping() {
     let p = provider().await;
     let issuer = p.issuer.clone();
-    let t = TestServer::start(move |c| {
-        c.oidc = Some(OidcConfig {
-            issuer,
-            client_id: "spawnit-test".into(),
-            client_secret: "spawnit-test-secret".into(),
-            client_claim: Some("spawnit_client".into()),
-            public_url: None,
-        })
-    })
-    .await;
+    let t = TestServer::start(move |c| c.oidc = Some(oidc_config(issuer, Some("spawnit_client")))).await;
     let http = reqwest::Client::new();
     let (_, login) = t.page(None, "/login").await;
     assert!(login.contains("Sign in with single sign-on"), "{login}");
@@ -212,16 +214,7 @@ async fn user_view(t: &TestServer, admin: &Session, name: &str) -> Value {
 async fn oidc_links_only_by_subject_or_a_verified_email_the_admin_recorded() {
     let p = provider().await;
     let issuer = p.issuer.clone();
-    let t = TestServer::start(move |c| {
-        c.oidc = Some(OidcConfig {
-            issuer,
-            client_id: "spawnit-test".into(),
-            client_secret: "spawnit-test-secret".into(),
-            client_claim: None,
-            public_url: None,
-        })
-    })
-    .await;
+    let t = TestServer::start(move |c| c.oidc = Some(oidc_config(issuer, None))).await;
     t.user("root", "default", Role::Admin, "admin-password-1").await;
     let admin = t.sign_in("root", "admin-password-1").await;
     sso_user_create(&t, &admin, "alice", &t.client, "alice@example.com").await;
@@ -423,16 +416,7 @@ async fn oidc_refuses_forged_or_wrong_id_tokens() {
     let expired = provider_with(&["--token-max-age=-120"]).await;
     let proxy = Proxy::start(&p.issuer).await;
     let issuer = proxy.url.clone();
-    let t = TestServer::start(move |c| {
-        c.oidc = Some(OidcConfig {
-            issuer,
-            client_id: "spawnit-test".into(),
-            client_secret: "spawnit-test-secret".into(),
-            client_claim: Some("spawnit_client".into()),
-            public_url: None,
-        })
-    })
-    .await;
+    let t = TestServer::start(move |c| c.oidc = Some(oidc_config(issuer, Some("spawnit_client")))).await;
     for provider in [&p, &expired] {
         provider_user(provider, "olga-sub", json!({"preferred_username": "olga", "spawnit_client": t.client})).await;
     }
