@@ -96,9 +96,7 @@ fn owner_of(l: &HashMap<String, String>) -> Option<spawnit_store::OwnerKey> {
 
 /// Who the labels of an object name, when that is not `scope`'s owner: `None` when the object
 /// is the scope's own.
-fn foreign_owner(scope: &Scope, l: Option<&HashMap<String, String>>) -> Option<String> {
-    let empty = HashMap::new();
-    let l = l.unwrap_or(&empty);
+fn foreign_owner(scope: &Scope, l: &HashMap<String, String>) -> Option<String> {
     match owner_of(l) {
         Some(owner) if owner == scope.owner => None,
         Some(owner) => Some(owner.to_string()),
@@ -324,7 +322,7 @@ impl Provider for DockerProvider {
                 };
                 let volume = self.docker.create_volume(options).await.map_err(|e| op_error("create", address, e))?;
                 // An existing volume comes back as if created: its labels tell whose it is.
-                if let Some(owner) = foreign_owner(scope, Some(&volume.labels)) {
+                if let Some(owner) = foreign_owner(scope, &volume.labels) {
                     return Err(not_owned(scope, "create", address, "volume", &volume.name, owner));
                 }
                 Ok(volume.name)
@@ -362,13 +360,8 @@ impl Provider for DockerProvider {
         _cancel: &CancellationToken,
     ) -> Result<Applied, ProviderError> {
         let address = &resource.address;
-        match self.labels_of(ResourceKind::Container, id).await.map_err(|e| op_error("update", address, e))? {
-            Some((name, l)) => {
-                if let Some(owner) = foreign_owner(scope, Some(&l)) {
-                    return Err(not_owned(scope, "update", address, "container", &name, owner));
-                }
-            }
-            None => return Err(op_error("update", address, Message(format!("container {id} no longer exists")))),
+        if !self.owned_or_absent(scope, "update", address, id).await? {
+            return Err(op_error("update", address, Message(format!("container {id} no longer exists"))));
         }
         self.container_start(address, id).await?;
         Ok(id.to_owned().into())
@@ -381,15 +374,10 @@ impl Provider for DockerProvider {
         id: &str,
         _cancel: &CancellationToken,
     ) -> Result<(), ProviderError> {
-        if matches!(address.kind, ResourceKind::Container | ResourceKind::Volume | ResourceKind::Network) {
-            match self.labels_of(address.kind, id).await.map_err(|e| op_error("delete", address, e))? {
-                None => return Ok(()),
-                Some((name, l)) => {
-                    if let Some(owner) = foreign_owner(scope, Some(&l)) {
-                        return Err(not_owned(scope, "delete", address, kind_name(address.kind), &name, owner));
-                    }
-                }
-            }
+        if matches!(address.kind, ResourceKind::Container | ResourceKind::Volume | ResourceKind::Network)
+            && !self.owned_or_absent(scope, "delete", address, id).await?
+        {
+            return Ok(());
         }
         let result = match address.kind {
             ResourceKind::Image | ResourceKind::SecurityGroup | ResourceKind::Instance => Ok(()),
@@ -455,22 +443,22 @@ impl DockerProvider {
         }
     }
 
-    /// Fails with [`ProviderError::NotOwned`] when an object named `name` of `address`'s kind
-    /// exists and belongs to someone other than `scope`.
+    /// Whether an object of `address`'s kind with this name or id exists; fails with
+    /// [`ProviderError::NotOwned`] when it does and belongs to someone other than `scope`.
     async fn owned_or_absent(
         &self,
         scope: &Scope,
         action: &'static str,
         address: &Address,
-        name: &str,
-    ) -> Result<(), ProviderError> {
-        let found = self.labels_of(address.kind, name).await.map_err(|e| op_error(action, address, e))?;
-        if let Some((found_name, l)) = found
-            && let Some(owner) = foreign_owner(scope, Some(&l))
-        {
-            return Err(not_owned(scope, action, address, kind_name(address.kind), &found_name, owner));
+        name_or_id: &str,
+    ) -> Result<bool, ProviderError> {
+        match self.labels_of(address.kind, name_or_id).await.map_err(|e| op_error(action, address, e))? {
+            None => Ok(false),
+            Some((name, l)) => match foreign_owner(scope, &l) {
+                Some(owner) => Err(not_owned(scope, action, address, kind_name(address.kind), &name, owner)),
+                None => Ok(true),
+            },
         }
-        Ok(())
     }
 }
 
