@@ -20,7 +20,15 @@ use sha2::{Digest, Sha256};
 use spawnit_model::Id;
 use spawnit_store::{Collection, Key, PutCondition, Store, StoreError};
 
-use crate::auth::Role;
+/// What a user may see and do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Sees and acts on every client.
+    Admin,
+    /// Sees and acts on its own client only.
+    Member,
+}
 
 /// Why an account operation failed.
 #[derive(Debug, thiserror::Error)]

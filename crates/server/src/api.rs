@@ -1,5 +1,6 @@
-//! The HTTP routes: `fn app(state) -> Router`, the handlers, and the extractors that turn every
-//! malformed request into a clear 4xx in the API's one error shape.
+//! The HTTP routes: `fn app(state) -> Router`, the extractors that turn every malformed request
+//! into a clear 4xx in the API's one error shape, and the handlers: thin adapters that pass a
+//! request's parts to one function of [`crate::ops`] and answer its view as JSON.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,30 +12,37 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use spawnit_engine::ServiceCreate;
-use spawnit_engine::engine::service_key;
-use spawnit_model::plan::PlanStatus;
-use spawnit_model::{DriftPolicy, Exposure, Id, ProviderKind, Redactor, ServiceSpec};
-use spawnit_store::StoreError;
+use spawnit_model::{Catalog, Id, Template};
 
 use crate::AppState;
-use crate::auth::Caller;
+use crate::accounts::Role;
+use crate::caller::Caller;
 use crate::error::ApiError;
-use crate::jobs::{Job, JobKind, JobRecord, JobStatus, Target};
-use crate::monitor::ReconcileFailing;
+use crate::jobs::{JobKind, JobStatus};
+use crate::ops;
+use crate::ops::{
+    LeaseExtendRequest, LeaseSetRequest, NetworkCreateRequest, ServiceCreateRequest, ServiceUpdateRequest,
+    TokenCreateRequest, UserCreateRequest,
+};
+use crate::views::{
+    AuditList, JobList, JobView, MeView, NetworkList, NetworkView, ServiceList, ServiceView, TokenList, UserList,
+    UserView,
+};
 
-/// The whole HTTP application.
-pub fn app(state: AppState) -> Router {
+// The web pages still call these here; they move onto `crate::ops` with the pages' split.
+pub(crate) use crate::ops::{admin_only, audit, token_name_check};
+
+/// The API under `/api`, and the server's own `/healthz`, `/readyz` and `/metrics`.
+pub fn routes() -> Router<AppState> {
     let api = Router::new()
         .route("/openapi.json", get(openapi))
         .route("/catalog", get(catalog_list))
         .route("/catalog/{template}", get(catalog_get))
         .route("/services", get(service_list).post(service_create))
-        .route("/services/{id}", get(service_get).patch(service_patch).delete(service_delete))
+        .route("/services/{id}", get(service_get).patch(service_update).delete(service_delete))
         .route("/services/{id}/plan", post(service_plan))
         .route("/services/{id}/apply", post(service_apply))
         .route("/services/{id}/destroy", post(service_destroy))
@@ -61,14 +69,6 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .nest("/api", api)
-        .merge(crate::ui::routes())
-        .fallback(crate::ui::not_found)
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
-        })
-        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::read_only::read_only_guard))
-        .layer(axum::middleware::from_fn_with_state(state.https, crate::headers::security_headers))
-        .with_state(state)
 }
 
 // ---- extractors ----
@@ -132,531 +132,181 @@ pub struct ClientQuery {
     client: Option<String>,
 }
 
-// ---- views ----
-
-/// A service as the API shows it (secrets masked), with why its reconcile waits, if it does.
-fn service_view(
-    spec: &ServiceSpec,
-    state: Option<&spawnit_model::State>,
-    status: &str,
-    reasons: &[String],
-    reconcile: Option<ReconcileFailing>,
-) -> Value {
-    let redactor = Redactor::for_spec(spec);
-    let params: BTreeMap<&String, Value> = spec
-        .params
-        .iter()
-        .map(|(k, v)| {
-            (
-                k,
-                if spec.secret_params.contains(k) {
-                    Value::String(spawnit_model::redact::MASK.into())
-                } else {
-                    v.clone()
-                },
-            )
-        })
-        .collect();
-    let resources: BTreeMap<String, Value> = state
-        .map(|s| {
-            s.resources.iter().map(|(a, r)| (a.to_string(), json!({"id": r.id, "updated_at": r.updated_at}))).collect()
-        })
-        .unwrap_or_default();
-    redactor.json(&json!({
-        "client": spec.client,
-        "name": spec.name,
-        "template": spec.template,
-        "provider": spec.provider,
-        "network": spec.network,
-        "exposure": spec.exposure,
-        "params": params,
-        "secret_params": spec.secret_params,
-        "drift_policy": spec.drift_policy,
-        "expires_at": spec.expires_at,
-        "status": status,
-        "reasons": reasons,
-        "reconcile": reconcile.map(|r| json!({
-            "failing": true,
-            "message": r.message(),
-            "reason": r.reason,
-            "failures": r.failures,
-            "last_job": r.last_job,
-            "next_try_at": r.next_try_at,
-        })),
-        "endpoints": spec.endpoints(),
-        "resources": resources,
-        "generation": state.map(|s| s.generation).unwrap_or(0),
-        "created_at": spec.created_at,
-        "updated_at": spec.updated_at,
-    }))
+impl ClientQuery {
+    fn client(&self) -> Option<&str> {
+        self.client.as_deref()
+    }
 }
 
-fn job_view(record: &JobRecord) -> Value {
-    serde_json::to_value(record).unwrap_or(Value::Null)
+// ---- handlers: request → ops → JSON ----
+
+type Answer<T> = Result<Json<T>, ApiError>;
+
+fn created<T: serde::Serialize>(view: T) -> Response {
+    (StatusCode::CREATED, Json(view)).into_response()
 }
 
-fn accepted(job: &Job) -> Response {
-    (StatusCode::ACCEPTED, Json(job_view(&job.record()))).into_response()
+fn accepted(job: JobView) -> Response {
+    (StatusCode::ACCEPTED, Json(job)).into_response()
 }
-
-// ---- catalog ----
 
 async fn openapi() -> Json<Value> {
     Json(crate::openapi::document())
 }
 
-async fn catalog_list(State(s): State<AppState>, _caller: Caller) -> Result<Json<Value>, ApiError> {
-    Ok(Json(serde_json::to_value(s.engine.store().catalog().await?).unwrap_or(Value::Null)))
+async fn catalog_list(State(s): State<AppState>, c: Caller) -> Answer<Catalog> {
+    ops::catalog_list(&s, &c).await.map(Json)
 }
 
-async fn catalog_get(
-    State(s): State<AppState>,
-    _caller: Caller,
-    Path(template): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let id = Id::parse(&template).map_err(|e| ApiError::invalid("template", e.to_string()))?;
-    Ok(Json(serde_json::to_value(s.engine.template(&id).await?).unwrap_or(Value::Null)))
+async fn catalog_get(State(s): State<AppState>, c: Caller, Path(template): Path<String>) -> Answer<Template> {
+    ops::catalog_get(&s, &c, &template).await.map(Json)
 }
 
-// ---- services ----
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ServiceCreateBody {
-    template: String,
-    name: String,
-    #[serde(default)]
-    network: Option<String>,
-    #[serde(default)]
-    params: BTreeMap<String, Value>,
-    #[serde(default)]
-    exposure: Option<Exposure>,
-    #[serde(default)]
-    provider: Option<ProviderKind>,
-    #[serde(default)]
-    drift_policy: Option<DriftPolicy>,
-    /// Settings of the `aws` provider.
-    #[serde(default)]
-    aws: Option<spawnit_model::spec::AwsSettings>,
-}
-
-/// Parses the ids of a create request, reporting every bad one.
-fn ids_check(fields: &[(&str, &str)]) -> Result<Vec<Id>, ApiError> {
-    let mut ids = Vec::new();
-    let mut errors = Vec::new();
-    for (field, value) in fields {
-        match Id::parse(value) {
-            Ok(id) => ids.push(id),
-            Err(e) => errors.push(json!({"field": field, "reason": e.to_string()})),
-        }
-    }
-    if errors.is_empty() {
-        return Ok(ids);
-    }
-    let message = errors
-        .iter()
-        .map(|e| format!("{}: {}", e["field"].as_str().unwrap_or(""), e["reason"].as_str().unwrap_or("")))
-        .collect::<Vec<_>>()
-        .join("; ");
-    Err(ApiError {
-        status: StatusCode::UNPROCESSABLE_ENTITY,
-        code: "invalid_input",
-        message: format!("invalid input: {message}"),
-        details: Value::Array(errors),
-    })
+async fn service_list(State(s): State<AppState>, c: Caller, Params(q): Params<ClientQuery>) -> Answer<ServiceList> {
+    ops::service_list(&s, &c, q.client()).await.map(Json)
 }
 
 async fn service_create(
     State(s): State<AppState>,
-    caller: Caller,
+    c: Caller,
     Params(q): Params<ClientQuery>,
-    Body(body): Body<ServiceCreateBody>,
+    Body(body): Body<ServiceCreateRequest>,
 ) -> Result<Response, ApiError> {
-    let client = caller.client_for(q.client.as_deref())?;
-    let network = body.network.as_deref().unwrap_or("default");
-    let ids = ids_check(&[("template", &body.template), ("name", &body.name), ("network", network)])?;
-    let spec = s
-        .engine
-        .service_create(ServiceCreate {
-            client: client.clone(),
-            name: ids[1].clone(),
-            template: ids[0].clone(),
-            network: ids[2].clone(),
-            exposure: body.exposure.unwrap_or_default(),
-            provider: body.provider.unwrap_or_default(),
-            params: body.params,
-            aws: body.aws,
-        })
-        .await?;
-    let spec = match body.drift_policy {
-        Some(policy) => s.engine.service_settings_set(&client, &spec.name, Some(policy), None).await?,
-        None => spec,
-    };
-    audit(&s, &caller, &client, "create", format!("service {client}/{}", spec.name), spec.template.id.as_str()).await;
-    Ok((StatusCode::CREATED, Json(service_view(&spec, None, "drifted", &["not yet applied".to_owned()], None)))
-        .into_response())
-}
-
-async fn service_list(
-    State(s): State<AppState>,
-    caller: Caller,
-    Params(q): Params<ClientQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let client = caller.client_for(q.client.as_deref())?;
-    let mut out = Vec::new();
-    for name in s.engine.service_list(&client).await? {
-        // A corrupt spec or state is that one service's error; the others are still listed.
-        let spec = match s.engine.store().service_spec(&client, &name).await {
-            Ok(Some(spec)) => spec.value,
-            Ok(None) => continue,
-            Err(e @ StoreError::Corrupt { .. }) => {
-                out.push(unreadable_view(&client, &name, &e));
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let (state, (status, reasons)) = match s.engine.store().state(&service_key(&client, &name)).await {
-            Ok(state) => (
-                state.map(|v| v.value),
-                match s.board.get(&client, &name) {
-                    Some(seen) => (seen.status.to_string(), seen.reasons),
-                    None => ("unknown".to_owned(), Vec::new()),
-                },
-            ),
-            Err(e @ StoreError::Corrupt { .. }) => (None, ("error".to_owned(), vec![e.to_string()])),
-            Err(e) => return Err(e.into()),
-        };
-        out.push(service_view(&spec, state.as_ref(), &status, &reasons, s.board.reconcile_failing(&client, &name)));
-    }
-    Ok(Json(json!({"services": out})))
-}
-
-/// A service whose stored spec cannot be read: its name, `error`, and why.
-fn unreadable_view(client: &Id, name: &Id, error: &StoreError) -> Value {
-    json!({"client": client, "name": name, "status": "error", "reasons": [error.to_string()]})
+    ops::service_create(&s, &c, q.client(), body).await.map(created)
 }
 
 async fn service_get(
     State(s): State<AppState>,
-    caller: Caller,
+    c: Caller,
     Params(q): Params<ClientQuery>,
     PathId(name): PathId,
-) -> Result<Json<Value>, ApiError> {
-    let client = caller.client_for(q.client.as_deref())?;
-    let planned = s.engine.service_plan(&client, &name).await?;
-    let state = s.engine.service_state(&client, &name).await?;
-    let redacted = spawnit_engine::engine::redacted_plan(&planned.plan, &planned.redactor);
-    let reasons: Vec<String> = if redacted.status == PlanStatus::Error {
-        redacted.errors.clone()
-    } else {
-        redacted.actions().map(|c| format!("{} {}: {}", c.action, c.address, c.reasons.join("; "))).collect()
-    };
-    let reconcile = s.board.reconcile_failing(&client, &name);
-    Ok(Json(service_view(&planned.spec, state.as_ref(), &redacted.status.to_string(), &reasons, reconcile)))
+) -> Answer<ServiceView> {
+    ops::service_get(&s, &c, q.client(), &name).await.map(Json)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ServicePatchBody {
-    #[serde(default)]
-    params: Option<BTreeMap<String, Value>>,
-    #[serde(default)]
-    exposure: Option<Exposure>,
-    #[serde(default)]
-    drift_policy: Option<DriftPolicy>,
-}
-
-async fn service_patch(
+async fn service_update(
     State(s): State<AppState>,
-    caller: Caller,
+    c: Caller,
     Params(q): Params<ClientQuery>,
     PathId(name): PathId,
-    Body(body): Body<ServicePatchBody>,
-) -> Result<Json<Value>, ApiError> {
-    let client = caller.client_for(q.client.as_deref())?;
-    s.engine.service_spec(&client, &name).await?;
-    if body.params.is_some() || body.exposure.is_some() {
-        s.engine.service_update(&client, &name, &body.params.unwrap_or_default(), body.exposure).await?;
-    }
-    if body.drift_policy.is_some() {
-        s.engine.service_settings_set(&client, &name, body.drift_policy, None).await?;
-    }
-    audit(&s, &caller, &client, "change", format!("service {client}/{name}"), "").await;
-    let _ = s.recheck.send((client.clone(), name.clone()));
-    service_get(State(s), caller, Params(q), PathId(name)).await
+    Body(body): Body<ServiceUpdateRequest>,
+) -> Answer<ServiceView> {
+    ops::service_update(&s, &c, q.client(), &name, body).await.map(Json)
 }
 
 async fn service_delete(
     State(s): State<AppState>,
-    caller: Caller,
+    c: Caller,
     Params(q): Params<ClientQuery>,
     PathId(name): PathId,
 ) -> Result<StatusCode, ApiError> {
-    let client = caller.client_for(q.client.as_deref())?;
-    let target = Target::Service { client: client.clone(), name: name.clone() };
-    if s.jobs.busy(&target) {
-        return Err(ApiError::conflict(format!("{target} has a job queued or running")));
-    }
-    s.engine.service_delete(&client, &name).await?;
-    audit(&s, &caller, &client, "delete", format!("service {client}/{name}"), "").await;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn service_job(
-    s: &AppState,
-    caller: &Caller,
-    q: &ClientQuery,
-    name: Id,
-    kind: JobKind,
-) -> Result<Response, ApiError> {
-    let client = caller.client_for(q.client.as_deref())?;
-    s.engine.service_spec(&client, &name).await?;
-    let target = Target::Service { client: client.clone(), name };
-    let job = s.jobs.submit(kind, target.clone(), &caller.user).await;
-    audit(s, caller, &client, kind.as_str(), target.to_string(), &format!("job {}", job.record().id)).await;
-    Ok(accepted(&job))
+    ops::service_delete(&s, &c, q.client(), &name).await.map(|()| StatusCode::NO_CONTENT)
 }
 
 async fn service_plan(
     State(s): State<AppState>,
-    caller: Caller,
+    c: Caller,
     Params(q): Params<ClientQuery>,
     PathId(name): PathId,
 ) -> Result<Response, ApiError> {
-    service_job(&s, &caller, &q, name, JobKind::Plan).await
+    ops::service_job(&s, &c, q.client(), &name, JobKind::Plan).await.map(accepted)
 }
 
 async fn service_apply(
     State(s): State<AppState>,
-    caller: Caller,
+    c: Caller,
     Params(q): Params<ClientQuery>,
     PathId(name): PathId,
 ) -> Result<Response, ApiError> {
-    service_job(&s, &caller, &q, name, JobKind::Apply).await
+    ops::service_job(&s, &c, q.client(), &name, JobKind::Apply).await.map(accepted)
 }
 
 async fn service_destroy(
     State(s): State<AppState>,
-    caller: Caller,
+    c: Caller,
     Params(q): Params<ClientQuery>,
     PathId(name): PathId,
 ) -> Result<Response, ApiError> {
-    service_job(&s, &caller, &q, name, JobKind::Destroy).await
-}
-
-// ---- leases ----
-
-/// A lifetime: seconds, or a duration such as `90s`, `30m`, `2h`, `7d`.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Ttl {
-    /// Any JSON number: `650` and `650.0` are the same whole number of seconds.
-    Seconds(serde_json::Number),
-    Text(String),
-}
-
-impl Ttl {
-    fn duration(&self) -> Result<Duration, ApiError> {
-        let d = match self {
-            Ttl::Seconds(n) => {
-                let whole = n.as_u64().or_else(|| {
-                    n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64).map(|f| f as u64)
-                });
-                let seconds = whole.ok_or_else(|| {
-                    ApiError::invalid("ttl", "must be a whole number of seconds or a duration like 30m, 2h, 7d")
-                })?;
-                Duration::from_secs(seconds)
-            }
-            Ttl::Text(t) => {
-                let t = t.trim();
-                let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-                let n: u64 = t[..split]
-                    .parse()
-                    .map_err(|_| ApiError::invalid("ttl", "must be seconds or a duration like 30m, 2h, 7d"))?;
-                let unit = match &t[split..] {
-                    "" | "s" => 1,
-                    "m" => 60,
-                    "h" => 3600,
-                    "d" => 86400,
-                    _ => return Err(ApiError::invalid("ttl", "must be seconds or a duration like 30m, 2h, 7d")),
-                };
-                Duration::from_secs(n.saturating_mul(unit))
-            }
-        };
-        if d.is_zero() || d > Duration::from_secs(crate::openapi::TTL_MAX_SECONDS) {
-            return Err(ApiError::invalid("ttl", "must be between 1 second and 10 years"));
-        }
-        Ok(d)
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LeaseBody {
-    #[serde(default)]
-    ttl: Option<Ttl>,
-    #[serde(default)]
-    expires_at: Option<DateTime<Utc>>,
+    ops::service_job(&s, &c, q.client(), &name, JobKind::Destroy).await.map(accepted)
 }
 
 async fn lease_set(
     State(s): State<AppState>,
-    caller: Caller,
+    c: Caller,
     Params(q): Params<ClientQuery>,
     PathId(name): PathId,
-    Body(body): Body<LeaseBody>,
-) -> Result<Json<Value>, ApiError> {
-    let client = caller.client_for(q.client.as_deref())?;
-    let expires_at = match (&body.ttl, body.expires_at) {
-        (Some(ttl), None) => Utc::now() + chrono::Duration::from_std(ttl.duration()?).unwrap_or_default(),
-        (None, Some(at)) if at > Utc::now() => at,
-        (None, Some(_)) => return Err(ApiError::invalid("expires_at", "must be in the future")),
-        _ => return Err(ApiError::invalid("ttl", "give exactly one of ttl and expires_at")),
-    };
-    s.engine.service_settings_set(&client, &name, None, Some(Some(expires_at))).await?;
-    audit(&s, &caller, &client, "lease", format!("service {client}/{name}"), &format!("expires {expires_at}")).await;
-    service_get(State(s), caller, Params(q), PathId(name)).await
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LeaseExtendBody {
-    ttl: Ttl,
+    Body(body): Body<LeaseSetRequest>,
+) -> Answer<ServiceView> {
+    ops::lease_set(&s, &c, q.client(), &name, body).await.map(Json)
 }
 
 async fn lease_extend(
     State(s): State<AppState>,
-    caller: Caller,
+    c: Caller,
     Params(q): Params<ClientQuery>,
     PathId(name): PathId,
-    Body(body): Body<LeaseExtendBody>,
-) -> Result<Json<Value>, ApiError> {
-    let client = caller.client_for(q.client.as_deref())?;
-    let spec = s.engine.service_spec(&client, &name).await?;
-    let Some(current) = spec.expires_at else {
-        return Err(ApiError::conflict(format!("service {client}/{name} has no lease to extend: set one with PUT")));
-    };
-    let base = current.max(Utc::now());
-    let expires_at = base + chrono::Duration::from_std(body.ttl.duration()?).unwrap_or_default();
-    s.engine.service_settings_set(&client, &name, None, Some(Some(expires_at))).await?;
-    audit(&s, &caller, &client, "lease", format!("service {client}/{name}"), &format!("extended to {expires_at}"))
-        .await;
-    service_get(State(s), caller, Params(q), PathId(name)).await
+    Body(body): Body<LeaseExtendRequest>,
+) -> Answer<ServiceView> {
+    ops::lease_extend(&s, &c, q.client(), &name, body).await.map(Json)
 }
 
 async fn lease_remove(
     State(s): State<AppState>,
-    caller: Caller,
+    c: Caller,
     Params(q): Params<ClientQuery>,
     PathId(name): PathId,
-) -> Result<Json<Value>, ApiError> {
-    let client = caller.client_for(q.client.as_deref())?;
-    s.engine.service_settings_set(&client, &name, None, Some(None)).await?;
-    audit(&s, &caller, &client, "lease", format!("service {client}/{name}"), "removed").await;
-    service_get(State(s), caller, Params(q), PathId(name)).await
+) -> Answer<ServiceView> {
+    ops::lease_remove(&s, &c, q.client(), &name).await.map(Json)
 }
 
-// ---- networks ----
-
-async fn network_view(s: &AppState, client: &Id, name: &Id) -> Result<Value, ApiError> {
-    let plan = s.engine.network_plan(client, name).await?;
-    let state = s.engine.store().state(&spawnit_engine::engine::network_key(client, name)).await?.map(|v| v.value);
-    let reasons: Vec<String> = if plan.status == PlanStatus::Error {
-        plan.errors.clone()
-    } else {
-        plan.actions().map(|c| format!("{} {}: {}", c.action, c.address, c.reasons.join("; "))).collect()
-    };
-    let resources: BTreeMap<String, Value> = state
-        .map(|s| s.resources.iter().map(|(a, r)| (a.to_string(), json!({"id": r.id}))).collect())
-        .unwrap_or_default();
-    Ok(json!({"client": client, "name": name, "status": plan.status, "reasons": reasons, "resources": resources}))
-}
-
-async fn network_list(
-    State(s): State<AppState>,
-    caller: Caller,
-    Params(q): Params<ClientQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let client = caller.client_for(q.client.as_deref())?;
-    let mut out = Vec::new();
-    for name in s.engine.network_list(&client).await? {
-        out.push(network_view(&s, &client, &name).await?);
-    }
-    Ok(Json(json!({"networks": out})))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NetworkCreateBody {
-    name: String,
+async fn network_list(State(s): State<AppState>, c: Caller, Params(q): Params<ClientQuery>) -> Answer<NetworkList> {
+    ops::network_list(&s, &c, q.client()).await.map(Json)
 }
 
 async fn network_create(
     State(s): State<AppState>,
-    caller: Caller,
+    c: Caller,
     Params(q): Params<ClientQuery>,
-    Body(body): Body<NetworkCreateBody>,
+    Body(body): Body<NetworkCreateRequest>,
 ) -> Result<Response, ApiError> {
-    let client = caller.client_for(q.client.as_deref())?;
-    let name = Id::parse(&body.name).map_err(|e| ApiError::invalid("name", e.to_string()))?;
-    s.engine.network_create(&client, &name).await?;
-    audit(&s, &caller, &client, "create", format!("network {client}/{name}"), "").await;
-    Ok((StatusCode::CREATED, Json(network_view(&s, &client, &name).await?)).into_response())
+    ops::network_create(&s, &c, q.client(), body).await.map(created)
 }
 
 async fn network_get(
     State(s): State<AppState>,
-    caller: Caller,
+    c: Caller,
     Params(q): Params<ClientQuery>,
     PathId(name): PathId,
-) -> Result<Json<Value>, ApiError> {
-    let client = caller.client_for(q.client.as_deref())?;
-    Ok(Json(network_view(&s, &client, &name).await?))
-}
-
-async fn network_job(
-    s: &AppState,
-    caller: &Caller,
-    q: &ClientQuery,
-    name: Id,
-    kind: JobKind,
-) -> Result<Response, ApiError> {
-    let client = caller.client_for(q.client.as_deref())?;
-    s.engine.network_spec(&client, &name).await?;
-    let target = Target::Network { client: client.clone(), name };
-    let job = s.jobs.submit(kind, target.clone(), &caller.user).await;
-    audit(s, caller, &client, kind.as_str(), target.to_string(), &format!("job {}", job.record().id)).await;
-    Ok(accepted(&job))
+) -> Answer<NetworkView> {
+    ops::network_get(&s, &c, q.client(), &name).await.map(Json)
 }
 
 async fn network_plan(
     State(s): State<AppState>,
-    caller: Caller,
+    c: Caller,
     Params(q): Params<ClientQuery>,
     PathId(name): PathId,
 ) -> Result<Response, ApiError> {
-    network_job(&s, &caller, &q, name, JobKind::Plan).await
+    ops::network_job(&s, &c, q.client(), &name, JobKind::Plan).await.map(accepted)
 }
 
 async fn network_apply(
     State(s): State<AppState>,
-    caller: Caller,
+    c: Caller,
     Params(q): Params<ClientQuery>,
     PathId(name): PathId,
 ) -> Result<Response, ApiError> {
-    network_job(&s, &caller, &q, name, JobKind::Apply).await
+    ops::network_job(&s, &c, q.client(), &name, JobKind::Apply).await.map(accepted)
 }
 
 async fn network_destroy(
     State(s): State<AppState>,
-    caller: Caller,
+    c: Caller,
     Params(q): Params<ClientQuery>,
     PathId(name): PathId,
 ) -> Result<Response, ApiError> {
-    network_job(&s, &caller, &q, name, JobKind::Destroy).await
+    ops::network_job(&s, &c, q.client(), &name, JobKind::Destroy).await.map(accepted)
 }
-
-// ---- jobs ----
 
 #[derive(Deserialize, Default)]
 struct JobQuery {
@@ -664,35 +314,21 @@ struct JobQuery {
     status: Option<JobStatus>,
 }
 
-async fn job_list(State(s): State<AppState>, caller: Caller, Params(q): Params<JobQuery>) -> Json<Value> {
-    let jobs: Vec<Value> = s
-        .jobs
-        .list()
-        .iter()
-        .filter(|r| caller.sees(r.target.client()) && q.status.is_none_or(|st| st == r.status))
-        .map(job_view)
-        .collect();
-    Json(json!({"jobs": jobs}))
+async fn job_list(State(s): State<AppState>, c: Caller, Params(q): Params<JobQuery>) -> Json<JobList> {
+    Json(ops::job_list(&s, &c, q.status))
 }
 
-fn job_visible(s: &AppState, caller: &Caller, id: &str) -> Result<std::sync::Arc<Job>, ApiError> {
-    s.jobs
-        .get(id)
-        .filter(|j| caller.sees(j.record().target.client()))
-        .ok_or_else(|| ApiError::not_found(format!("job {}", id.chars().take(80).collect::<String>())))
-}
-
-async fn job_get(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(job_view(&job_visible(&s, &caller, &id)?.record())))
+async fn job_get(State(s): State<AppState>, c: Caller, Path(id): Path<String>) -> Answer<JobView> {
+    ops::job_get(&s, &c, &id).map(Json)
 }
 
 async fn job_events(
     State(s): State<AppState>,
-    caller: Caller,
+    c: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let job = job_visible(&s, &caller, &id)?;
+    let job = ops::job_visible(&s, &c, &id)?;
     let from = match headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
         None => 0,
         Some(v) => v
@@ -704,15 +340,69 @@ async fn job_events(
     Ok(crate::sse::job_stream(job, from, s.metrics.clone()).into_response())
 }
 
-async fn job_cancel(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let job = job_visible(&s, &caller, &id)?;
-    if !s.jobs.cancel(&job) {
-        return Err(ApiError::conflict(format!("job {id} already finished ({})", job.record().status.as_str())));
-    }
-    let record = job.record();
-    audit(&s, &caller, record.target.client(), "cancel", record.target.to_string(), &format!("job {}", record.id))
-        .await;
-    Ok(accepted(&job))
+async fn job_cancel(State(s): State<AppState>, c: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+    ops::job_cancel(&s, &c, &id).await.map(accepted)
+}
+
+async fn me(c: Caller) -> Json<MeView> {
+    Json(ops::me(&c))
+}
+
+async fn token_list(State(s): State<AppState>, c: Caller) -> Answer<TokenList> {
+    ops::token_list(&s, &c).await.map(Json)
+}
+
+async fn token_create(
+    State(s): State<AppState>,
+    c: Caller,
+    Body(body): Body<TokenCreateRequest>,
+) -> Result<Response, ApiError> {
+    ops::token_create(&s, &c, body).await.map(created)
+}
+
+async fn token_revoke(State(s): State<AppState>, c: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    ops::token_revoke(&s, &c, &id).await.map(|()| StatusCode::NO_CONTENT)
+}
+
+async fn user_list(State(s): State<AppState>, c: Caller) -> Answer<UserList> {
+    ops::user_list(&s, &c).await.map(Json)
+}
+
+async fn user_create(State(s): State<AppState>, c: Caller, req: Request) -> Result<Response, ApiError> {
+    // Non-admins are refused before the body is even read.
+    admin_only(&c)?;
+    let Body(body) = Body::<UserCreateRequest>::from_request(req, &()).await?;
+    ops::user_create(&s, &c, body).await.map(created)
+}
+
+/// The web pages' admin form (until the pages call [`ops::user_create`] themselves).
+pub(crate) async fn user_create_checked(
+    s: &AppState,
+    c: &Caller,
+    name: &str,
+    client: &str,
+    role: Role,
+    password: Option<&str>,
+    email: Option<&str>,
+) -> Result<UserView, ApiError> {
+    let req = UserCreateRequest {
+        name: name.to_owned(),
+        client: client.to_owned(),
+        role: Some(role),
+        password: password.map(str::to_owned),
+        email: email.map(str::to_owned),
+    };
+    ops::user_create(s, c, req).await
+}
+
+#[derive(Deserialize, Default)]
+struct AuditQuery {
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+async fn audit_list(State(s): State<AppState>, c: Caller, Params(q): Params<AuditQuery>) -> Answer<AuditList> {
+    ops::audit_list(&s, &c, q.limit).await.map(Json)
 }
 
 // ---- readiness ----
@@ -753,169 +443,4 @@ async fn metrics(State(s): State<AppState>) -> Response {
     let jobs: BTreeMap<&str, usize> = s.jobs.counts().into_iter().map(|(k, v)| (k.as_str(), v)).collect();
     let body = s.metrics.render(&jobs, &s.board.counts());
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
-}
-
-// ---- audit helper ----
-
-/// Writes an audit entry for what `caller` did.
-pub(crate) async fn audit(s: &AppState, caller: &Caller, client: &Id, action: &str, target: String, detail: &str) {
-    crate::audit::record(s.engine.store(), &caller.user, client.as_str(), action, target, caller.ip, detail).await;
-}
-
-// ---- accounts, tokens, audit ----
-
-/// Refuses a non-admin caller.
-pub(crate) fn admin_only(caller: &Caller) -> Result<(), ApiError> {
-    if caller.is_admin() {
-        Ok(())
-    } else {
-        Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this needs an admin"))
-    }
-}
-
-async fn me(caller: Caller) -> Json<Value> {
-    Json(json!({
-        "user": caller.user,
-        "client": caller.client,
-        "role": caller.role,
-        "csrf": caller.session.as_ref().map(|s| s.csrf.clone()),
-    }))
-}
-
-fn token_view(r: &crate::auth::TokenRecord) -> Value {
-    json!({"id": r.id, "name": r.name, "user": r.user, "client": r.client, "role": r.role, "created_at": r.created_at})
-}
-
-async fn token_list(State(s): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    let tokens = crate::auth::token_list(s.engine.store(), Some(&caller.user)).await?;
-    Ok(Json(json!({"tokens": tokens.iter().map(token_view).collect::<Vec<_>>()})))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TokenCreateBody {
-    #[serde(default)]
-    name: String,
-}
-
-/// A token name: printable, at most 100 characters.
-pub(crate) fn token_name_check(name: &str) -> Result<String, ApiError> {
-    if name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(ApiError::invalid("name", "must be at most 100 printable characters"));
-    }
-    Ok(name.trim().to_owned())
-}
-
-async fn token_create(
-    State(s): State<AppState>,
-    caller: Caller,
-    Body(body): Body<TokenCreateBody>,
-) -> Result<Response, ApiError> {
-    let name = token_name_check(&body.name)?;
-    let (token, record) =
-        crate::auth::token_create_named(s.engine.store(), &caller.user, &caller.client, caller.role, &name).await?;
-    audit(&s, &caller, &caller.client, "token_create", format!("token {}", record.id), &name).await;
-    let mut view = token_view(&record);
-    view["token"] = Value::String(token);
-    Ok((StatusCode::CREATED, Json(view)).into_response())
-}
-
-async fn token_revoke(
-    State(s): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    let owner = if caller.is_admin() { None } else { Some(caller.user.as_str()) };
-    match crate::auth::token_revoke(s.engine.store(), &id, owner).await? {
-        Some(r) => {
-            audit(&s, &caller, &r.client, "token_revoke", format!("token {}", r.id), &r.name).await;
-            Ok(StatusCode::NO_CONTENT)
-        }
-        None => Err(ApiError::not_found(format!("token {}", id.chars().take(80).collect::<String>()))),
-    }
-}
-
-fn user_view(u: &crate::accounts::UserRecord) -> Value {
-    json!({"name": u.name, "client": u.client, "role": u.role, "password": u.password_hash.is_some(),
-           "oidc": u.oidc_subject.is_some(), "email": u.email, "created_at": u.created_at})
-}
-
-async fn user_list(State(s): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    admin_only(&caller)?;
-    let users = crate::accounts::user_list(s.engine.store()).await?;
-    Ok(Json(json!({"users": users.iter().map(user_view).collect::<Vec<_>>()})))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UserCreateBody {
-    name: String,
-    client: String,
-    #[serde(default)]
-    role: Option<crate::auth::Role>,
-    /// Absent: the user signs in only through OIDC.
-    #[serde(default)]
-    password: Option<String>,
-    /// The e-mail address that links the user's first OIDC sign-in (exact, `email_verified`).
-    #[serde(default)]
-    email: Option<String>,
-}
-
-/// Creates a user for an admin (API and admin page).
-pub(crate) async fn user_create_checked(
-    s: &AppState,
-    caller: &Caller,
-    name: &str,
-    client: &str,
-    role: crate::auth::Role,
-    password: Option<&str>,
-    email: Option<&str>,
-) -> Result<crate::accounts::UserRecord, ApiError> {
-    admin_only(caller)?;
-    let ids = ids_check(&[("name", name), ("client", client)])?;
-    let store = s.engine.store();
-    let user = crate::accounts::user_create_with_email(store, &ids[0], &ids[1], role, password, None, email)
-        .await
-        .map_err(|e| match e {
-            crate::accounts::AccountError::Exists(_) => ApiError::conflict(e.to_string()),
-            crate::accounts::AccountError::WeakPassword => ApiError::invalid("password", e.to_string()),
-            crate::accounts::AccountError::BadEmail => ApiError::invalid("email", e.to_string()),
-            crate::accounts::AccountError::Store(e) => ApiError::from(e),
-            crate::accounts::AccountError::Hash(m) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
-        })?;
-    audit(s, caller, &user.client, "user_create", format!("user {}", user.name), "").await;
-    Ok(user)
-}
-
-async fn user_create(State(s): State<AppState>, caller: Caller, req: Request) -> Result<Response, ApiError> {
-    // Non-admins are refused before the body is even read.
-    admin_only(&caller)?;
-    let Body(body) = Body::<UserCreateBody>::from_request(req, &()).await?;
-    let role = body.role.unwrap_or(crate::auth::Role::Member);
-    let (password, email) = (body.password.as_deref(), body.email.as_deref());
-    let user = user_create_checked(&s, &caller, &body.name, &body.client, role, password, email).await?;
-    Ok((StatusCode::CREATED, Json(user_view(&user))).into_response())
-}
-
-/// The most audit entries one call returns (the OpenAPI document's `maximum`).
-const AUDIT_LIMIT_MAX: usize = 5000;
-
-#[derive(Deserialize, Default)]
-struct AuditQuery {
-    #[serde(default)]
-    limit: Option<usize>,
-}
-
-async fn audit_list(
-    State(s): State<AppState>,
-    caller: Caller,
-    Params(q): Params<AuditQuery>,
-) -> Result<Json<Value>, ApiError> {
-    admin_only(&caller)?;
-    let limit = q.limit.unwrap_or(200);
-    if limit > AUDIT_LIMIT_MAX {
-        return Err(ApiError::invalid("limit", format!("must be at most {AUDIT_LIMIT_MAX}")));
-    }
-    let entries = crate::audit::list(s.engine.store(), limit).await?;
-    Ok(Json(json!({"entries": entries})))
 }

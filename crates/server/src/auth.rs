@@ -15,17 +15,9 @@ use spawnit_model::Id;
 use spawnit_store::{Collection, Key, PutCondition, Store, StoreError};
 
 use crate::AppState;
+use crate::accounts::Role;
+use crate::caller::Caller;
 use crate::error::ApiError;
-
-/// What a user may see and do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Sees and acts on every client.
-    Admin,
-    /// Sees and acts on its own client only.
-    Member,
-}
 
 /// A stored token: its hash, never the token.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -166,44 +158,6 @@ pub async fn admin_token_bootstrap(store: &Store) -> Result<Option<String>, Stor
     }
     let client = Id::parse("default").expect("valid id");
     token_create(store, "admin", &client, Role::Admin).await.map(Some)
-}
-
-/// The authenticated caller of an API request.
-#[derive(Clone, Debug)]
-pub struct Caller {
-    pub user: String,
-    pub client: Id,
-    pub role: Role,
-    /// The caller's address, for the audit log.
-    pub ip: Option<IpAddr>,
-    /// The web session, when the caller came with the session cookie rather than a token.
-    pub session: Option<crate::accounts::SessionRecord>,
-}
-
-impl Caller {
-    pub fn is_admin(&self) -> bool {
-        self.role == Role::Admin
-    }
-
-    /// The client a request acts on: the caller's own, or (admins only) the one asked for.
-    pub fn client_for(&self, asked: Option<&str>) -> Result<Id, ApiError> {
-        match asked {
-            None => Ok(self.client.clone()),
-            Some(c) => {
-                let id = Id::parse(c).map_err(|e| ApiError::invalid("client", e.to_string()))?;
-                if id != self.client && !self.is_admin() {
-                    // Another client's objects do not exist for a member.
-                    return Err(ApiError::not_found(format!("client {id}")));
-                }
-                Ok(id)
-            }
-        }
-    }
-
-    /// Whether the caller may see objects of `client`.
-    pub fn sees(&self, client: &Id) -> bool {
-        self.is_admin() || &self.client == client
-    }
 }
 
 /// The value of cookie `name` in the request, if any.

@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod caller;
 pub mod error;
 pub mod events;
 pub mod headers;
@@ -17,24 +18,26 @@ pub mod metrics;
 pub mod monitor;
 pub mod oidc;
 pub mod openapi;
+pub mod ops;
 pub mod read_only;
 mod sse;
 mod ui;
+pub mod views;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::StatusCode;
 use spawnit_docker::DockerProvider;
 use spawnit_engine::{Engine, EngineError};
 use tokio_util::sync::CancellationToken;
 
+use crate::error::ApiError;
 use crate::events::EventBus;
 use crate::jobs::{Jobs, JobsConfig};
 use crate::metrics::Metrics;
 use crate::monitor::{Monitor, StatusBoard};
-
-pub use api::app;
 
 /// Log directives every log filter of SpawnIt ends with, whatever `SPAWNIT_LOG` asks for: these
 /// crates write the raw bodies of Docker and AWS API requests and answers at debug and trace
@@ -71,6 +74,19 @@ pub struct AppState {
     pub oidc: Option<std::sync::Arc<oidc::OidcConfig>>,
     /// Whether SpawnIt's public URL is https (answers then carry `Strict-Transport-Security`).
     pub https: bool,
+}
+
+/// The whole HTTP application: the API, the web pages, and what every answer carries.
+pub fn app(state: AppState) -> axum::Router {
+    api::routes()
+        .merge(ui::routes())
+        .fallback(ui::not_found)
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
+        })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), read_only::read_only_guard))
+        .layer(axum::middleware::from_fn_with_state(state.https, headers::security_headers))
+        .with_state(state)
 }
 
 /// How the server runs.

@@ -30,8 +30,8 @@ use spawnit_model::Id;
 use spawnit_store::{Collection, Key, PutCondition, Store, StoreError};
 
 use crate::AppState;
-use crate::accounts::{self, random_token};
-use crate::auth::{Role, cookie, peer_ip};
+use crate::accounts::{self, Role, random_token};
+use crate::auth::{cookie, peer_ip};
 
 /// The OIDC settings.
 #[derive(Clone, Debug)]

@@ -4,6 +4,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::ops::{ID_PATTERN, TTL_MAX_SECONDS};
+
 fn error_response(description: &str) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
 }
@@ -59,13 +61,6 @@ fn operation(
 fn responses(items: &[(&str, Value)]) -> Map<String, Value> {
     items.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
 }
-
-/// What every id (client, service, network, template, user) must match; the server refuses
-/// anything else with 422.
-pub const ID_PATTERN: &str = "^[a-z0-9][a-z0-9-]{0,62}$";
-
-/// The longest lease: 10 years.
-pub const TTL_MAX_SECONDS: u64 = 10 * 365 * 86400;
 
 /// A lease duration as text: a number of seconds (optionally `s`), minutes, hours or days, from
 /// 1 second to 10 years, exactly what the server accepts.

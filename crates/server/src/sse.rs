@@ -12,7 +12,7 @@ use spawnit_model::JobEvent;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::events::EventBus;
 use crate::jobs::Job;
 use crate::metrics::Metrics;

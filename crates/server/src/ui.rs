@@ -25,9 +25,10 @@ use spawnit_model::plan::{Action, PlanStatus};
 use spawnit_model::{Exposure, Id, ParamType, ProviderKind, Template};
 
 use crate::AppState;
-use crate::accounts::{self, SESSION_COOKIE};
+use crate::accounts::{self, Role, SESSION_COOKIE};
 use crate::api::{admin_only, audit};
-use crate::auth::{Caller, Role, peer_ip, same_secret, session_caller};
+use crate::auth::{peer_ip, same_secret, session_caller};
+use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::jobs::{JobKind, Target};
 

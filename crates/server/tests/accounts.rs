@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
-use spawnit_server::auth::Role;
+use spawnit_server::accounts::Role;
 
 const PASSWORD: &str = "correct-horse-battery";
 

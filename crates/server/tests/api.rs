@@ -116,7 +116,7 @@ async fn tokens_are_required_and_other_clients_are_invisible() {
         &store,
         "bob",
         &spawnit_model::Id::parse("other").unwrap(),
-        spawnit_server::auth::Role::Member,
+        spawnit_server::accounts::Role::Member,
     )
     .await
     .unwrap();

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
-use spawnit_server::auth::Role;
+use spawnit_server::accounts::Role;
 
 const PASSWORD: &str = "browser-test-password";
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use axum::response::IntoResponse;
 use common::*;
 use serde_json::{Value, json};
-use spawnit_server::auth::Role;
+use spawnit_server::accounts::Role;
 use spawnit_server::oidc::OidcConfig;
 
 struct Provider {

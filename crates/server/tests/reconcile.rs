@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
-use spawnit_server::auth::Role;
+use spawnit_server::accounts::Role;
 
 /// Reconcile applies of the drift monitor, oldest first.
 async fn reconcile_jobs(t: &TestServer) -> Vec<Value> {

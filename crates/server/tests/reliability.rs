@@ -11,7 +11,7 @@ use common::*;
 use reqwest::Method;
 use serde_json::json;
 use spawnit_model::{Id, LockInfo};
-use spawnit_server::auth::Role;
+use spawnit_server::accounts::Role;
 use spawnit_store::{Key, OwnerKey, Store};
 
 fn owner(t: &TestServer, service: &str) -> OwnerKey {

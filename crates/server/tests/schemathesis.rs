@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use spawnit_server::auth::Role;
+use spawnit_server::accounts::Role;
 
 /// The checks every run makes.
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\

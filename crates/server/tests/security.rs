@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use serde_json::Value;
 use spawnit_server::accounts::RateLimit;
-use spawnit_server::auth::Role;
+use spawnit_server::accounts::Role;
 
 fn location(resp: &reqwest::Response) -> String {
     resp.headers().get("location").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()

@@ -26,7 +26,7 @@ use crate::cli::{
     AwsArgs, AwsCreateArgs, Cli, Command, LockArgs, NetworkCommand, Output, ProviderArg, ServeArgs, StoreArgs,
     TokenCommand, UserCommand,
 };
-use spawnit_server::auth::Role;
+use spawnit_server::accounts::Role;
 
 fn main() -> ExitCode {
     // Whatever SPAWNIT_LOG asks, crates that log request bodies (with secrets) stay quiet.

@@ -26,7 +26,7 @@ async fn a_users_token_carries_the_users_client_and_role() {
     assert!(run.stderr.contains(&format!("Token for user bob of client {other}")), "{run}");
     let record = spawnit_server::auth::token_verify(&store, &token).await.unwrap().expect("the printed token works");
     assert_eq!((record.user.as_str(), record.client.as_str()), ("bob", other.as_str()));
-    assert_eq!(record.role, spawnit_server::auth::Role::Member);
+    assert_eq!(record.role, spawnit_server::accounts::Role::Member);
 
     // The case: a client that is not bob's, or the admin role bob does not have.
     let tokens_before = store.record_ids(Collection::Tokens).await.unwrap().len();
@@ -47,7 +47,7 @@ async fn a_users_token_carries_the_users_client_and_role() {
     assert_eq!(record.client.as_str(), other);
     let run = w.ok(&["token", "create", "--user", "root", "--admin"]);
     let record = spawnit_server::auth::token_verify(&store, &last_line(&run)).await.unwrap().unwrap();
-    assert_eq!((record.client.as_str(), record.role), ("default", spawnit_server::auth::Role::Admin));
+    assert_eq!((record.client.as_str(), record.role), ("default", spawnit_server::accounts::Role::Admin));
 }
 
 #[test]

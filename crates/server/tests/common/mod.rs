@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use spawnit_docker::DockerProvider;
 use spawnit_engine::{Engine, Providers};
 use spawnit_model::{Id, ProviderKind};
-use spawnit_server::auth::{Role, token_create};
+use spawnit_server::accounts::Role;
+use spawnit_server::auth::token_create;
 use spawnit_server::{Server, ServerConfig};
 use spawnit_store::Store;
 

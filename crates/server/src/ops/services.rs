@@ -1,0 +1,195 @@
+//! Services: create, list, get, update, delete, and the plan, apply and destroy jobs.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+use spawnit_engine::ServiceCreate;
+use spawnit_engine::engine::{redacted_plan, service_key};
+use spawnit_model::plan::PlanStatus;
+use spawnit_model::spec::AwsSettings;
+use spawnit_model::{DriftPolicy, Exposure, Id, ProviderKind};
+use spawnit_store::StoreError;
+
+use super::{audit, ids_check};
+use crate::AppState;
+use crate::caller::Caller;
+use crate::error::ApiError;
+use crate::jobs::{JobKind, Target};
+use crate::views::{JobView, ServiceList, ServiceListItem, ServiceView, Status, UnreadableServiceView};
+
+/// What a new service is made of.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceCreateRequest {
+    /// The catalog template.
+    pub template: String,
+    pub name: String,
+    /// The client network it joins (`default` when absent).
+    #[serde(default)]
+    pub network: Option<String>,
+    /// The template's parameters (defaults and generated values fill the rest).
+    #[serde(default)]
+    pub params: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub exposure: Option<Exposure>,
+    #[serde(default)]
+    pub provider: Option<ProviderKind>,
+    #[serde(default)]
+    pub drift_policy: Option<DriftPolicy>,
+    /// Settings of the `aws` provider.
+    #[serde(default)]
+    pub aws: Option<AwsSettings>,
+}
+
+/// Stores a service's spec from a template (deploys nothing).
+pub async fn service_create(
+    s: &AppState,
+    c: &Caller,
+    client: Option<&str>,
+    req: ServiceCreateRequest,
+) -> Result<ServiceView, ApiError> {
+    let client = c.client_for(client)?;
+    let network = req.network.as_deref().unwrap_or("default");
+    let ids = ids_check(&[("template", &req.template), ("name", &req.name), ("network", network)])?;
+    let spec = s
+        .engine
+        .service_create(ServiceCreate {
+            client: client.clone(),
+            name: ids[1].clone(),
+            template: ids[0].clone(),
+            network: ids[2].clone(),
+            exposure: req.exposure.unwrap_or_default(),
+            provider: req.provider.unwrap_or_default(),
+            params: req.params,
+            aws: req.aws,
+        })
+        .await?;
+    let spec = match req.drift_policy {
+        Some(policy) => s.engine.service_settings_set(&client, &spec.name, Some(policy), None).await?,
+        None => spec,
+    };
+    audit(s, c, &client, "create", format!("service {client}/{}", spec.name), spec.template.id.as_str()).await;
+    Ok(ServiceView::new(&spec, None, Status::Drifted, &["not yet applied".to_owned()], None))
+}
+
+/// The client's services with the status the drift monitor last saw.
+pub async fn service_list(s: &AppState, c: &Caller, client: Option<&str>) -> Result<ServiceList, ApiError> {
+    let client = c.client_for(client)?;
+    let mut services = Vec::new();
+    for name in s.engine.service_list(&client).await? {
+        // A corrupt spec or state is that one service's error; the others are still listed.
+        let spec = match s.engine.store().service_spec(&client, &name).await {
+            Ok(Some(spec)) => spec.value,
+            Ok(None) => continue,
+            Err(e @ StoreError::Corrupt { .. }) => {
+                services.push(ServiceListItem::Unreadable(UnreadableServiceView {
+                    client: client.clone(),
+                    name,
+                    status: Status::Error,
+                    reasons: vec![e.to_string()],
+                }));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let (state, (status, reasons)) = match s.engine.store().state(&service_key(&client, &name)).await {
+            Ok(state) => (
+                state.map(|v| v.value),
+                match s.board.get(&client, &name) {
+                    Some(seen) => (seen.status.into(), seen.reasons),
+                    None => (Status::Unknown, Vec::new()),
+                },
+            ),
+            Err(e @ StoreError::Corrupt { .. }) => (None, (Status::Error, vec![e.to_string()])),
+            Err(e) => return Err(e.into()),
+        };
+        let reconcile = s.board.reconcile_failing(&client, &name);
+        services.push(ServiceListItem::Service(Box::new(ServiceView::new(
+            &spec,
+            state.as_ref(),
+            status,
+            &reasons,
+            reconcile,
+        ))));
+    }
+    Ok(ServiceList { services })
+}
+
+/// A service, freshly planned.
+pub async fn service_get(s: &AppState, c: &Caller, client: Option<&str>, name: &Id) -> Result<ServiceView, ApiError> {
+    service_view(s, &c.client_for(client)?, name).await
+}
+
+/// The view of a service of `client`, freshly planned (the client already checked).
+pub(super) async fn service_view(s: &AppState, client: &Id, name: &Id) -> Result<ServiceView, ApiError> {
+    let planned = s.engine.service_plan(client, name).await?;
+    let state = s.engine.service_state(client, name).await?;
+    let redacted = redacted_plan(&planned.plan, &planned.redactor);
+    let reasons: Vec<String> = if redacted.status == PlanStatus::Error {
+        redacted.errors.clone()
+    } else {
+        redacted.actions().map(|c| format!("{} {}: {}", c.action, c.address, c.reasons.join("; "))).collect()
+    };
+    let reconcile = s.board.reconcile_failing(client, name);
+    Ok(ServiceView::new(&planned.spec, state.as_ref(), redacted.status.into(), &reasons, reconcile))
+}
+
+/// What a change of a service may set; absent fields stay as they are.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceUpdateRequest {
+    /// Parameters to change (the others keep their values).
+    #[serde(default)]
+    pub params: Option<BTreeMap<String, Value>>,
+    #[serde(default)]
+    pub exposure: Option<Exposure>,
+    #[serde(default)]
+    pub drift_policy: Option<DriftPolicy>,
+}
+
+/// Changes parameters or settings (re-renders the spec; applies nothing).
+pub async fn service_update(
+    s: &AppState,
+    c: &Caller,
+    client: Option<&str>,
+    name: &Id,
+    req: ServiceUpdateRequest,
+) -> Result<ServiceView, ApiError> {
+    let client = c.client_for(client)?;
+    s.engine.service_spec(&client, name).await?;
+    if req.params.is_some() || req.exposure.is_some() {
+        s.engine.service_update(&client, name, &req.params.unwrap_or_default(), req.exposure).await?;
+    }
+    if req.drift_policy.is_some() {
+        s.engine.service_settings_set(&client, name, req.drift_policy, None).await?;
+    }
+    audit(s, c, &client, "change", format!("service {client}/{name}"), "").await;
+    let _ = s.recheck.send((client.clone(), name.clone()));
+    service_view(s, &client, name).await
+}
+
+/// Forgets a destroyed service (refused while one of its jobs is queued or running).
+pub async fn service_delete(s: &AppState, c: &Caller, client: Option<&str>, name: &Id) -> Result<(), ApiError> {
+    let client = c.client_for(client)?;
+    let target = Target::Service { client: client.clone(), name: name.clone() };
+    if s.jobs.busy(&target) {
+        return Err(ApiError::conflict(format!("{target} has a job queued or running")));
+    }
+    s.engine.service_delete(&client, name).await?;
+    audit(s, c, &client, "delete", target.to_string(), "").await;
+    Ok(())
+}
+
+/// Queues a plan, apply or destroy job of a service.
+pub async fn service_job(
+    s: &AppState,
+    c: &Caller,
+    client: Option<&str>,
+    name: &Id,
+    kind: JobKind,
+) -> Result<JobView, ApiError> {
+    let client = c.client_for(client)?;
+    s.engine.service_spec(&client, name).await?;
+    super::job_submit(s, c, kind, Target::Service { client, name: name.clone() }).await
+}
