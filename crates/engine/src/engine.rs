@@ -20,6 +20,7 @@ use crate::execute::{EventSink, ExecutionReport, execute};
 use crate::planner::{plan_apply, plan_destroy};
 use crate::provider::{Provider, ProviderError, Scope};
 use crate::render::{TemplateError, ValidationError, params_resolve, render};
+use crate::world::ObservedWorld;
 
 /// Everything that can go wrong in an engine operation: the one error type that reaches users.
 #[derive(Debug, thiserror::Error)]
@@ -295,7 +296,7 @@ impl Engine {
         let subject = format!("service {}/{}", spec.client, spec.name);
         // Docker services need their client network; other providers have their own.
         if spec.provider == ProviderKind::Docker
-            && let Err(message) = self.network_ready(&spec.client, &spec.network).await?
+            && let Err(message) = self.network_ready(&spec.client, &spec.network, None).await?
         {
             return Ok(ServicePlan { plan: Plan::error(subject, message), spec, redactor });
         }
@@ -330,26 +331,33 @@ impl Engine {
         })
     }
 
-    /// `Ok(Err(message))` when the network is missing or not compliant, saying what to do.
-    async fn network_ready(&self, client: &Id, network: &Id) -> Result<Result<(), String>, EngineError> {
+    /// Whether a service's network is ready ([`network_readiness`]), observed through the
+    /// Docker provider or, during a sweep, in the sweep's one observation of the world.
+    async fn network_ready(
+        &self,
+        client: &Id,
+        network: &Id,
+        world: Option<&ObservedWorld>,
+    ) -> Result<Result<String, String>, EngineError> {
         let Some(spec) = self.store.network_spec(client, network).await?.map(|v| v.value) else {
-            return Ok(Err(format!(
-                "network {network} of client {client} does not exist: create it with \
-                 `spawnit network create {network} --client {client}`, then `spawnit network apply {network} --client {client}`"
-            )));
+            return Ok(network_readiness(client, network, None));
         };
-        let state =
-            self.store.state(&network_key(client, network)).await?.map(|v| v.value).unwrap_or_else(|| State::new(""));
-        let plan = self.network_plan_with(&spec, &state).await?;
-        if plan.status == PlanStatus::Compliant {
-            return Ok(Ok(()));
-        }
-        let reasons: Vec<String> =
-            plan.actions().flat_map(|c| c.reasons.iter().map(move |r| format!("{}: {r}", c.address))).collect();
-        Ok(Err(format!(
-            "network {network} of client {client} is not ready ({}): run `spawnit network apply {network} --client {client}` first",
-            reasons.join("; ")
-        )))
+        let key = network_key(client, network);
+        let state = self.store.state(&key).await?.map(|v| v.value).unwrap_or_else(|| State::new(""));
+        let plan = match world {
+            None => self.network_plan_with(&spec, &state).await?,
+            Some(world) => {
+                let desired = network_resources(&spec);
+                plan_apply(
+                    &key.to_string(),
+                    &desired,
+                    &state,
+                    &world.observed_for(&key, &desired),
+                    &Redactor::default(),
+                )
+            }
+        };
+        Ok(network_readiness(client, network, Some((&spec, &plan))))
     }
 
     /// Plans under the service's lock and executes the plan.
@@ -693,84 +701,99 @@ impl ServiceStatus {
     }
 }
 
+/// Whether a client's network is ready for its services, from the network's spec and its apply
+/// plan (`None`: the network has no spec): its Docker name, or why not and what to do. The one
+/// rule a service's plan and the drift sweep share.
+pub fn network_readiness(client: &Id, network: &Id, planned: Option<(&NetworkSpec, &Plan)>) -> Result<String, String> {
+    let Some((spec, plan)) = planned else {
+        return Err(format!(
+            "network {network} of client {client} does not exist: create it with \
+             `spawnit network create {network} --client {client}`, then `spawnit network apply {network} --client {client}`"
+        ));
+    };
+    if plan.status == PlanStatus::Compliant {
+        return Ok(crate::desired::network_name(spec));
+    }
+    let reasons: Vec<String> =
+        plan.actions().flat_map(|c| c.reasons.iter().map(move |r| format!("{}: {r}", c.address))).collect();
+    Err(format!(
+        "network {network} of client {client} is not ready ({}): run `spawnit network apply {network} --client {client}` first",
+        reasons.join("; ")
+    ))
+}
+
+/// The services a sweep looks at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SweepScope {
+    /// Every service of every client.
+    All,
+    /// These services, by (client, name); those without a spec are left out of the answer.
+    Services(Vec<(Id, Id)>),
+}
+
 impl Engine {
-    /// The status of every service of every client, planned purely against one observation
-    /// of the Docker provider (`world`); services on other providers are observed one by one.
-    pub async fn sweep(&self, world: &crate::world::ObservedWorld) -> Result<Vec<ServiceStatus>, EngineError> {
+    /// The status of the services in `scope`, planned purely against one observation of the
+    /// Docker provider (`world`); services on other providers are observed one by one. The
+    /// drift check of one service and the sweep of all are this one function.
+    pub async fn sweep(&self, world: &ObservedWorld, scope: &SweepScope) -> Result<Vec<ServiceStatus>, EngineError> {
+        let services = match scope {
+            SweepScope::Services(services) => services.clone(),
+            SweepScope::All => {
+                let mut all = Vec::new();
+                for client in self.store.client_list().await? {
+                    all.extend(self.store.service_list(&client).await?.into_iter().map(|name| (client.clone(), name)));
+                }
+                all
+            }
+        };
+        let mut networks: BTreeMap<(Id, Id), Result<String, String>> = BTreeMap::new();
         let mut out = Vec::new();
-        for client in self.store.client_list().await? {
-            let mut networks: BTreeMap<Id, Result<String, String>> = BTreeMap::new();
-            for name in self.store.service_list(&client).await? {
-                let spec = match self.store.service_spec(&client, &name).await {
-                    Ok(Some(spec)) => spec.value,
-                    Ok(None) => continue,
-                    // One unreadable spec must not hide the others: lists show it as an error.
-                    Err(e @ StoreError::Corrupt { .. }) => {
-                        tracing::warn!("sweep: skipping service {client}/{name}: {e}");
-                        continue;
-                    }
-                    Err(e) => return Err(e.into()),
-                };
-                if spec.provider != ProviderKind::Docker {
-                    match self.service_plan(&client, &name).await {
-                        Ok(p) => out.push(ServiceStatus::from_plan(p.spec, &p.plan, &p.redactor)),
-                        Err(e) => {
-                            out.push(ServiceStatus { status: PlanStatus::Error, reasons: vec![e.to_string()], spec })
-                        }
-                    }
+        for (client, name) in services {
+            let spec = match self.store.service_spec(&client, &name).await {
+                Ok(Some(spec)) => spec.value,
+                Ok(None) => continue,
+                // One unreadable spec must not hide the others: lists show it as an error.
+                Err(e @ StoreError::Corrupt { .. }) => {
+                    tracing::warn!("sweep: skipping service {client}/{name}: {e}");
                     continue;
                 }
-                let redactor = Redactor::for_spec(&spec);
-                let subject = format!("service {client}/{name}");
-                if !networks.contains_key(&spec.network) {
-                    let ready = match self.network_ready_in(world, &client, &spec.network).await {
-                        Err(EngineError::Store(e @ StoreError::Corrupt { .. })) => Err(e.to_string()),
-                        other => other?,
-                    };
-                    networks.insert(spec.network.clone(), ready);
+                Err(e) => return Err(e.into()),
+            };
+            if spec.provider != ProviderKind::Docker {
+                match self.service_plan(&client, &name).await {
+                    Ok(p) => out.push(ServiceStatus::from_plan(p.spec, &p.plan, &p.redactor)),
+                    Err(e) => out.push(ServiceStatus { status: PlanStatus::Error, reasons: vec![e.to_string()], spec }),
                 }
-                let plan = match &networks[&spec.network] {
-                    Err(message) => Plan::error(subject, message.clone()),
-                    Ok(network) => {
-                        let key = service_key(&client, &name);
-                        match self.store.state(&key).await {
-                            Err(e @ StoreError::Corrupt { .. }) => Plan::error(subject, e.to_string()),
-                            Err(e) => return Err(e.into()),
-                            Ok(state) => {
-                                let state = state.map(|v| v.value).unwrap_or_else(|| State::new(""));
-                                let desired = service_resources_on(&spec, network);
-                                plan_apply(&subject, &desired, &state, &world.observed_for(&key, &desired), &redactor)
-                            }
+                continue;
+            }
+            let redactor = Redactor::for_spec(&spec);
+            let subject = format!("service {client}/{name}");
+            let network_of = (client.clone(), spec.network.clone());
+            if !networks.contains_key(&network_of) {
+                let ready = match self.network_ready(&client, &spec.network, Some(world)).await {
+                    Err(EngineError::Store(e @ StoreError::Corrupt { .. })) => Err(e.to_string()),
+                    other => other?,
+                };
+                networks.insert(network_of.clone(), ready);
+            }
+            let plan = match &networks[&network_of] {
+                Err(message) => Plan::error(subject, message.clone()),
+                Ok(network) => {
+                    let key = service_key(&client, &name);
+                    match self.store.state(&key).await {
+                        Err(e @ StoreError::Corrupt { .. }) => Plan::error(subject, e.to_string()),
+                        Err(e) => return Err(e.into()),
+                        Ok(state) => {
+                            let state = state.map(|v| v.value).unwrap_or_else(|| State::new(""));
+                            let desired = service_resources_on(&spec, network);
+                            plan_apply(&subject, &desired, &state, &world.observed_for(&key, &desired), &redactor)
                         }
                     }
-                };
-                out.push(ServiceStatus::from_plan(spec, &plan, &redactor));
-            }
+                }
+            };
+            out.push(ServiceStatus::from_plan(spec, &plan, &redactor));
         }
         Ok(out)
-    }
-
-    /// Like the network precondition of a plan, against an observed world; the network's
-    /// Docker name when it is ready.
-    async fn network_ready_in(
-        &self,
-        world: &crate::world::ObservedWorld,
-        client: &Id,
-        network: &Id,
-    ) -> Result<Result<String, String>, EngineError> {
-        let Some(spec) = self.store.network_spec(client, network).await?.map(|v| v.value) else {
-            return Ok(Err(format!("network {network} of client {client} does not exist")));
-        };
-        let key = network_key(client, network);
-        let state = self.store.state(&key).await?.map(|v| v.value).unwrap_or_else(|| State::new(""));
-        let desired = network_resources(&spec);
-        let plan =
-            plan_apply(&key.to_string(), &desired, &state, &world.observed_for(&key, &desired), &Redactor::default());
-        Ok(if plan.status == PlanStatus::Compliant {
-            Ok(crate::desired::network_name(&spec))
-        } else {
-            Err(format!("network {network} of client {client} is not ready: run `spawnit network apply {network}`"))
-        })
     }
 
     /// Changes a service's drift policy and lease (`Some(None)` removes the lease).

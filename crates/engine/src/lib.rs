@@ -14,7 +14,7 @@ pub mod provider;
 pub mod render;
 pub mod world;
 
-pub use engine::{Engine, EngineError, Providers, RunOptions, ServiceCreate};
+pub use engine::{Engine, EngineError, Providers, RunOptions, ServiceCreate, SweepScope, network_readiness};
 pub use execute::{EventSink, ExecutionReport};
 pub use provider::{Provider, ProviderError, Scope};
 pub use render::{FieldError, TemplateError, ValidationError};

@@ -21,6 +21,7 @@ use crate::AppState;
 use crate::accounts::Role;
 use crate::caller::Caller;
 use crate::error::ApiError;
+use crate::index::ListQuery;
 use crate::jobs::{JobKind, JobStatus};
 use crate::ops;
 use crate::ops::{
@@ -162,8 +163,23 @@ async fn catalog_get(State(s): State<AppState>, c: Caller, Path(template): Path<
     ops::catalog_get(&s, &c, &template).await.map(Json)
 }
 
-async fn service_list(State(s): State<AppState>, c: Caller, Params(q): Params<ClientQuery>) -> Answer<ServiceList> {
-    ops::service_list(&s, &c, q.client()).await.map(Json)
+/// The parameters of a service list (checked by [`ListQuery::parse`]).
+#[derive(Deserialize, Default)]
+struct ServiceListQuery {
+    client: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+    status: Option<String>,
+}
+
+async fn service_list(
+    State(s): State<AppState>,
+    c: Caller,
+    Params(q): Params<ServiceListQuery>,
+) -> Answer<ServiceList> {
+    let query = ListQuery::parse(q.limit.as_deref(), q.cursor.as_deref(), q.status.as_deref())
+        .map_err(|e| ApiError::invalid(e.field, e.reason))?;
+    ops::service_list(&s, &c, q.client.as_deref(), &query).await.map(Json)
 }
 
 async fn service_create(
@@ -441,6 +457,7 @@ async fn events(State(s): State<AppState>, caller: Caller) -> Response {
 
 async fn metrics(State(s): State<AppState>) -> Response {
     let jobs: BTreeMap<&str, usize> = s.jobs.counts().into_iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let body = s.metrics.render(&jobs, &s.board.counts());
+    let mut body = s.metrics.render(&jobs, &s.board.counts());
+    body.push_str(&s.tasks.prometheus());
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

@@ -6,14 +6,16 @@ use serde::Serialize;
 use spawnit_model::Id;
 use tokio::sync::broadcast;
 
+use crate::job_types::{JobKind, JobStatus, Target};
+
 /// One server event.
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerEvent {
     /// A service's status changed (seen by the drift monitor).
     ServiceStatus { client: Id, service: Id, status: String, reasons: Vec<String>, at: DateTime<Utc> },
-    /// A job changed status.
-    Job { client: Id, job: String, kind: String, target: String, status: String, at: DateTime<Utc> },
+    /// A job changed status. `target` is shaped as in the job's record.
+    Job { client: Id, job: String, kind: JobKind, target: Target, status: JobStatus, at: DateTime<Utc> },
     /// A service's lease ends soon.
     LeaseWarning { client: Id, service: Id, expires_at: DateTime<Utc>, remaining_s: i64, at: DateTime<Utc> },
     /// A service's lease ended: a destroy job was queued.

@@ -1,9 +1,10 @@
 //! SpawnIt's server (`spawnit serve`): the JSON API under `/api` (bearer tokens or the web
 //! session, one error shape, an OpenAPI document), the server-rendered web UI, local accounts
-//! and OIDC sign-in, the audit log, jobs streamed by Server-Sent Events, the drift monitor and
-//! the lease keeper. It keeps no state of its own: specs, state, locks, users, sessions, tokens,
-//! audit entries and job records live in the store, so it can be restarted at any moment, and
-//! the CLI can act on the same store.
+//! and OIDC sign-in, the audit log, jobs streamed by Server-Sent Events, and the background
+//! tasks: the drift monitor, the lease keeper and the refresh of the service index (each one's
+//! last run in [`tasks`]). It keeps no state of its own: specs, state, locks, users, sessions,
+//! tokens, audit entries and job records live in the store (the index only mirrors specs and
+//! states), so it can be restarted at any moment, and the CLI can act on the same store.
 
 pub mod accounts;
 pub mod api;
@@ -13,6 +14,8 @@ pub mod caller;
 pub mod error;
 pub mod events;
 pub mod headers;
+pub mod index;
+pub mod job_types;
 pub mod jobs;
 pub mod metrics;
 pub mod monitor;
@@ -21,6 +24,7 @@ pub mod openapi;
 pub mod ops;
 pub mod read_only;
 mod sse;
+pub mod tasks;
 mod ui;
 pub mod views;
 
@@ -35,9 +39,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
 use crate::events::EventBus;
+use crate::index::ServiceIndex;
 use crate::jobs::{Jobs, JobsConfig};
 use crate::metrics::Metrics;
 use crate::monitor::{Monitor, StatusBoard};
+use crate::tasks::TaskRuns;
 
 /// Log directives every log filter of SpawnIt ends with, whatever `SPAWNIT_LOG` asks for: these
 /// crates write the raw bodies of Docker and AWS API requests and answers at debug and trace
@@ -66,6 +72,10 @@ pub struct AppState {
     pub bus: EventBus,
     pub board: StatusBoard,
     pub metrics: Arc<Metrics>,
+    /// The last run of each background task.
+    pub tasks: TaskRuns,
+    /// Every service's spec and state in memory, for lists.
+    pub index: ServiceIndex,
     /// Failed sign-ins, per user and address.
     pub rate: accounts::RateLimit,
     /// Whether cookies get `Secure` (the server listens on a non-loopback address).
@@ -136,6 +146,8 @@ impl Server {
         let metrics = Arc::new(Metrics::default());
         let jobs = Jobs::load(engine.clone(), bus.clone(), metrics.clone(), config.jobs.clone()).await?;
         let board = StatusBoard::default();
+        let task_runs = TaskRuns::default();
+        let index = ServiceIndex::load(engine.store().clone()).await.map_err(EngineError::from)?;
         let (recheck, rechecks) = tokio::sync::mpsc::unbounded_channel();
         let state = AppState {
             engine: engine.clone(),
@@ -145,6 +157,8 @@ impl Server {
             bus: bus.clone(),
             board: board.clone(),
             metrics: metrics.clone(),
+            tasks: task_runs.clone(),
+            index: index.clone(),
             rate: accounts::RateLimit::default(),
             secure_cookies: !config.listen.ip().is_loopback() || headers::is_https(config.public_url.as_deref()),
             oidc: config.oidc.clone().map(std::sync::Arc::new),
@@ -162,6 +176,7 @@ impl Server {
             bus,
             board,
             metrics,
+            tasks: task_runs.clone(),
             sweep_every: config.sweep_every,
             lease_every: config.lease_every,
             lease_warnings: config.lease_warnings,
@@ -170,6 +185,7 @@ impl Server {
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(monitor.clone().drift_run(rechecks, stop.clone()));
         tasks.spawn(monitor.lease_run(stop.clone()));
+        tasks.spawn(index.run(config.sweep_every, task_runs, stop.clone()));
         let shutdown = stop.clone();
         tasks.spawn(async move {
             let serve = axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())

@@ -18,16 +18,17 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use futures::StreamExt;
 use spawnit_docker::{DockerChange, DockerProvider};
-use spawnit_engine::Engine;
 use spawnit_engine::engine::ServiceStatus;
+use spawnit_engine::{Engine, EngineError, SweepScope};
 use spawnit_model::plan::PlanStatus;
 use spawnit_model::{DriftPolicy, Id, ServiceSpec};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{EventBus, ServerEvent};
-use crate::jobs::{Job, JobKind, JobStatus, Jobs, Target};
+use crate::jobs::{Job, JobKind, JobRecord, JobStatus, Jobs, Target};
 use crate::metrics::Metrics;
+use crate::tasks::{Task, TaskRuns};
 
 /// The last status seen of each service.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,6 +113,15 @@ impl StatusBoard {
         self.inner.lock().expect("status board").insert((client.clone(), service.clone()), seen.clone()) != Some(seen)
     }
 
+    fn forget<'a>(&self, gone: impl Iterator<Item = &'a (Id, Id)>) {
+        let (mut inner, mut reconciles) =
+            (self.inner.lock().expect("status board"), self.reconciles.lock().expect("reconciles"));
+        for key in gone {
+            inner.remove(key);
+            reconciles.remove(key);
+        }
+    }
+
     fn forget_except(&self, alive: &HashSet<(Id, Id)>) {
         self.inner.lock().expect("status board").retain(|k, _| alive.contains(k));
         self.reconciles.lock().expect("reconciles").retain(|k, _| alive.contains(k));
@@ -184,6 +194,8 @@ pub struct Monitor {
     pub bus: EventBus,
     pub board: StatusBoard,
     pub metrics: Arc<Metrics>,
+    /// Where each run of the monitor's tasks is recorded.
+    pub tasks: TaskRuns,
     /// Time between full sweeps.
     pub sweep_every: Duration,
     /// Time between lease checks.
@@ -211,7 +223,9 @@ impl Monitor {
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
-                _ = sweep.tick() => self.sweep().await,
+                _ = sweep.tick() => {
+                    let _ = self.tasks.run(Task::DriftSweep, self.observe(SweepScope::All)).await;
+                }
                 Some(first) = dirty_rx.recv() => {
                     // Let a burst of events (stop, die, destroy…) settle, then check once.
                     let mut dirty = BTreeSet::from([first]);
@@ -223,15 +237,17 @@ impl Monitor {
                             Some(more) = dirty_rx.recv() => { dirty.insert(more); }
                         }
                     }
-                    if dirty.iter().any(|d| matches!(d, Dirty::Everything)) {
-                        self.sweep().await;
+                    let scope = if dirty.contains(&Dirty::Everything) {
+                        SweepScope::All
                     } else {
-                        for d in dirty {
-                            if let Dirty::Service(client, service) = d {
-                                self.check(&client, &service).await;
-                            }
-                        }
-                    }
+                        SweepScope::Services(
+                            dirty.into_iter().filter_map(|d| match d {
+                                Dirty::Service(client, service) => Some((client, service)),
+                                Dirty::Everything => None,
+                            }).collect(),
+                        )
+                    };
+                    let _ = self.tasks.run(Task::DriftRecheck, self.observe(scope)).await;
                 }
             }
         }
@@ -266,18 +282,22 @@ impl Monitor {
         }
     }
 
-    /// Re-checks a service when one of its jobs finishes.
+    /// Re-checks a service when one of its jobs finishes; records the end of a reconcile apply.
     async fn jobs_watch(self, dirty: mpsc::UnboundedSender<Dirty>, stop: CancellationToken) {
         let mut events = self.bus.subscribe();
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 event = events.recv() => match event {
-                    Ok(ServerEvent::Job { status, target, .. }) if !matches!(status.as_str(), "queued" | "running") => {
-                        if let Some((client, service)) = service_of(&target) {
-                            let _ = dirty.send(Dirty::Service(client, service));
-                        } else {
-                            let _ = dirty.send(Dirty::Everything);
+                    Ok(ServerEvent::Job { job, target, status, .. }) if status.is_finished() => {
+                        let _ = dirty.send(match target {
+                            Target::Service { client, name } => Dirty::Service(client, name),
+                            Target::Network { .. } => Dirty::Everything,
+                        });
+                        if let Some(record) = self.jobs.get(&job).map(|j| j.record())
+                            && record.requested_by == RECONCILE_REQUESTER
+                        {
+                            self.reconcile_ended(&record);
                         }
                     }
                     Ok(_) => {}
@@ -288,45 +308,54 @@ impl Monitor {
         }
     }
 
-    /// One sweep over every service.
-    pub async fn sweep(&self) {
-        let started = Instant::now();
-        let statuses = match self.docker.observe_world().await {
-            Ok(world) => self.engine.sweep(&world).await,
-            Err(e) => Err(e.into()),
+    /// Records a finished reconcile apply as a run of [`Task::Reconcile`].
+    fn reconcile_ended(&self, record: &JobRecord) {
+        let started = record.started_at.unwrap_or(record.created_at);
+        let duration = (record.finished_at.unwrap_or_else(Utc::now) - started).to_std().unwrap_or_default();
+        let result = match record.status {
+            JobStatus::Succeeded => Ok(()),
+            status => Err(format!(
+                "{} {}: {}",
+                record.target,
+                status.as_str(),
+                record.error.as_deref().unwrap_or("no error recorded")
+            )),
         };
-        match statuses {
-            Ok(statuses) => {
-                let alive: HashSet<(Id, Id)> =
-                    statuses.iter().map(|s| (s.spec.client.clone(), s.spec.name.clone())).collect();
-                self.board.forget_except(&alive);
-                let n = statuses.len();
-                for s in statuses {
-                    self.publish(s).await;
-                }
-                self.metrics.sweep_done(started.elapsed().as_secs_f64(), n);
-            }
-            Err(e) => tracing::warn!("drift sweep failed: {e}"),
-        }
+        self.tasks.record(Task::Reconcile, started, duration, result);
     }
 
-    /// Re-checks one service.
-    async fn check(&self, client: &Id, service: &Id) {
-        match self.engine.service_plan(client, service).await {
-            Ok(p) => {
-                let reasons = if p.plan.status == PlanStatus::Error {
-                    p.plan.errors.iter().map(|e| p.redactor.text(e)).collect()
-                } else {
-                    p.plan
-                        .actions()
-                        .map(|c| p.redactor.text(&format!("{} {}: {}", c.action, c.address, c.reasons.join("; "))))
-                        .collect()
-                };
-                self.publish(ServiceStatus { spec: p.spec, status: p.plan.status, reasons }).await;
+    /// Checks the services in `scope` (observe → plan → status, see [`Engine::sweep`]) and
+    /// publishes what changed. The periodic sweep and the re-check of single services.
+    pub async fn observe(&self, scope: SweepScope) -> Result<usize, EngineError> {
+        let started = Instant::now();
+        let world = self.docker.observe_world().await.map_err(EngineError::from);
+        let statuses = match world {
+            Ok(world) => self.engine.sweep(&world, &scope).await,
+            Err(e) => Err(e),
+        };
+        let statuses = match statuses {
+            Ok(statuses) => statuses,
+            Err(e) => {
+                tracing::warn!("drift check failed: {e}");
+                return Err(e);
             }
-            Err(spawnit_engine::EngineError::NotFound { .. }) => {}
-            Err(e) => tracing::warn!("checking service {client}/{service} failed: {e}"),
+        };
+        let seen: HashSet<(Id, Id)> = statuses.iter().map(|s| (s.spec.client.clone(), s.spec.name.clone())).collect();
+        match &scope {
+            SweepScope::All => self.board.forget_except(&seen),
+            // A service asked for and not found was deleted (or its spec is unreadable).
+            SweepScope::Services(asked) => {
+                self.board.forget(asked.iter().filter(|key| !seen.contains(key)));
+            }
         }
+        let n = statuses.len();
+        for s in statuses {
+            self.publish(s).await;
+        }
+        if scope == SweepScope::All {
+            self.metrics.sweep_done(started.elapsed().as_secs_f64(), n);
+        }
+        Ok(n)
     }
 
     /// Publishes a status if it changed; queues a repair for `reconcile` services. Services
@@ -360,7 +389,7 @@ impl Monitor {
             Err(_) => false,
         };
         if deployed && self.board.reconcile_due(&key, &s.spec, self.reconcile_backoff) {
-            let job = self.jobs.submit(JobKind::Apply, target, "drift-monitor").await;
+            let job = self.jobs.submit(JobKind::Apply, target, RECONCILE_REQUESTER).await;
             self.board.reconcile_queued(key, &s.spec, job);
         }
     }
@@ -373,7 +402,7 @@ impl Monitor {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tick.tick() => {
-                    if let Err(e) = self.leases_check(&mut warned).await {
+                    if let Err(e) = self.tasks.run(Task::LeaseKeeper, self.leases_check(&mut warned)).await {
                         tracing::warn!("lease check failed: {e}");
                     }
                 }
@@ -440,11 +469,8 @@ enum Dirty {
     Everything,
 }
 
-/// `service client/name` → (client, name).
-fn service_of(target: &str) -> Option<(Id, Id)> {
-    let (client, name) = target.strip_prefix("service ")?.split_once('/')?;
-    Some((Id::parse(client).ok()?, Id::parse(name).ok()?))
-}
+/// Who the jobs the monitor queues are requested by.
+const RECONCILE_REQUESTER: &str = "drift-monitor";
 
 fn lease_over(spec: &spawnit_model::ServiceSpec) -> bool {
     spec.expires_at.is_some_and(|t| t <= Utc::now())

@@ -31,6 +31,7 @@ use crate::auth::{peer_ip, same_secret, session_caller};
 use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::jobs::{JobKind, Target};
+use crate::tasks::{Task, TaskRun};
 
 const STYLE: &str = include_str!("ui/style.css");
 const SCRIPT: &str = include_str!("ui/app.js");
@@ -1461,6 +1462,10 @@ async fn admin_render(s: &AppState, c: &Caller, message: Option<(bool, String)>)
                 }
             }
         }
+        section.card #tasks {
+            h2 { "Background tasks" }
+            (task_table(&s.tasks.snapshot()))
+        }
         section.card #audit {
             h2 { "Audit log" }
             table.list.small {
@@ -1477,6 +1482,36 @@ async fn admin_render(s: &AppState, c: &Caller, message: Option<(bool, String)>)
         }
     };
     Ok(page("Admin", c, body))
+}
+
+/// Each background task's last run: when, how long, its result, and how often it ran and failed.
+fn task_table(runs: &[(Task, TaskRun)]) -> Markup {
+    html! {
+        table.list {
+            thead { tr { th { "Task" } th { "Last run" } th { "Took" } th { "Result" } th { "Runs" } th { "Failures" } } }
+            tbody {
+                @for task in Task::ALL {
+                    tr {
+                        td { (task.as_str()) }
+                        @match runs.iter().find(|(t, _)| *t == task).map(|(_, r)| r) {
+                            Some(r) => {
+                                td { (time(r.at)) }
+                                td { (format!("{} ms", r.duration.as_millis())) }
+                                td {
+                                    @match &r.error {
+                                        None => span.badge.compliant { "ok" },
+                                        Some(e) => { span.badge.error { "failed" } " " (e) }
+                                    }
+                                }
+                                td { (r.runs) } td { (r.failures) }
+                            }
+                            None => { td.muted colspan="5" { "not run yet" } }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 async fn admin_page(State(s): State<AppState>, Viewer(c): Viewer) -> UiResult {

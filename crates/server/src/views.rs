@@ -33,6 +33,19 @@ pub enum Status {
     Unknown,
 }
 
+impl Status {
+    pub const ALL: [Status; 4] = [Status::Compliant, Status::Drifted, Status::Error, Status::Unknown];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Compliant => "compliant",
+            Status::Drifted => "drifted",
+            Status::Error => "error",
+            Status::Unknown => "unknown",
+        }
+    }
+}
+
 impl From<PlanStatus> for Status {
     fn from(status: PlanStatus) -> Status {
         match status {
@@ -184,6 +197,8 @@ pub enum ServiceListItem {
 #[derive(Clone, Debug, Serialize)]
 pub struct ServiceList {
     pub services: Vec<ServiceListItem>,
+    /// The `cursor` of the next page; `null` on the last one.
+    pub next_cursor: Option<Id>,
 }
 
 /// A network, freshly planned.

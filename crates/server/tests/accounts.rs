@@ -107,6 +107,16 @@ async fn sign_in_sign_out_rate_limit_and_tokens() {
     let (status, page) = t.page(Some(&admin), "/admin").await;
     assert_eq!(status, 200);
     assert!(page.contains("Audit log") && page.contains("sign_in_failed") && page.contains("carol"), "{page}");
+    // Each background task's last run: the drift sweep and the lease keeper run at start.
+    let row = |task: &str| {
+        let start = page.find(&format!("<td>{task}</td>")).unwrap_or_else(|| panic!("no row for {task}: {page}"));
+        page[start..].split("</tr>").next().unwrap().to_owned()
+    };
+    assert!(page.contains("Background tasks"), "{page}");
+    for task in ["drift_sweep", "lease_keeper"] {
+        assert!(row(task).contains(">ok<"), "{}", row(task));
+    }
+    assert!(row("index_refresh").contains("not run yet"), "{}", row("index_refresh"));
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -305,6 +305,23 @@ async fn health_metrics_and_every_documented_route_exists() {
         metrics.contains("spawnit_jobs{status=\"running\"}") && metrics.contains("spawnit_drift_sweeps_total"),
         "{metrics}"
     );
+    // Each background task's last run: the drift sweep and the lease keeper run at start.
+    let lines = [
+        "spawnit_task_last_ok{task=\"drift_sweep\"} 1",
+        "spawnit_task_runs_total{task=\"lease_keeper\"} ",
+        "spawnit_task_failures_total{task=\"drift_sweep\"} 0",
+        "spawnit_task_last_run_timestamp_seconds{task=\"drift_sweep\"} ",
+        "spawnit_task_last_duration_seconds{task=\"lease_keeper\"} ",
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = reqwest::get(t.url("/metrics")).await.unwrap().text().await.unwrap();
+        match lines.iter().find(|line| !metrics.contains(*line)) {
+            None => break,
+            Some(line) => assert!(std::time::Instant::now() < deadline, "no {line} in\n{metrics}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let doc: Value = reqwest::get(t.url("/api/openapi.json")).await.unwrap().json().await.unwrap();
     let mut checked = 0;
     for (path, ops) in doc["paths"].as_object().unwrap() {
@@ -323,4 +340,78 @@ async fn health_metrics_and_every_documented_route_exists() {
         }
     }
     assert!(checked >= 25, "{checked}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_page_filter_and_show_what_other_processes_wrote() {
+    let t = TestServer::start(|c| c.sweep_every = Duration::from_millis(300)).await;
+    for name in ["alpha", "bravo", "charlie"] {
+        t.hello(name, name).await;
+    }
+    // Another process (as the CLI would) creates a service, and breaks one's state by hand.
+    let (other, _) = engine_for(t.dir.path()).await;
+    let client = spawnit_model::Id::parse(&t.client).unwrap();
+    let id = |s: &str| spawnit_model::Id::parse(s).unwrap();
+    other
+        .service_create(spawnit_engine::ServiceCreate {
+            client: client.clone(),
+            name: id("delta"),
+            template: id("hello"),
+            network: id("default"),
+            exposure: Default::default(),
+            provider: Default::default(),
+            params: [("port".to_owned(), json!(free_port()))].into(),
+            aws: None,
+        })
+        .await
+        .unwrap();
+    let services = t.dir.path().join("clients").join(&t.client).join("services");
+    std::fs::write(services.join("bravo").join("state.json"), b"not json").unwrap();
+
+    // Seen within the sweep interval: delta listed, bravo an error, the others drifted (not applied).
+    let names = |list: &Value| -> Vec<String> {
+        list["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_owned()).collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, drifted) = t.get("/api/services?status=drifted").await;
+        assert_eq!(status, 200, "{drifted}");
+        if names(&drifted) == ["alpha", "charlie", "delta"] {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "another process's writes are not listed: {drifted}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, errors) = t.get("/api/services?status=error").await;
+    assert_eq!(names(&errors), ["bravo"], "{errors}");
+    assert!(errors["services"][0]["reasons"][0].as_str().unwrap().contains("state.json is corrupt"), "{errors}");
+
+    // Pages of two, following the cursor; the last page has no next cursor.
+    let (_, first) = t.get("/api/services?limit=2").await;
+    assert_eq!(names(&first), ["alpha", "bravo"], "{first}");
+    assert_eq!(first["next_cursor"], "bravo", "{first}");
+    let (_, second) = t.get("/api/services?limit=2&cursor=bravo").await;
+    assert_eq!(names(&second), ["charlie", "delta"], "{second}");
+    assert_eq!(second["next_cursor"], Value::Null, "{second}");
+    let (_, filtered) = t.get("/api/services?limit=1&status=drifted&cursor=alpha").await;
+    assert_eq!((names(&filtered), &filtered["next_cursor"]), (vec!["charlie".to_owned()], &json!("charlie")));
+    let (_, all) = t.get("/api/services").await;
+    assert_eq!(names(&all), ["alpha", "bravo", "charlie", "delta"], "without a limit, every service");
+
+    // A service deleted by the other process disappears from the list too.
+    other.service_delete(&client, &id("delta")).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while names(&t.get("/api/services").await.1).contains(&"delta".to_owned()) {
+        assert!(std::time::Instant::now() < deadline, "a deleted service stays listed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Bad parameters: a 422 naming the field.
+    for (query, field) in
+        [("limit=0", "limit"), ("limit=many", "limit"), ("cursor=Bad!", "cursor"), ("status=broken", "status")]
+    {
+        let (status, answer) = t.get(&format!("/api/services?{query}")).await;
+        assert_eq!(status, 422, "{query}: {answer}");
+        assert_eq!(answer["error"]["details"][0]["field"], field, "{query}: {answer}");
+    }
 }

@@ -57,7 +57,8 @@ async fn deleting_a_service_is_refused_while_another_writer_holds_its_lock() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_corrupt_spec_or_state_is_that_service_s_error_and_the_others_are_listed() {
-    let t = TestServer::start(|_| {}).await;
+    // The files are broken behind the server's back: its list sees that within a sweep interval.
+    let t = TestServer::start(|c| c.sweep_every = Duration::from_millis(300)).await;
     for name in ["alpha", "broken", "gamma"] {
         hello_spec(&t, name).await;
     }
@@ -70,8 +71,18 @@ async fn one_corrupt_spec_or_state_is_that_service_s_error_and_the_others_are_li
     std::fs::write(service_dir("broken").join("spec.json"), b"{\"template\": garbage").unwrap();
     std::fs::write(service_dir("gamma").join("state.json"), b"\x00\x01 not json").unwrap();
 
-    let (status, list) = t.get("/api/services").await;
-    assert_eq!(status, 200, "{list}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let list = loop {
+        let (status, list) = t.get("/api/services").await;
+        assert_eq!(status, 200, "{list}");
+        let corrupt =
+            list["services"].as_array().unwrap().iter().filter(|s| s["reasons"].to_string().contains("corrupt"));
+        if corrupt.count() == 2 {
+            break list;
+        }
+        assert!(std::time::Instant::now() < deadline, "the list does not show the broken files: {list}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let services = list["services"].as_array().unwrap();
     let names: Vec<&str> = services.iter().filter_map(|s| s["name"].as_str()).collect();
     assert_eq!(names, ["alpha", "broken", "gamma"], "{list}");

@@ -29,6 +29,7 @@ pub mod migrate;
 mod specs;
 mod state;
 mod store;
+mod watch;
 
 pub use error::StoreError;
 pub use format::{FORMAT_CURRENT, FormatMarker, FormatOutcome};
@@ -37,3 +38,4 @@ pub use location::{S3Credentials, S3Options, StoreLocation};
 pub use lock::{LockError, LockGuard};
 pub use state::StateWriter;
 pub use store::{PutCondition, Store, Version, Versioned};
+pub use watch::{Stamp, StoreWatcher};

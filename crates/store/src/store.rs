@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::broadcast;
 
 use crate::backend::Backend;
 use crate::backend::local::LocalBackend;
@@ -18,6 +19,10 @@ use crate::backend::timed::{DEFAULT_TIMEOUT, TimedBackend};
 use crate::error::StoreError;
 use crate::key::Key;
 use crate::location::{S3Options, StoreLocation};
+use crate::watch::{Stamp, StoreWatcher};
+
+/// Keys a [`Store::changes`] receiver may fall behind before it is told it lagged.
+const CHANGES_CAPACITY: usize = 4096;
 
 /// An object's version: changes whenever its content changes (a content hash on a local
 /// directory, the ETag on S3). Only ever compared, never interpreted.
@@ -74,6 +79,8 @@ pub struct Store {
     /// Why this handle and its clones may not write (a store of a newer format); unset while
     /// they may. Set at most once, never cleared.
     read_only: Arc<OnceLock<Arc<str>>>,
+    /// Announces every key written or deleted through this handle and its clones.
+    changes: broadcast::Sender<Key>,
 }
 
 impl fmt::Debug for Store {
@@ -118,6 +125,7 @@ impl Store {
             timeout: DEFAULT_TIMEOUT,
             location: location.into(),
             read_only: Default::default(),
+            changes: broadcast::channel(CHANGES_CAPACITY).0,
         }
     }
 
@@ -136,9 +144,10 @@ impl Store {
     }
 
     /// Whether the store answers a read now: one attempt, bounded by `limit` (and by the store
-    /// timeout), never tried again. For readiness probes.
+    /// timeout), never tried again. For readiness probes, and for answers served from memory
+    /// that must still fail while the store does. Reads the small format marker (present or not).
     pub async fn probe(&self, limit: Duration) -> Result<(), StoreError> {
-        let key = Key::catalog();
+        let key = Key::format_marker();
         let limit = limit.min(self.timeout);
         match tokio::time::timeout(limit, self.raw.get(&key)).await {
             Ok(result) => result.map(|_| ()),
@@ -177,6 +186,7 @@ impl Store {
             timeout: self.timeout,
             location: self.location.clone(),
             read_only: Default::default(),
+            changes: self.changes.clone(),
         }
     }
 
@@ -197,18 +207,47 @@ impl Store {
     /// Writes `bytes` at `key` if `condition` holds, returning the new version.
     pub async fn put(&self, key: &Key, bytes: Bytes, condition: PutCondition) -> Result<Version, StoreError> {
         self.writable()?;
-        self.backend.put(key, bytes, condition).await
+        let written = self.backend.put(key, bytes, condition).await;
+        // Also when it failed: a write that timed out may still have happened.
+        self.changed(key, &written);
+        written
     }
 
     /// Deletes `key`; a missing object is not an error.
     pub async fn delete(&self, key: &Key) -> Result<(), StoreError> {
         self.writable()?;
-        self.backend.delete(key).await
+        let deleted = self.backend.delete(key).await;
+        self.changed(key, &deleted);
+        deleted
+    }
+
+    fn changed<T>(&self, key: &Key, result: &Result<T, StoreError>) {
+        if !matches!(result, Err(StoreError::Conflict { .. })) {
+            let _ = self.changes.send(key.clone());
+        }
+    }
+
+    /// The keys written or deleted through this handle and its clones from now on, as they
+    /// happen (each write is announced before it returns). Writes of other processes are not
+    /// announced: a [`StoreWatcher`](crate::StoreWatcher) notices them. A receiver that falls
+    /// more than a few thousand keys behind is told it lagged.
+    pub fn changes(&self) -> broadcast::Receiver<Key> {
+        self.changes.subscribe()
     }
 
     /// Every object key under the directory `prefix`, sorted.
     pub async fn list(&self, prefix: &Key) -> Result<Vec<String>, StoreError> {
         self.backend.list(prefix).await
+    }
+
+    /// Every object key under the directory `prefix`, sorted, with its stamp (see [`Stamp`]).
+    pub async fn list_stamped(&self, prefix: &Key) -> Result<Vec<(String, Stamp)>, StoreError> {
+        self.backend.list_stamped(prefix).await
+    }
+
+    /// Notices every change under `prefix`, by anyone (see [`StoreWatcher`]).
+    pub fn watch(&self, prefix: Key) -> StoreWatcher {
+        StoreWatcher::new(self.clone(), prefix)
     }
 
     /// The names of the immediate child directories of `prefix`, sorted, as stored (not

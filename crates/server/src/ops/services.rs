@@ -5,16 +5,16 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 use spawnit_engine::ServiceCreate;
-use spawnit_engine::engine::{redacted_plan, service_key};
+use spawnit_engine::engine::redacted_plan;
 use spawnit_model::plan::PlanStatus;
 use spawnit_model::spec::AwsSettings;
 use spawnit_model::{DriftPolicy, Exposure, Id, ProviderKind};
-use spawnit_store::StoreError;
 
 use super::{audit, ids_check};
 use crate::AppState;
 use crate::caller::Caller;
 use crate::error::ApiError;
+use crate::index::{ListQuery, Listed};
 use crate::jobs::{JobKind, Target};
 use crate::views::{JobView, ServiceList, ServiceListItem, ServiceView, Status, UnreadableServiceView};
 
@@ -73,47 +73,43 @@ pub async fn service_create(
     Ok(ServiceView::new(&spec, None, Status::Drifted, &["not yet applied".to_owned()], None))
 }
 
-/// The client's services with the status the drift monitor last saw.
-pub async fn service_list(s: &AppState, c: &Caller, client: Option<&str>) -> Result<ServiceList, ApiError> {
+/// A page of the client's services with the status the drift monitor last saw, from the
+/// in-memory index (O(page), see [`crate::index`]). The store is still asked one small read, so
+/// a list fails like every other call while the store is down.
+pub async fn service_list(
+    s: &AppState,
+    c: &Caller,
+    client: Option<&str>,
+    query: &ListQuery,
+) -> Result<ServiceList, ApiError> {
     let client = c.client_for(client)?;
-    let mut services = Vec::new();
-    for name in s.engine.service_list(&client).await? {
-        // A corrupt spec or state is that one service's error; the others are still listed.
-        let spec = match s.engine.store().service_spec(&client, &name).await {
-            Ok(Some(spec)) => spec.value,
-            Ok(None) => continue,
-            Err(e @ StoreError::Corrupt { .. }) => {
-                services.push(ServiceListItem::Unreadable(UnreadableServiceView {
-                    client: client.clone(),
-                    name,
-                    status: Status::Error,
-                    reasons: vec![e.to_string()],
-                }));
-                continue;
+    let store = s.engine.store();
+    store.probe(store.timeout()).await?;
+    let page =
+        s.index.page(&client, query, |name| s.board.get(&client, name).map(|seen| (seen.status, seen.reasons))).await?;
+    let services = page
+        .services
+        .into_iter()
+        .map(|listed| match listed {
+            Listed::Unreadable { client, name, reason } => ServiceListItem::Unreadable(UnreadableServiceView {
+                client,
+                name,
+                status: Status::Error,
+                reasons: vec![reason],
+            }),
+            Listed::Service { spec, state, status, reasons } => {
+                let reconcile = s.board.reconcile_failing(&client, &spec.name);
+                ServiceListItem::Service(Box::new(ServiceView::new(
+                    &spec,
+                    state.as_deref(),
+                    status,
+                    &reasons,
+                    reconcile,
+                )))
             }
-            Err(e) => return Err(e.into()),
-        };
-        let (state, (status, reasons)) = match s.engine.store().state(&service_key(&client, &name)).await {
-            Ok(state) => (
-                state.map(|v| v.value),
-                match s.board.get(&client, &name) {
-                    Some(seen) => (seen.status.into(), seen.reasons),
-                    None => (Status::Unknown, Vec::new()),
-                },
-            ),
-            Err(e @ StoreError::Corrupt { .. }) => (None, (Status::Error, vec![e.to_string()])),
-            Err(e) => return Err(e.into()),
-        };
-        let reconcile = s.board.reconcile_failing(&client, &name);
-        services.push(ServiceListItem::Service(Box::new(ServiceView::new(
-            &spec,
-            state.as_ref(),
-            status,
-            &reasons,
-            reconcile,
-        ))));
-    }
-    Ok(ServiceList { services })
+        })
+        .collect();
+    Ok(ServiceList { services, next_cursor: page.next_cursor })
 }
 
 /// A service, freshly planned.

@@ -6,7 +6,10 @@
 //! goes to a temporary file in the target's directory, is fsynced and renamed over the target, so
 //! a reader sees the old or the new content, never a mix. Reads take no lock. An object's version
 //! is the hex SHA-256 of its content. Names starting with `.` (the lock, temporary files) are
-//! never objects. Directories left empty by a delete are removed, as S3 prefixes vanish.
+//! never objects. Directories left empty by a delete are removed, as S3 prefixes vanish. An
+//! object's stamp (what a [`StoreWatcher`](crate::StoreWatcher) compares) is its file's inode,
+//! modification time and size: every write renames a new file over the old one, so it changes
+//! without reading the content.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -21,6 +24,7 @@ use super::Backend;
 use crate::error::StoreError;
 use crate::key::Key;
 use crate::store::{PutCondition, Version};
+use crate::watch::Stamp;
 
 const LOCK_FILE: &str = ".store.lock";
 
@@ -140,7 +144,8 @@ fn is_hidden(name: &str) -> bool {
     name.starts_with('.')
 }
 
-fn list_files(dir: &Path, relative: &str, out: &mut Vec<String>) -> io::Result<()> {
+/// Every file under `dir` (keys relative to the root, `relative` being `dir`'s), with its stamp.
+fn list_files(dir: &Path, relative: &str, out: &mut Vec<(String, Stamp)>) -> io::Result<()> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => return Ok(()),
@@ -153,13 +158,30 @@ fn list_files(dir: &Path, relative: &str, out: &mut Vec<String>) -> io::Result<(
             continue;
         }
         let key = format!("{relative}/{name}");
-        if entry.file_type()?.is_dir() {
+        let metadata = match entry.metadata() {
+            Ok(metadata) => metadata,
+            // Deleted since the directory was read.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        if metadata.is_dir() {
             list_files(&entry.path(), &key, out)?;
         } else {
-            out.push(key);
+            out.push((key, stamp_of(&metadata)));
         }
     }
     Ok(())
+}
+
+/// The inode, modification time (ns) and size of a file.
+fn stamp_of(metadata: &fs::Metadata) -> Stamp {
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(metadata);
+    #[cfg(not(unix))]
+    let inode = 0u64;
+    let modified =
+        metadata.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+    Stamp::new(format!("{inode:x}-{modified:x}-{:x}", metadata.len()))
 }
 
 #[async_trait]
@@ -206,12 +228,16 @@ impl Backend for LocalBackend {
     }
 
     async fn list(&self, prefix: &Key) -> Result<Vec<String>, StoreError> {
+        Ok(self.list_stamped(prefix).await?.into_iter().map(|(key, _)| key).collect())
+    }
+
+    async fn list_stamped(&self, prefix: &Key) -> Result<Vec<(String, Stamp)>, StoreError> {
         let dir = self.path(prefix);
         let relative = prefix.to_string();
         self.blocking("listing", prefix, move |_| {
             let mut out = Vec::new();
             list_files(&dir, &relative, &mut out)?;
-            out.sort();
+            out.sort_by(|a, b| a.0.cmp(&b.0));
             Ok(out)
         })
         .await

@@ -1,4 +1,4 @@
-//! The storage under a [`Store`](crate::Store): a small trait of five operations with
+//! The storage under a [`Store`](crate::Store): a small trait of six operations with
 //! conditional puts, its two implementations, a local directory and S3, and the wrapper that
 //! bounds every call of either in time.
 
@@ -8,6 +8,7 @@ use bytes::Bytes;
 use crate::error::StoreError;
 use crate::key::Key;
 use crate::store::{PutCondition, Version};
+use crate::watch::Stamp;
 
 pub(crate) mod local;
 pub(crate) mod s3;
@@ -29,4 +30,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// The names of the immediate child directories of `prefix`.
     async fn list_dirs(&self, prefix: &Key) -> Result<Vec<String>, StoreError>;
+
+    /// Every object key under the directory `prefix`, like [`Backend::list`], with its stamp.
+    async fn list_stamped(&self, prefix: &Key) -> Result<Vec<(String, Stamp)>, StoreError>;
 }

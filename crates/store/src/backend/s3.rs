@@ -24,6 +24,7 @@ use crate::error::StoreError;
 use crate::key::Key;
 use crate::location::S3Options;
 use crate::store::{PutCondition, Version};
+use crate::watch::Stamp;
 
 /// How long connecting to the S3 server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -135,14 +136,25 @@ impl Backend for S3Backend {
     }
 
     async fn list(&self, prefix: &Key) -> Result<Vec<String>, StoreError> {
+        Ok(self.list_stamped(prefix).await?.into_iter().map(|(key, _)| key).collect())
+    }
+
+    async fn list_stamped(&self, prefix: &Key) -> Result<Vec<(String, Stamp)>, StoreError> {
         let objects: Vec<_> = self
             .store
             .list(Some(&path(prefix)))
             .try_collect()
             .await
             .map_err(|e| StoreError::backend("listing", prefix.as_str(), e))?;
-        let mut keys: Vec<String> = objects.into_iter().map(|meta| meta.location.to_string()).collect();
-        keys.sort();
+        // The ETag changes with the content; a server that lists none still changes the time.
+        let mut keys: Vec<(String, Stamp)> = objects
+            .into_iter()
+            .map(|meta| {
+                let stamp = meta.e_tag.unwrap_or_else(|| format!("{}-{}", meta.last_modified.to_rfc3339(), meta.size));
+                (meta.location.to_string(), Stamp::new(stamp))
+            })
+            .collect();
+        keys.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(keys)
     }
 

@@ -20,6 +20,7 @@ use super::Backend;
 use crate::error::StoreError;
 use crate::key::Key;
 use crate::store::{PutCondition, Version};
+use crate::watch::Stamp;
 
 /// The store timeout when none is configured.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -106,5 +107,9 @@ impl Backend for TimedBackend {
 
     async fn list_dirs(&self, prefix: &Key) -> Result<Vec<String>, StoreError> {
         self.read("listing", prefix, || self.inner.list_dirs(prefix)).await
+    }
+
+    async fn list_stamped(&self, prefix: &Key) -> Result<Vec<(String, Stamp)>, StoreError> {
+        self.read("listing", prefix, || self.inner.list_stamped(prefix)).await
     }
 }

@@ -96,6 +96,7 @@ macro_rules! store_suite {
             lock_taken_from_holder_is_reported_lost,
             lock_dropped_without_release_expires,
             catalog_seed_never_overwrites,
+            watchers_see_every_writer,
         );
     };
     (@cases $fixture:path; $($case:ident),* $(,)?) => {

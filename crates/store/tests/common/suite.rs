@@ -485,3 +485,44 @@ pub async fn catalog_seed_never_overwrites(f: &Fixture) {
     assert_eq!(minecraft.description, "added by a user");
     assert!(store.template(&id("nothing")).await.expect("template").is_none());
 }
+
+/// A watcher reports what another handle (another process) wrote, changed and deleted, and
+/// only that; the handle's own writes are announced at once by `changes`.
+pub async fn watchers_see_every_writer(f: &Fixture) {
+    let store = &f.store;
+    let other = f.reopen();
+    let mut own = store.changes();
+    let mut watcher = store.watch(Key::clients());
+    assert_eq!(watcher.poll().await.unwrap(), Vec::<String>::new(), "an empty store has nothing to report");
+
+    let web_spec = Key::spec(&web());
+    store.service_spec_put(&service_spec("default", "web"), PutCondition::Absent).await.unwrap();
+    assert_eq!(own.try_recv().unwrap(), web_spec, "the handle's own write is announced before it returns");
+    assert_eq!(watcher.poll().await.unwrap(), vec![web_spec.to_string()]);
+    assert_eq!(watcher.poll().await.unwrap(), Vec::<String>::new(), "nothing changed since");
+
+    // Another process: a new service, a changed spec, a raw write; then a delete.
+    other.service_spec_put(&service_spec("default", "api"), PutCondition::Absent).await.unwrap();
+    let mut changed = service_spec("default", "web");
+    changed.updated_at = Utc::now();
+    other.service_spec_put(&changed, PutCondition::Overwrite).await.unwrap();
+    f.raw_put("clients/acme/services/db/state.json", b"{}").await;
+    assert!(own.try_recv().is_err(), "another handle's writes are not announced to this one");
+    assert_eq!(
+        watcher.poll().await.unwrap(),
+        vec![
+            "clients/acme/services/db/state.json".to_owned(),
+            "clients/default/services/api/spec.json".to_owned(),
+            web_spec.to_string(),
+        ]
+    );
+    other.delete(&web_spec).await.unwrap();
+    assert_eq!(watcher.poll().await.unwrap(), vec![web_spec.to_string()], "a deleted object is reported");
+
+    // A key forgotten by a reader that could not read it is reported again.
+    watcher.forget("clients/acme/services/db/state.json");
+    assert_eq!(watcher.poll().await.unwrap(), vec!["clients/acme/services/db/state.json".to_owned()]);
+    let stamped = store.list_stamped(&Key::clients()).await.unwrap();
+    let keys: Vec<&str> = stamped.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, store.list(&Key::clients()).await.unwrap(), "list_stamped lists what list does");
+}
