@@ -221,7 +221,7 @@ pub async fn sweep_cost(b: &Bench) -> Result<Vec<SweepPoint>> {
 async fn sweep_point(b: &Bench, services: usize) -> Result<SweepPoint> {
     // One untimed round of each, which also checks what the sweep sees.
     let world = b.docker.observe_world().await?;
-    let statuses = b.engine.sweep(&world).await?;
+    let statuses = b.engine.sweep(&world, &spawnit_engine::SweepScope::All).await?;
     ensure!(statuses.len() == services, "the sweep saw {} services, not {services}", statuses.len());
     let not_compliant = statuses.iter().filter(|s| s.status != PlanStatus::Compliant).count();
     let foreign_objects = world.owners.iter().filter(|(owner, _)| owner.client != b.client).map(|(_, r)| r.len()).sum();
@@ -231,7 +231,7 @@ async fn sweep_point(b: &Bench, services: usize) -> Result<SweepPoint> {
     for _ in 0..b.args.sweeps {
         let (cpu_before, started) = (cpu_time(), Instant::now());
         let world = b.docker.observe_world().await?;
-        let statuses = b.engine.sweep(&world).await?;
+        let statuses = b.engine.sweep(&world, &spawnit_engine::SweepScope::All).await?;
         wall.push(started.elapsed());
         cpu.push(cpu_time() - cpu_before);
         std::hint::black_box(statuses);
