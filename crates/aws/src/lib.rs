@@ -28,14 +28,13 @@ use aws_sdk_ec2::types::{
     Ipv6Range, LocationType, ResourceType, Tag, TagSpecification,
 };
 use base64::Engine as _;
-use spawnit_engine::provider::Applied;
-use spawnit_engine::{FieldError, Provider, ProviderError, Scope, ValidationError};
+use spawnit_engine::{Applied, FieldError, Provider, ProviderError, Scope, ValidationError};
+use spawnit_model::Owner;
 use spawnit_model::resource::{
     Address, DesiredResource, IngressRule, InstanceAttrs, Liveness, ObservedResource, ResourceAttrs, ResourceKind,
     SecurityGroupAttrs, facts, labels,
 };
 use spawnit_model::spec::Protocol;
-use spawnit_store::Owner;
 use tokio_util::sync::CancellationToken;
 
 /// What can go wrong talking to EC2.

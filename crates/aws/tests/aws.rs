@@ -6,9 +6,7 @@ mod common;
 
 use common::{REGION, World, id};
 use spawnit_aws::user_data::run_command;
-use spawnit_engine::EngineError;
-use spawnit_engine::desired::service_resources;
-use spawnit_engine::engine::service_key;
+use spawnit_engine::{EngineError, service_key, service_resources};
 use spawnit_model::plan::{Action, PlanStatus};
 use spawnit_model::resource::ResourceAttrs;
 use spawnit_model::{JobEvent, OperationOutcome, ResourceKind};
@@ -67,7 +65,7 @@ async fn every_catalog_template_plans_applies_and_destroys_on_aws() {
         let planned = w.engine.service_plan(&w.client, &id(&service)).await.unwrap();
         assert_eq!(planned.plan.status, PlanStatus::Compliant, "{}: {:?}", entry.id, planned.plan);
         let state = w.engine.service_state(&w.client, &id(&service)).await.unwrap().unwrap();
-        let instance = &state.resources[&spawnit_engine::desired::aws_instance_address()];
+        let instance = &state.resources[&spawnit_engine::aws_instance_address()];
         let ip = instance.outputs.get("public_ip").expect("public ip recorded");
         assert_eq!(Some(ip.as_str()), instances[0].public_ip_address());
         let endpoints = spec.endpoints_at(ip);
@@ -193,7 +191,7 @@ async fn a_crash_between_create_and_state_write_is_adopted_without_duplicates() 
         // What an apply killed before its state writes leaves behind: tagged resources only.
         let scope = spawnit_engine::Scope { owner: service_key(&w.client, &id(service)), lineage: "crashed".into() };
         for r in service_resources(&spec).iter().take(created) {
-            let fp = spawnit_engine::desired::fingerprint(&r.attrs);
+            let fp = spawnit_engine::fingerprint(&r.attrs);
             w.aws.create(&scope, r, &fp, &cancel).await.unwrap();
         }
         assert!(w.engine.service_state(&w.client, &id(service)).await.unwrap().is_none());
@@ -207,10 +205,7 @@ async fn a_crash_between_create_and_state_write_is_adopted_without_duplicates() 
         let state = w.engine.service_state(&w.client, &id(service)).await.unwrap().unwrap();
         assert_eq!(state.resources.len(), 2);
         let instance_id = w.instances(Some(service)).await[0].instance_id().unwrap().to_owned();
-        assert_eq!(
-            state.resources[&spawnit_engine::desired::aws_instance_address()].id,
-            format!("{REGION}/{instance_id}")
-        );
+        assert_eq!(state.resources[&spawnit_engine::aws_instance_address()].id, format!("{REGION}/{instance_id}"));
         assert_eq!(w.engine.service_plan(&w.client, &id(service)).await.unwrap().plan.status, PlanStatus::Compliant);
     }
     // Destroy finds even what state forgot: wipe the state of one and destroy by tags.
@@ -279,8 +274,7 @@ async fn secrets_reach_the_instance_but_never_plans_or_events() {
     let secret = "s3cr3t'pa$$word";
     w.create("redis", "vault", w.settings(), &[("password", secret)]).await.unwrap();
     let planned = w.engine.service_plan(&w.client, &id("vault")).await.unwrap();
-    let shown =
-        serde_json::to_string(&spawnit_engine::engine::redacted_plan(&planned.plan, &planned.redactor)).unwrap();
+    let shown = serde_json::to_string(&spawnit_engine::redacted_plan(&planned.plan, &planned.redactor)).unwrap();
     let quoted = secret.replace('\'', "'\"'\"'");
     assert!(!shown.contains(secret) && !shown.contains("s3cr3t"), "{shown}");
     let (report, events) = w.apply("vault").await;

@@ -30,8 +30,7 @@ use clap::Parser;
 use clap::builder::TypedValueParser as _;
 use serde_json::json;
 use spawnit_docker::DockerProvider;
-use spawnit_engine::execute::events_ignored;
-use spawnit_engine::{Engine, Providers, RunOptions, ServiceCreate};
+use spawnit_engine::{Engine, Providers, RunOptions, ServiceCreate, events_ignored};
 use spawnit_model::{Exposure, Id, OperationOutcome, ProviderKind};
 use spawnit_store::Store;
 

@@ -22,12 +22,11 @@ use bollard::query_parameters::{
     LogsOptions, RemoveContainerOptions, RemoveVolumeOptions, StopContainerOptions,
 };
 use futures::StreamExt;
-use spawnit_engine::provider::Applied;
-use spawnit_engine::{Provider, ProviderError, Scope};
+use spawnit_engine::{Applied, Provider, ProviderError, Scope};
 use spawnit_model::resource::{
     Address, ContainerAttrs, DesiredResource, Liveness, ObservedResource, ResourceAttrs, ResourceKind, labels,
 };
-use spawnit_store::Owner;
+use spawnit_model::{Id, Owner, OwnerKey};
 use tokio_util::sync::CancellationToken;
 
 /// A plain error message as an error source.
@@ -86,12 +85,12 @@ fn scope_labels(scope: &Scope, address: &Address, fingerprint: &str) -> HashMap<
 }
 
 /// The owner a resource's labels name.
-fn owner_of(l: &HashMap<String, String>) -> Option<spawnit_store::OwnerKey> {
-    let client = spawnit_model::Id::parse(l.get(labels::CLIENT)?).ok()?;
+fn owner_of(l: &HashMap<String, String>) -> Option<OwnerKey> {
+    let client = Id::parse(l.get(labels::CLIENT)?).ok()?;
     if let Some(s) = l.get(labels::SERVICE) {
-        return Some(spawnit_store::OwnerKey::service(&client, &spawnit_model::Id::parse(s).ok()?));
+        return Some(OwnerKey::service(&client, &Id::parse(s).ok()?));
     }
-    Some(spawnit_store::OwnerKey::network(&client, &spawnit_model::Id::parse(l.get(labels::NETWORK)?).ok()?))
+    Some(OwnerKey::network(&client, &Id::parse(l.get(labels::NETWORK)?).ok()?))
 }
 
 /// Who the labels of an object name, when that is not `scope`'s owner: `None` when the object
@@ -492,7 +491,7 @@ impl DockerProvider {
             .map_err(observe_error)?;
         for image in images {
             for tag in &image.repo_tags {
-                world.images.insert(spawnit_engine::world::image_reference_normalized(tag), image.id.clone());
+                world.images.insert(spawnit_engine::image_reference_normalized(tag), image.id.clone());
             }
         }
         Ok(world)
@@ -504,7 +503,7 @@ impl DockerProvider {
         &self,
         filters: HashMap<String, Vec<String>>,
         networks_only: bool,
-    ) -> Result<Vec<(Option<spawnit_store::OwnerKey>, ObservedResource)>, DockerError> {
+    ) -> Result<Vec<(Option<OwnerKey>, ObservedResource)>, DockerError> {
         let mut out = Vec::new();
         let filters = Some(filters);
         if !networks_only {

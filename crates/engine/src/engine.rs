@@ -10,16 +10,18 @@ use chrono::Utc;
 use serde_json::Value;
 use spawnit_model::plan::{Action, Plan, PlanStatus};
 use spawnit_model::{
-    Exposure, Id, JobEvent, NetworkSpec, ProviderKind, Redactor, ServiceSpec, State, Template, TemplateRef,
+    Exposure, Id, JobEvent, NetworkSpec, Owner, OwnerKey, ProviderKind, Redactor, ServiceSpec, State, Template,
+    TemplateRef,
 };
-use spawnit_store::{LockError, Owner, OwnerKey, PutCondition, StateWriter, Store, StoreError};
+use spawnit_plan::{
+    TemplateError, ValidationError, network_resources, params_resolve, plan_apply, plan_destroy, render,
+    service_resources, service_resources_on,
+};
+use spawnit_store::{LockError, PutCondition, StateWriter, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
-use crate::desired::{network_resources, service_resources, service_resources_on};
 use crate::execute::{EventSink, ExecutionReport, execute};
-use crate::planner::{plan_apply, plan_destroy};
 use crate::provider::{Provider, ProviderError, Scope};
-use crate::render::{TemplateError, ValidationError, params_resolve, render};
 use crate::world::ObservedWorld;
 
 /// Everything that can go wrong in an engine operation: the one error type that reaches users.
@@ -143,7 +145,7 @@ impl Engine {
     /// A read-only store (of a newer format) is used as it is.
     pub async fn open(store: Store, providers: Providers) -> Result<Engine, EngineError> {
         if store.read_only_reason().is_none() {
-            store.catalog_seed(&crate::catalog::builtin_templates()?).await?;
+            store.catalog_seed(&spawnit_plan::builtin_templates()?).await?;
         }
         Ok(Engine { store, providers })
     }
@@ -187,7 +189,7 @@ impl Engine {
             created_at: now,
             updated_at: now,
         };
-        crate::desired::provider_settings_check(&spec)?;
+        spawnit_plan::provider_settings_check(&spec)?;
         if spec.provider != ProviderKind::Docker {
             // Ask the provider whether the region, instance type, image… exist, before storing.
             let provider = self.providers.get(spec.provider)?;
@@ -302,7 +304,7 @@ impl Engine {
         }
         let desired = self.service_desired(&spec).await?;
         let provider = self.providers.get(spec.provider)?;
-        let checked = match crate::desired::provider_settings_check(&spec) {
+        let checked = match spawnit_plan::provider_settings_check(&spec) {
             Ok(()) => provider.validate(&desired).await.map_err(provider_error),
             Err(e) => Err(e.into()),
         };
@@ -314,7 +316,7 @@ impl Engine {
         let observed = provider.observe(&scope, &desired).await?;
         let mut plan = plan_apply(&subject, &desired, state, &observed, &redactor);
         if spec.provider == ProviderKind::Docker {
-            crate::desired::naming_notes(&mut plan, spec.docker_naming);
+            spawnit_plan::naming_notes(&mut plan, spec.docker_naming);
         }
         Ok(ServicePlan { spec, plan, redactor })
     }
@@ -326,7 +328,7 @@ impl Engine {
             return Ok(service_resources(spec));
         }
         Ok(match self.store.network_spec(&spec.client, &spec.network).await? {
-            Some(network) => service_resources_on(spec, &crate::desired::network_name(&network.value)),
+            Some(network) => service_resources_on(spec, &spawnit_plan::network_name(&network.value)),
             None => service_resources(spec),
         })
     }
@@ -463,7 +465,7 @@ impl Engine {
         let scope = Scope { owner: key.clone(), lineage: state.lineage.clone() };
         let observed = self.network_provider()?.observe(&scope, &desired).await?;
         let mut plan = plan_apply(&key.to_string(), &desired, state, &observed, &Redactor::default());
-        crate::desired::naming_notes(&mut plan, spec.docker_naming);
+        spawnit_plan::naming_notes(&mut plan, spec.docker_naming);
         Ok(plan)
     }
 
@@ -644,7 +646,7 @@ pub fn masked_error(e: EngineError, redactor: &Redactor) -> EngineError {
                 errors: v
                     .errors
                     .iter()
-                    .map(|f| crate::render::FieldError {
+                    .map(|f| spawnit_plan::FieldError {
                         field: redactor.text(&f.field),
                         reason: redactor.text(&f.reason),
                     })
@@ -712,7 +714,7 @@ pub fn network_readiness(client: &Id, network: &Id, planned: Option<(&NetworkSpe
         ));
     };
     if plan.status == PlanStatus::Compliant {
-        return Ok(crate::desired::network_name(spec));
+        return Ok(spawnit_plan::network_name(spec));
     }
     let reasons: Vec<String> =
         plan.actions().flat_map(|c| c.reasons.iter().map(move |r| format!("{}: {r}", c.address))).collect();

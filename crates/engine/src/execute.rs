@@ -245,11 +245,11 @@ mod tests {
     use async_trait::async_trait;
     use spawnit_model::plan::PlanStatus;
     use spawnit_model::resource::{DesiredResource, ImageAttrs, ObservedResource, ResourceAttrs, VolumeAttrs};
-    use spawnit_model::{Id, State};
-    use spawnit_store::{OwnerKey, Store};
+    use spawnit_model::{Id, OwnerKey, State};
+    use spawnit_plan::plan_apply;
+    use spawnit_store::Store;
 
     use super::*;
-    use crate::planner::plan_apply;
 
     /// Records calls; fails creating `fail`; each call takes `delay`.
     struct FakeProvider {

@@ -5,11 +5,10 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use spawnit_model::OwnerKey;
 use spawnit_model::resource::{Address, DesiredResource, ObservedResource};
-use spawnit_store::OwnerKey;
+use spawnit_plan::ValidationError;
 use tokio_util::sync::CancellationToken;
-
-use crate::render::ValidationError;
 
 /// What a create or an update produced.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
+use spawnit_model::OwnerKey;
 use spawnit_model::resource::{DesiredResource, Liveness, ObservedResource, ResourceAttrs};
-use spawnit_store::OwnerKey;
 
 /// Every labelled resource, by owner, and the images present.
 #[derive(Clone, Debug, Default)]

@@ -1,10 +1,12 @@
 //! Plain data shared by every SpawnIt crate: ids, templates and their parameters, service and
-//! network specs, resources, plans, state, locks and job events. Serde only, no I/O: the shapes
-//! written to the object store and returned by the API live here and nowhere else.
+//! network specs and their owner keys, resources, plans, state, locks and job events. Serde
+//! only, no I/O: the shapes written to the object store and returned by the API live here and
+//! nowhere else.
 
 pub mod event;
 pub mod id;
 pub mod lock;
+pub mod owner;
 pub mod plan;
 pub mod redact;
 pub mod resource;
@@ -15,6 +17,7 @@ pub mod template;
 pub use event::{JobEvent, OperationOutcome};
 pub use id::{Id, IdError};
 pub use lock::LockInfo;
+pub use owner::{Owner, OwnerKey};
 pub use plan::{Action, Change, Plan, PlanStatus};
 pub use redact::Redactor;
 pub use resource::{Address, DesiredResource, Liveness, ObservedResource, ResourceAttrs, ResourceKind};

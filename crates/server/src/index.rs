@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use spawnit_model::{Id, PlanStatus, ServiceSpec, State};
-use spawnit_store::{Key, OwnerKey, Store, StoreError, StoreWatcher};
+use spawnit_model::{Id, OwnerKey, PlanStatus, ServiceSpec, State};
+use spawnit_store::{Key, Store, StoreError, StoreWatcher};
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::TryRecvError;
 use tokio_util::sync::CancellationToken;

@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use spawnit_engine::engine::redacted_plan;
-use spawnit_engine::{Engine, EngineError, EventSink, ExecutionReport, RunOptions};
+use spawnit_engine::{Engine, EngineError, EventSink, ExecutionReport, RunOptions, redacted_plan};
 use spawnit_model::plan::Plan;
 use spawnit_model::{Id, JobEvent, OperationOutcome};
 use spawnit_store::{Collection, Key, PutCondition};

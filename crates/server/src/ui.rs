@@ -919,9 +919,9 @@ fn sentence(reason: &str) -> String {
 
 /// The dependency graph as an SVG: columns by depth, one box per resource, arrows to dependencies.
 fn graph_svg(resources: &[spawnit_model::resource::DesiredResource]) -> Markup {
-    let deps = spawnit_engine::graph::dependency_map(resources);
+    let deps = spawnit_engine::dependency_map(resources);
     let mut depth: BTreeMap<String, usize> = BTreeMap::new();
-    let order = spawnit_engine::graph::topological_order(&deps).unwrap_or_else(|_| deps.keys().cloned().collect());
+    let order = spawnit_engine::topological_order(&deps).unwrap_or_else(|_| deps.keys().cloned().collect());
     for a in &order {
         let d = deps
             .get(a)
@@ -982,7 +982,7 @@ async fn service_page(State(s): State<AppState>, Viewer(c): Viewer, Q(q): Q, Pat
     let name = id_of("service", &name)?;
     let planned = s.engine.service_plan(&client, &name).await?;
     let spec = &planned.spec;
-    let plan = spawnit_engine::engine::redacted_plan(&planned.plan, &planned.redactor);
+    let plan = spawnit_engine::redacted_plan(&planned.plan, &planned.redactor);
     let state = s.engine.service_state(&client, &name).await?;
     let net_status = s.engine.network_plan(&client, &spec.network).await.map(|p| p.status).ok();
     let target = Target::Service { client: client.clone(), name: name.clone() };
@@ -996,7 +996,7 @@ async fn service_page(State(s): State<AppState>, Viewer(c): Viewer, Q(q): Q, Pat
         .cloned();
     let qs = client_query(&c, &client);
     let status = plan.status.to_string();
-    let resources = spawnit_engine::desired::service_resources(spec);
+    let resources = spawnit_engine::service_resources(spec);
     let has_state = state.as_ref().is_some_and(|st| !st.resources.is_empty());
     let reconcile = s.board.reconcile_failing(&client, &name);
     let body = html! {

@@ -329,7 +329,7 @@ async fn isolation_matrix_every_route_refuses_other_clients_members_and_anonymou
     // A long job: an apply waiting for the lock this test holds, and a plan queued behind it.
     let svc_lock = store
         .lock_acquire(
-            &spawnit_engine::engine::service_key(&victim_id, &spawnit_model::Id::parse("secretsvc").unwrap()),
+            &spawnit_engine::service_key(&victim_id, &spawnit_model::Id::parse("secretsvc").unwrap()),
             "isolation-test",
             "apply",
             Duration::from_secs(60),
@@ -338,7 +338,7 @@ async fn isolation_matrix_every_route_refuses_other_clients_members_and_anonymou
         .unwrap();
     let net_lock = store
         .lock_acquire(
-            &spawnit_engine::engine::network_key(&victim_id, &spawnit_model::Id::parse("victimnet").unwrap()),
+            &spawnit_engine::network_key(&victim_id, &spawnit_model::Id::parse("victimnet").unwrap()),
             "isolation-test",
             "apply",
             Duration::from_secs(60),
@@ -652,7 +652,7 @@ async fn tenant_templates_cannot_ask_for_privileged_host_paths_or_the_docker_soc
             "parameters": {}, "blueprint": {"containers": {"c": bad}}
         });
         let t: spawnit_model::Template = serde_json::from_value(template).unwrap();
-        let rendered = spawnit_engine::render::template_check(&t);
+        let rendered = spawnit_engine::template_check(&t);
         assert!(rendered.is_err(), "a template with {bad} renders");
     }
 }

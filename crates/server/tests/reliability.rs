@@ -10,9 +10,9 @@ use std::time::Duration;
 use common::*;
 use reqwest::Method;
 use serde_json::json;
-use spawnit_model::{Id, LockInfo};
+use spawnit_model::{Id, LockInfo, OwnerKey};
 use spawnit_server::accounts::Role;
-use spawnit_store::{Key, OwnerKey, Store};
+use spawnit_store::{Key, Store};
 
 fn owner(t: &TestServer, service: &str) -> OwnerKey {
     OwnerKey::service(&Id::parse(&t.client).unwrap(), &Id::parse(service).unwrap())

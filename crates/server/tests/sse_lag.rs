@@ -12,8 +12,8 @@ use std::time::Duration;
 use common::*;
 use futures::FutureExt;
 use serde_json::json;
-use spawnit_model::Id;
-use spawnit_store::{Owner, OwnerKey, Store};
+use spawnit_model::{Id, Owner, OwnerKey};
+use spawnit_store::Store;
 
 /// The `spawnit_sse_lagged_total` counter of the server's metrics.
 async fn lagged_total(t: &TestServer) -> u64 {

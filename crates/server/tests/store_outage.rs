@@ -22,11 +22,11 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use spawnit_docker::DockerProvider;
 use spawnit_engine::{Engine, Providers};
-use spawnit_model::{Id, LockInfo, ProviderKind};
+use spawnit_model::{Id, LockInfo, OwnerKey, ProviderKind};
 use spawnit_server::accounts::Role;
 use spawnit_server::auth::token_create;
 use spawnit_server::{Server, ServerConfig};
-use spawnit_store::{Collection, Key, OwnerKey, S3Credentials, S3Options, Store};
+use spawnit_store::{Collection, Key, S3Credentials, S3Options, Store};
 
 /// A call that takes longer than this has hung.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);

@@ -15,8 +15,10 @@ use clap::Parser;
 use serde_json::{Value, json};
 use spawnit_aws::{AwsOptions, AwsProvider};
 use spawnit_docker::DockerProvider;
-use spawnit_engine::engine::{masked_error, network_key, redacted_plan, service_key};
-use spawnit_engine::{Engine, EngineError, EventSink, Providers, RunOptions, ServiceCreate};
+use spawnit_engine::{
+    Engine, EngineError, EventSink, Providers, RunOptions, ServiceCreate, masked_error, network_key, redacted_plan,
+    service_key,
+};
 use spawnit_model::plan::{Plan, PlanStatus};
 use spawnit_model::spec::AwsSettings;
 use spawnit_model::{Exposure, Id, OperationOutcome, ProviderKind, Redactor};
@@ -260,7 +262,7 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Status { client, output } => return status(&engine, &client.client, output).await,
         Command::Graph { service, client } => {
             let spec = engine.service_spec(&client.client, &service).await?;
-            let resources = spawnit_engine::desired::service_resources(&spec);
+            let resources = spawnit_engine::service_resources(&spec);
             let containers: Vec<_> = resources
                 .iter()
                 .filter(|r| r.address.kind == spawnit_model::ResourceKind::Container)
@@ -269,11 +271,7 @@ async fn run(cli: Cli) -> Result<u8> {
             let external = vec![(format!("network.{} (network layer)", spec.network), containers)];
             print!(
                 "{}",
-                spawnit_engine::graph::to_dot(
-                    &service_key(&client.client, &service).to_string(),
-                    &resources,
-                    &external
-                )
+                spawnit_engine::to_dot(&service_key(&client.client, &service).to_string(), &resources, &external)
             );
         }
         Command::Network(cmd) => return network(&engine, cmd).await,
@@ -413,7 +411,7 @@ async fn show(engine: &Engine, client: &Id, service: &Id, output: Output) -> Res
                 Some(aws) => {
                     let _ =
                         writeln!(out, "Provider: aws ({} in {}, ports open to {})", aws.instance_type, aws.region, {
-                            let cidrs = spawnit_engine::desired::aws_allowed_cidrs(&spec, aws);
+                            let cidrs = spawnit_engine::aws_allowed_cidrs(&spec, aws);
                             if cidrs.is_empty() { "nobody".to_owned() } else { cidrs.join(", ") }
                         });
                     let outputs = state.as_ref().and_then(|s| {

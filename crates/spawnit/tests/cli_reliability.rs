@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use spawnit_model::{Id, LockInfo};
-use spawnit_store::{Key, OwnerKey, Store};
+use spawnit_model::{Id, LockInfo, OwnerKey};
+use spawnit_store::{Key, Store};
 
 fn create(w: &World, name: &str) {
     w.ok(&["create", "hello", name, "--set", &format!("port={}", free_port()), "--set", &format!("message={name}")]);

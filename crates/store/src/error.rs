@@ -1,6 +1,6 @@
 //! The store's error type: what went wrong, on which key, with the backend's error as source.
 
-use crate::key::OwnerKey;
+use spawnit_model::OwnerKey;
 
 /// An error of the underlying storage (an I/O error, an S3 error, a failed blocking task).
 pub type BackendError = Box<dyn std::error::Error + Send + Sync>;

@@ -33,7 +33,7 @@ mod watch;
 
 pub use error::StoreError;
 pub use format::{FORMAT_CURRENT, FormatMarker, FormatOutcome};
-pub use key::{Collection, Key, Owner, OwnerKey};
+pub use key::{Collection, Key};
 pub use location::{S3Credentials, S3Options, StoreLocation};
 pub use lock::{LockError, LockGuard};
 pub use state::StateWriter;

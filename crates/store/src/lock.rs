@@ -10,12 +10,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
-use spawnit_model::LockInfo;
+use spawnit_model::{LockInfo, OwnerKey};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::StoreError;
-use crate::key::{Key, OwnerKey};
+use crate::key::Key;
 use crate::store::{PutCondition, Store, Version};
 
 /// How many times acquiring re-reads the lock after losing a race, before reporting the holder.

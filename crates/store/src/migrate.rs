@@ -18,9 +18,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::Value;
+use spawnit_model::OwnerKey;
 
 use crate::error::StoreError;
-use crate::key::{Key, OwnerKey};
+use crate::key::Key;
 use crate::store::{PutCondition, Store};
 
 /// Runs the migration from format `from` to `from + 1`.
@@ -74,8 +75,8 @@ async fn to_2_docker_naming(store: &Store) -> Result<(), StoreError> {
 /// The old names of an owner's objects, for the log.
 fn v1_names(owner: &OwnerKey) -> String {
     match &owner.owner {
-        crate::Owner::Service(s) => format!("spawnit-{}-{s}-…", owner.client),
-        crate::Owner::Network(n) => format!("spawnit-{}-{n}", owner.client),
+        spawnit_model::Owner::Service(s) => format!("spawnit-{}-{s}-…", owner.client),
+        spawnit_model::Owner::Network(n) => format!("spawnit-{}-{n}", owner.client),
     }
 }
 

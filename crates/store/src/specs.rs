@@ -1,10 +1,10 @@
 //! Clients, and the desired specs of their services and networks
 //! (`clients/<client>/{services,networks}/<name>/spec.json`).
 
-use spawnit_model::{Id, NetworkSpec, ServiceSpec};
+use spawnit_model::{Id, NetworkSpec, OwnerKey, ServiceSpec};
 
 use crate::error::StoreError;
-use crate::key::{Collection, Key, OwnerKey};
+use crate::key::{Collection, Key};
 use crate::store::{PutCondition, Store, Version, Versioned};
 
 impl Store {

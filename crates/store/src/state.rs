@@ -3,10 +3,10 @@
 //! wrote last. A writer that finds the state changed by someone else fails and merges nothing.
 
 use chrono::Utc;
-use spawnit_model::{Address, ResourceState, State};
+use spawnit_model::{Address, OwnerKey, ResourceState, State};
 
 use crate::error::StoreError;
-use crate::key::{Key, OwnerKey};
+use crate::key::Key;
 use crate::store::{PutCondition, Store, Version, Versioned};
 
 impl Store {

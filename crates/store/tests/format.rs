@@ -5,7 +5,8 @@ mod common;
 
 use common::Fixture;
 use serde_json::{Value, json};
-use spawnit_store::{FORMAT_CURRENT, FormatOutcome, Key, OwnerKey, PutCondition, StoreError};
+use spawnit_model::OwnerKey;
+use spawnit_store::{FORMAT_CURRENT, FormatOutcome, Key, PutCondition, StoreError};
 
 fn id(s: &str) -> spawnit_model::Id {
     spawnit_model::Id::parse(s).expect("valid id")

@@ -1,7 +1,7 @@
 //! Networks: create, list, get, and the plan, apply and destroy jobs.
 
 use serde::Deserialize;
-use spawnit_engine::engine::network_key;
+use spawnit_engine::network_key;
 use spawnit_model::Id;
 use spawnit_model::plan::PlanStatus;
 

@@ -4,8 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_json::Value;
-use spawnit_engine::ServiceCreate;
-use spawnit_engine::engine::redacted_plan;
+use spawnit_engine::{ServiceCreate, redacted_plan};
 use spawnit_model::plan::PlanStatus;
 use spawnit_model::spec::AwsSettings;
 use spawnit_model::{DriftPolicy, Exposure, Id, ProviderKind};

@@ -7,8 +7,8 @@ use bytes::Bytes;
 use chrono::{TimeDelta, Utc};
 use futures::future::join_all;
 use serde_json::json;
-use spawnit_model::{Address, Id, LockInfo, NetworkSpec, ResourceState, ServiceSpec, State, Template};
-use spawnit_store::{Key, LockError, OwnerKey, PutCondition, StateWriter, Store, StoreError};
+use spawnit_model::{Address, Id, LockInfo, NetworkSpec, OwnerKey, ResourceState, ServiceSpec, State, Template};
+use spawnit_store::{Key, LockError, PutCondition, StateWriter, Store, StoreError};
 
 use super::Fixture;
 
