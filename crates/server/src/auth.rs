@@ -5,14 +5,17 @@
 //! `X-CSRF-Token` header) — and scopes it to the caller's client.
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use spawnit_model::Id;
 use spawnit_store::{Collection, Key, PutCondition, Store, StoreError};
+use subtle::ConstantTimeEq;
 
 use crate::AppState;
 use crate::accounts::Role;
@@ -161,16 +164,25 @@ pub async fn admin_token_bootstrap(store: &Store) -> Result<Option<String>, Stor
 }
 
 /// The value of cookie `name` in the request, if any.
-pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts
-        .headers
-        .get_all(axum::http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+pub fn cookie(parts: &Parts, name: &str) -> Option<String> {
+    CookieJar::from_headers(&parts.headers).get(name).map(|c| c.value().to_owned())
+}
+
+/// A cookie of SpawnIt: `HttpOnly`, `SameSite=Lax`, sent back on `path` only, kept for
+/// `max_age` (zero and an empty `value`: removes it), `Secure` when `secure`. Every cookie
+/// SpawnIt sets holds an opaque random value that the store knows only by its hash (a session
+/// id, a sign-in's OIDC state), so a plain cookie suffices: a forged or altered value matches
+/// no record, and a signed or encrypted jar would add a server key for every replica to share
+/// and rotate without protecting anything more.
+pub fn cookie_build(name: &str, value: &str, path: &str, max_age: Duration, secure: bool) -> Cookie<'static> {
+    let max_age = time::Duration::try_from(max_age).unwrap_or(time::Duration::MAX);
+    Cookie::build((name.to_owned(), value.to_owned()))
+        .path(path.to_owned())
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .max_age(max_age)
+        .secure(secure)
+        .build()
 }
 
 /// The address the request came from.
@@ -181,7 +193,7 @@ pub fn peer_ip(parts: &Parts) -> Option<IpAddr> {
 /// The caller of a request with the session cookie, `None` without a valid one.
 pub async fn session_caller(parts: &Parts, state: &AppState) -> Result<Option<Caller>, ApiError> {
     let Some(session_id) = cookie(parts, crate::accounts::SESSION_COOKIE) else { return Ok(None) };
-    let Some(session) = crate::accounts::session_get(state.engine.store(), session_id).await? else { return Ok(None) };
+    let Some(session) = crate::accounts::session_get(state.engine.store(), &session_id).await? else { return Ok(None) };
     Ok(Some(Caller {
         user: session.user.to_string(),
         client: session.client.clone(),
@@ -206,7 +218,7 @@ pub fn local_path(target: &str) -> bool {
 
 /// Whether two secrets are equal, in time independent of where they differ.
 pub fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -244,7 +256,11 @@ impl FromRequestParts<AppState> for Caller {
 
 #[cfg(test)]
 mod tests {
-    use super::local_path;
+    use std::time::Duration;
+
+    use axum::http::Request;
+
+    use super::{cookie, cookie_build, local_path, same_secret};
 
     #[test]
     fn only_local_paths_are_redirect_targets() {
@@ -268,6 +284,34 @@ mod tests {
             " /x",
         ] {
             assert!(!local_path(bad), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn cookies_are_built_http_only_lax_and_read_back() {
+        let set = cookie_build("spawnit_session", "abc", "/", Duration::from_secs(60), true).to_string();
+        for part in ["spawnit_session=abc", "HttpOnly", "SameSite=Lax", "Secure", "Path=/", "Max-Age=60"] {
+            assert!(set.contains(part), "{part} missing in {set}");
+        }
+        let removal = cookie_build("spawnit_session", "", "/", Duration::ZERO, false).to_string();
+        assert!(removal.starts_with("spawnit_session=;") && removal.contains("Max-Age=0"), "{removal}");
+        assert!(!removal.contains("Secure"), "{removal}");
+        let (parts, ()) = Request::builder()
+            .header("cookie", "other=1; spawnit_session=abc")
+            .header("cookie", "late=2")
+            .body(())
+            .unwrap()
+            .into_parts();
+        assert_eq!(cookie(&parts, "spawnit_session").as_deref(), Some("abc"));
+        assert_eq!(cookie(&parts, "late").as_deref(), Some("2"));
+        assert_eq!(cookie(&parts, "missing"), None);
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret("token", "token"));
+        for other in ["", "toke", "tokens", "tokeN"] {
+            assert!(!same_secret("token", other), "{other}");
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod oidc;
 pub mod openapi;
 pub mod ops;
 pub mod read_only;
+pub mod session;
 mod sse;
 pub mod tasks;
 mod ui;
@@ -90,6 +91,7 @@ pub struct AppState {
 pub fn app(state: AppState) -> axum::Router {
     api::routes()
         .merge(ui::routes())
+        .merge(oidc::routes())
         .fallback(ui::not_found)
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")

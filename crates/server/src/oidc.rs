@@ -221,7 +221,7 @@ async fn start_inner(
     let nonce = random_token(32);
     let verifier = random_token(64);
     let challenge = b64(&Sha256::digest(verifier.as_bytes()));
-    let next = query_param(parts, "next").filter(|n| crate::ui::safe_next(n)).unwrap_or_else(|| "/".into());
+    let next = query_param(parts, "next").filter(|n| crate::session::safe_next(n)).unwrap_or_else(|| "/".into());
     let redirect_uri = redirect_uri(cfg, parts, s.secure_cookies);
     let (state_hash, key) = pending_key(&state);
     let pending = Pending {
@@ -276,9 +276,9 @@ async fn callback(State(s): State<AppState>, RawParts(parts): RawParts) -> Respo
     let ip = peer_ip(&parts);
     match callback_inner(&s, &cfg, &parts).await {
         Ok((user, next)) => {
-            let mut resp = match crate::ui::sign_in(&s, &user, ip, "oidc", &next).await {
-                Ok(r) => r,
-                Err(e) => return e.into_response(),
+            let mut resp = match crate::session::sign_in(&s, &user, ip, "oidc", &next).await {
+                Ok(r) => r.into_response(),
+                Err(e) => return crate::ui::UiError::from(e).into_response(),
             };
             resp.headers_mut().append(
                 header::SET_COOKIE,
@@ -311,8 +311,8 @@ async fn callback_inner(
     let state = query_param(parts, "state").ok_or(OidcError::State)?;
     let code = query_param(parts, "code").ok_or(OidcError::Provider("no authorization code".into()))?;
     // The state must be the one this browser started with.
-    let bound = cookie(parts, STATE_COOKIE).unwrap_or("");
-    if !crate::auth::same_secret(bound, &state) {
+    let bound = cookie(parts, STATE_COOKIE).unwrap_or_default();
+    if !crate::auth::same_secret(&bound, &state) {
         return Err(OidcError::State);
     }
     let store = s.engine.store();

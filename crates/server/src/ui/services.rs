@@ -1,0 +1,710 @@
+//! The pages of services: the dashboard, the catalog, configuring a template into a service,
+//! a service (plan, apply, destroy, lease, its jobs and graph), and cancelling a job.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
+use chrono::Utc;
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::Value;
+use spawnit_engine::ServiceCreate;
+use spawnit_model::plan::{Action, PlanStatus};
+use spawnit_model::{Exposure, Id, ParamType, ProviderKind, Template};
+
+use super::graph::graph_svg;
+use super::{
+    PageQuery, Posted, UiError, UiResult, Viewer, badge, client_query, client_url, csrf_field, id_of, job_rows, page,
+    sentence, time,
+};
+use crate::AppState;
+use crate::api::audit;
+use crate::caller::Caller;
+use crate::error::ApiError;
+use crate::jobs::{JobKind, Target};
+use crate::session::safe_next;
+
+/// A service as the dashboard and the admin page list it.
+pub(super) struct ServiceRow {
+    pub name: Id,
+    pub template: String,
+    pub status: String,
+    /// Why the service is in error when its stored spec cannot be read.
+    pub error: Option<String>,
+    pub endpoints: Vec<spawnit_model::spec::Endpoint>,
+}
+
+/// The services of `client`, with their status.
+pub(super) async fn service_rows(s: &AppState, client: &Id) -> Result<Vec<ServiceRow>, UiError> {
+    let mut rows = Vec::new();
+    for name in s.engine.service_list(client).await? {
+        let spec = match s.engine.store().service_spec(client, &name).await {
+            Ok(Some(spec)) => spec.value,
+            Ok(None) => continue,
+            // One unreadable spec is that row's error; the other services are still shown.
+            Err(e @ spawnit_store::StoreError::Corrupt { .. }) => {
+                rows.push(ServiceRow {
+                    name,
+                    template: "?".into(),
+                    status: "error".into(),
+                    error: Some(e.to_string()),
+                    endpoints: Vec::new(),
+                });
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let status = match s.board.get(client, &name) {
+            Some(seen) => seen.status.to_string(),
+            None => match s.engine.service_plan(client, &name).await {
+                Ok(p) => p.plan.status.to_string(),
+                Err(_) => "error".into(),
+            },
+        };
+        rows.push(ServiceRow {
+            name,
+            template: spec.template.id.to_string(),
+            status,
+            error: None,
+            endpoints: spec.endpoints(),
+        });
+    }
+    Ok(rows)
+}
+
+pub(super) async fn dashboard(State(s): State<AppState>, Viewer(c): Viewer) -> UiResult {
+    let rows = service_rows(&s, &c.client).await?;
+    let running: Vec<_> =
+        s.jobs.list().into_iter().filter(|j| c.sees(j.target.client()) && !j.status.is_finished()).collect();
+    let body = html! {
+        div.heading {
+            h1 { "My services" }
+            a.button.primary href="/catalog" { "Deploy a service" }
+        }
+        @if rows.is_empty() {
+            section.card { p { "No services yet. Pick one in the " a href="/catalog" { "catalog" } "." } }
+        } @else {
+            table.list #services {
+                thead { tr { th { "Service" } th { "Template" } th { "Status" } th { "Endpoints" } } }
+                tbody {
+                    @for r in &rows {
+                        tr {
+                            td { a href=(format!("/services/{}", r.name)) { (r.name) } }
+                            td { (r.template) }
+                            td {
+                                (badge(&r.status, Some(format!("{}/{}", c.client, r.name))))
+                                @if let Some(error) = &r.error { " " span.error.unreadable { (error) } }
+                            }
+                            td {
+                                @for e in &r.endpoints {
+                                    @if let Some(u) = &e.url { a href=(u) { (u) } " " } @else { code { (e.address) } " " }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Running jobs" }
+        div #running-jobs data-live="1" { (job_rows(&running, &c)) }
+    };
+    Ok(page("Dashboard", &c, body))
+}
+
+// ---- catalog ----
+
+fn needs(t: &Template) -> Vec<String> {
+    let mut out = Vec::new();
+    let containers = t.blueprint.get("containers").and_then(Value::as_object);
+    if let Some(cs) = containers {
+        for c in cs.values() {
+            if let Some(img) = c.get("image").and_then(Value::as_str) {
+                out.push(format!("image {img}"));
+            }
+            let ports = c.get("ports").and_then(Value::as_array).map(Vec::len).unwrap_or(0);
+            if ports > 0 {
+                out.push(format!("{ports} published port{}", if ports == 1 { "" } else { "s" }));
+            }
+        }
+    }
+    let volumes = t.blueprint.get("volumes").and_then(Value::as_object).map(|v| v.len()).unwrap_or(0);
+    if volumes > 0 {
+        out.push(format!("{volumes} volume{}", if volumes == 1 { "" } else { "s" }));
+    }
+    out
+}
+
+pub(super) async fn catalog_page(State(s): State<AppState>, Viewer(c): Viewer) -> UiResult {
+    let catalog = s.engine.store().catalog().await?;
+    let mut by_category: BTreeMap<String, Vec<(spawnit_model::CatalogEntry, Option<Template>)>> = BTreeMap::new();
+    for e in catalog.templates {
+        let t = s.engine.template(&e.id).await.ok();
+        by_category.entry(e.category.clone()).or_default().push((e, t));
+    }
+    let body = html! {
+        div.heading {
+            h1 { "Catalog" }
+            div.search {
+                label for="search" { "Search" }
+                input #search type="search" placeholder="Name, category, description…" autocomplete="off";
+            }
+        }
+        @for (category, entries) in &by_category {
+            section.category data-category=(category) {
+                h2 { (category) }
+                div.cards {
+                    @for (e, t) in entries {
+                        article.card.template data-text=(format!("{} {} {} {}", e.id, e.name, e.category, e.description).to_lowercase()) {
+                            h3 { (e.name) }
+                            p { (e.description) }
+                            @if let Some(t) = t {
+                                p.muted.small {
+                                    "Needs: " (needs(t).join(", "))
+                                    @if !t.parameters.is_empty() {
+                                        " · settings: "
+                                        (t.parameters.iter().map(|(k, p)| p.title.clone().unwrap_or_else(|| k.clone())).collect::<Vec<_>>().join(", "))
+                                    }
+                                }
+                            }
+                            p.small.muted { "Version " (e.version) }
+                            a.button href=(format!("/catalog/{}", e.id)) aria-label=(format!("Configure {}", e.name)) { "Configure" }
+                        }
+                    }
+                }
+            }
+        }
+        p #no-match.muted hidden { "Nothing in the catalog matches your search." }
+    };
+    Ok(page("Catalog", &c, body))
+}
+
+// ---- configure ----
+
+struct FormState {
+    values: HashMap<String, String>,
+    errors: HashMap<String, String>,
+    general: Option<String>,
+}
+
+async fn configure_render(
+    s: &AppState,
+    c: &Caller,
+    t: &Template,
+    client: &Id,
+    st: &FormState,
+) -> Result<Markup, UiError> {
+    let mut networks = s.engine.network_list(client).await?;
+    let default = Id::parse("default").expect("valid id");
+    if !networks.contains(&default) {
+        networks.insert(0, default);
+    }
+    let value = |k: &str| st.values.get(k).cloned();
+    let error = |k: &str| st.errors.get(k).cloned();
+    let field_error = |k: &str| {
+        html! { @if let Some(e) = error(k) { p.field-error id=(format!("{k}-error")) role="alert" { (e) } } }
+    };
+    let q = client_query(c, client);
+    Ok(html! {
+        p.crumbs { a href="/catalog" { "Catalog" } " / " (t.name) }
+        h1 { "Configure " (t.name) }
+        p.muted { (t.description) }
+        @if let Some(g) = &st.general { p.error role="alert" #form-error { (g) } }
+        @if !st.errors.is_empty() { p.error role="alert" #form-error-summary { "Some settings need a fix: see the messages next to the fields." } }
+        form.card.configure method="post" action=(format!("/catalog/{}{q}", t.id)) novalidate {
+            (csrf_field(c))
+            div.field {
+                label for="f-name" { "Service name" }
+                input #f-name type="text" name="name" value=(value("name").unwrap_or_default()) required
+                    pattern="[a-z0-9][a-z0-9-]{0,62}" aria-describedby="f-name-help name-error" aria-invalid=[error("name").map(|_| "true")];
+                p.help #f-name-help { "Lowercase letters, digits and dashes, e.g. " code { "my-" (t.id) } "." }
+                (field_error("name"))
+            }
+            @for (k, p) in &t.parameters {
+                @let id = format!("p-{k}");
+                @let help = format!("{id}-help {k}-error");
+                @let label = p.title.clone().unwrap_or_else(|| k.clone());
+                @let current = value(k).or_else(|| if p.secret { None } else { p.default.as_ref().map(|d| match d { Value::String(s) => s.clone(), v => v.to_string() }) });
+                @let invalid = error(k).map(|_| "true");
+                div.field {
+                    @match p.param_type() {
+                        ParamType::Boolean => {
+                            div.check {
+                                input id=(id) type="checkbox" name=(format!("param.{k}")) value="true"
+                                    checked[current.as_deref() == Some("true")] aria-describedby=(help) aria-invalid=[invalid];
+                                label for=(id) { (label) }
+                            }
+                        }
+                        ParamType::Enum => {
+                            label for=(id) { (label) }
+                            select id=(id) name=(format!("param.{k}")) aria-describedby=(help) aria-invalid=[invalid] {
+                                @for choice in &p.choices {
+                                    option value=(choice) selected[current.as_deref() == Some(choice.as_str())] { (choice) }
+                                }
+                            }
+                        }
+                        ParamType::Integer => {
+                            label for=(id) { (label) }
+                            input id=(id) type="number" name=(format!("param.{k}")) value=[current] step="1"
+                                min=[p.minimum] max=[p.maximum] aria-describedby=(help) aria-invalid=[invalid];
+                        }
+                        ParamType::String if p.secret => {
+                            label for=(id) { (label) }
+                            div.secret {
+                                input id=(id) type="password" name=(format!("param.{k}")) autocomplete="new-password"
+                                    aria-describedby=(help) aria-invalid=[invalid];
+                                button.small type="button" data-generate=(id) { "Generate" }
+                                button.small type="button" data-reveal=(id) aria-pressed="false" { "Show" }
+                            }
+                        }
+                        ParamType::String => {
+                            label for=(id) { (label) }
+                            input id=(id) type="text" name=(format!("param.{k}")) value=[current] aria-describedby=(help) aria-invalid=[invalid];
+                        }
+                    }
+                    p.help id=(format!("{id}-help")) {
+                        (p.description)
+                        @if p.secret { " Secret: never shown again." @if p.generate.is_some() { " Leave empty to generate one." } }
+                        @if let (Some(min), Some(max)) = (p.minimum, p.maximum) { " Between " (min) " and " (max) "." }
+                    }
+                    (field_error(k))
+                }
+            }
+            fieldset {
+                legend { "Where" }
+                div.field {
+                    label for="f-network" { "Network" }
+                    select #f-network name="network" aria-describedby="network-error" {
+                        @for n in &networks {
+                            option value=(n) selected[value("network").as_deref() == Some(n.as_str())] { (n) }
+                        }
+                    }
+                    (field_error("network"))
+                }
+                div.field {
+                    label for="f-provider" { "Provider" }
+                    select #f-provider name="provider" aria-describedby="provider-error" {
+                        option value="docker" selected[value("provider").as_deref() != Some("aws")] { "Docker on this host" }
+                        option value="aws" selected[value("provider").as_deref() == Some("aws")] { "AWS EC2" }
+                    }
+                    (field_error("provider"))
+                }
+                div.check {
+                    input #f-public type="checkbox" name="public" value="true" checked[value("public").as_deref() == Some("true")];
+                    label for="f-public" { "Publish ports on every address (not only 127.0.0.1)" }
+                }
+            }
+            div.actions {
+                button type="submit" name="action" value="save" { "Save" }
+                button.primary type="submit" name="action" value="plan" { "Save and plan" }
+            }
+        }
+    })
+}
+
+pub(super) async fn configure_page(
+    State(s): State<AppState>,
+    Viewer(c): Viewer,
+    q: PageQuery,
+    Path(template): Path<String>,
+) -> UiResult {
+    let client = c.client_for(q.client.as_deref())?;
+    let id = id_of("template", &template)?;
+    let t = s.engine.template(&id).await?;
+    let st = FormState { values: HashMap::new(), errors: HashMap::new(), general: None };
+    let body = configure_render(&s, &c, &t, &client, &st).await?;
+    Ok(page(&format!("Configure {}", t.name), &c, body))
+}
+
+/// The configure form's fields: the service's name and placement, what to do after saving,
+/// and the template's parameters (`param.<name>`; checked against the template).
+#[derive(Deserialize)]
+pub(super) struct ConfigureForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    network: String,
+    #[serde(default)]
+    provider: ProviderKind,
+    /// `true` when the "publish on every address" box is ticked.
+    #[serde(default)]
+    public: String,
+    /// `plan` for "Save and plan".
+    #[serde(default)]
+    action: String,
+    #[serde(flatten)]
+    params: HashMap<String, String>,
+}
+
+pub(super) async fn configure_submit(
+    State(s): State<AppState>,
+    q: PageQuery,
+    Path(template): Path<String>,
+    Posted { caller: c, form }: Posted<ConfigureForm>,
+) -> UiResult {
+    let client = c.client_for(q.client.as_deref())?;
+    let t = s.engine.template(&id_of("template", &template)?).await?;
+    let mut errors = HashMap::new();
+    let mut params = BTreeMap::new();
+    let mut values = HashMap::new();
+    for (k, p) in &t.parameters {
+        let raw = form.params.get(&format!("param.{k}")).cloned().unwrap_or_default();
+        if !p.secret {
+            values.insert(k.clone(), raw.clone());
+        }
+        match p.param_type() {
+            ParamType::Boolean => {
+                params.insert(k.clone(), Value::Bool(raw == "true"));
+                values.insert(k.clone(), if raw == "true" { "true".into() } else { "false".into() });
+            }
+            _ if raw.trim().is_empty() => {}
+            ParamType::Integer => match raw.trim().parse::<i64>() {
+                Ok(n) => {
+                    params.insert(k.clone(), Value::from(n));
+                }
+                Err(_) => {
+                    errors.insert(k.clone(), "Must be a whole number.".to_owned());
+                }
+            },
+            _ => {
+                params.insert(k.clone(), Value::String(raw));
+            }
+        }
+    }
+    let public = form.public == "true";
+    for (f, v) in [
+        ("name", form.name.as_str()),
+        ("network", form.network.as_str()),
+        ("provider", form.provider.as_str()),
+        ("public", if public { "true" } else { "" }),
+    ] {
+        values.insert(f.to_owned(), v.to_owned());
+    }
+    let name = form.name.trim().to_owned();
+    let name_id = match Id::parse(&name) {
+        Ok(id) => Some(id),
+        Err(e) => {
+            let why =
+                if name.is_empty() { "Give the service a name.".to_owned() } else { format!("Not a valid name: {e}.") };
+            errors.insert("name".into(), why);
+            None
+        }
+    };
+    let network_raw = match form.network.trim() {
+        "" => "default",
+        n => n,
+    };
+    let network = Id::parse(network_raw).map_err(|e| errors.insert("network".into(), sentence(&e.to_string()))).ok();
+    let provider = form.provider;
+    let mut general = None;
+    if let (Some(name_id), Some(network), true) = (name_id.clone(), network, errors.is_empty()) {
+        let req = ServiceCreate {
+            client: client.clone(),
+            name: name_id.clone(),
+            template: t.id.clone(),
+            network,
+            exposure: if public { Exposure::Public } else { Exposure::default() },
+            provider,
+            params,
+            aws: None,
+        };
+        match s.engine.service_create(req).await {
+            Ok(spec) => {
+                audit(&s, &c, &client, "create", format!("service {client}/{}", spec.name), t.id.as_str()).await;
+                let path = format!("/services/{}", spec.name);
+                if form.action == "plan" {
+                    let target = Target::Service { client: client.clone(), name: spec.name.clone() };
+                    let job = s.jobs.submit(JobKind::Plan, target.clone(), &c.user).await;
+                    let id = job.record().id;
+                    audit(&s, &c, &client, "plan", target.to_string(), &format!("job {id}")).await;
+                    return Ok(Redirect::to(&client_url(&c, &client, &path, Some(&id))).into_response());
+                }
+                return Ok(Redirect::to(&client_url(&c, &client, &path, None)).into_response());
+            }
+            Err(spawnit_engine::EngineError::Invalid(v)) => {
+                for e in v.errors {
+                    let field = if t.parameters.contains_key(&e.field)
+                        || ["name", "network", "provider"].contains(&e.field.as_str())
+                    {
+                        e.field.clone()
+                    } else {
+                        general = Some(format!("{}: {}", e.field, e.reason));
+                        continue;
+                    };
+                    errors.insert(field, sentence(&e.reason));
+                }
+            }
+            Err(e @ spawnit_engine::EngineError::AlreadyExists { .. }) => {
+                errors.insert(
+                    "name".into(),
+                    format!("{}: choose another name.", sentence(&e.to_string()).trim_end_matches('.')),
+                );
+            }
+            Err(e) => general = Some(ApiError::from(e).message),
+        }
+    }
+    let st = FormState { values, errors, general };
+    let body = configure_render(&s, &c, &t, &client, &st).await?;
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, page(&format!("Configure {}", t.name), &c, body)).into_response())
+}
+
+fn action_class(a: Action) -> &'static str {
+    match a {
+        Action::Create => "create",
+        Action::Update => "update",
+        Action::Replace => "replace",
+        Action::Delete => "delete",
+        _ => "noop",
+    }
+}
+
+pub(super) async fn service_page(
+    State(s): State<AppState>,
+    Viewer(c): Viewer,
+    q: PageQuery,
+    Path(name): Path<String>,
+) -> UiResult {
+    let client = c.client_for(q.client.as_deref())?;
+    let name = id_of("service", &name)?;
+    let planned = s.engine.service_plan(&client, &name).await?;
+    let spec = &planned.spec;
+    let plan = spawnit_engine::redacted_plan(&planned.plan, &planned.redactor);
+    let state = s.engine.service_state(&client, &name).await?;
+    let net_status = s.engine.network_plan(&client, &spec.network).await.map(|p| p.status).ok();
+    let target = Target::Service { client: client.clone(), name: name.clone() };
+    let jobs: Vec<_> = s.jobs.list().into_iter().filter(|j| j.target == target).collect();
+    let shown_job = q
+        .job
+        .as_deref()
+        .and_then(|id| jobs.iter().find(|j| j.id == id))
+        .or_else(|| jobs.iter().find(|j| !j.status.is_finished()))
+        .or_else(|| jobs.first())
+        .cloned();
+    let qs = client_query(&c, &client);
+    let status = plan.status.to_string();
+    let resources = spawnit_engine::service_resources(spec);
+    let has_state = state.as_ref().is_some_and(|st| !st.resources.is_empty());
+    let reconcile = s.board.reconcile_failing(&client, &name);
+    let body = html! {
+        p.crumbs { a href="/" { "Dashboard" } " / " (name) }
+        div.heading {
+            h1 { (name) " " (badge(&status, Some(format!("{client}/{name}")))) }
+            p.muted { (spec.template.id) " " (spec.template.version) " · provider " (spec.provider) " · network " (spec.network) " · client " (client) }
+        }
+        @if let Some(r) = &reconcile {
+            section.card.notice #reconcile role="alert" { p { (planned.redactor.text(&r.message())) } }
+        }
+        @if net_status.is_some_and(|st| st != PlanStatus::Compliant) {
+            section.card.notice {
+                p { "The network " strong { (spec.network) } " is not ready yet: apply it first." }
+                form method="post" action=(format!("/networks/{}/apply{qs}", spec.network)) {
+                    (csrf_field(&c))
+                    input type="hidden" name="back" value=(name);
+                    button.primary type="submit" { "Apply network " (spec.network) }
+                }
+            }
+        }
+        div.grid {
+            section.card {
+                h2 { "Endpoints" }
+                @let eps = spec.endpoints();
+                @if eps.is_empty() { p.muted { "This service publishes no port." } }
+                ul.endpoints {
+                    @for e in &eps {
+                        li { (e.container) "/" (e.name) ": "
+                            @if let Some(u) = &e.url { a href=(u) target="_blank" rel="noopener" { (u) } } @else { code { (e.address) } " (" (format!("{:?}", e.protocol).to_lowercase()) ")" }
+                        }
+                    }
+                }
+                h2 { "Lease" }
+                @if let Some(at) = spec.expires_at {
+                    p { "Destroyed at " (time(at)) " — in " span.countdown data-expires=(at.to_rfc3339()) { (format_remaining(at)) } }
+                } @else {
+                    p.muted { "No lease: the service runs until you destroy it." }
+                }
+                form.inline method="post" action=(format!("/services/{name}/lease{qs}")) {
+                    (csrf_field(&c))
+                    label for="ttl" { @if spec.expires_at.is_some() { "Extend by" } @else { "Destroy after" } }
+                    select #ttl name="ttl" {
+                        option value="30m" { "30 minutes" }
+                        option value="1h" selected { "1 hour" }
+                        option value="2h" { "2 hours" }
+                        option value="1d" { "1 day" }
+                        option value="7d" { "7 days" }
+                    }
+                    button type="submit" { @if spec.expires_at.is_some() { "Extend" } @else { "Set lease" } }
+                }
+            }
+            section.card {
+                h2 { "Settings" }
+                dl.params {
+                    @for (k, v) in &spec.params {
+                        dt { (k) }
+                        dd { @if spec.secret_params.contains(k) { span.muted { "(secret)" } } @else { (planned.redactor.text(&match v { Value::String(s) => s.clone(), v => v.to_string() })) } }
+                    }
+                }
+            }
+        }
+        section.card #plan {
+            h2 { "Plan" }
+            @if plan.status == PlanStatus::Error {
+                @for e in &plan.errors { p.error role="alert" { (e) } }
+            } @else if plan.actions().next().is_none() {
+                p { "Nothing to do: what runs matches the spec." }
+            } @else {
+                ol.changes {
+                    @for ch in plan.actions() {
+                        li class=(action_class(ch.action)) {
+                            span.action { (ch.action) } " " code { (ch.address) }
+                            @if !ch.reasons.is_empty() { span.reason { " — " (ch.reasons.join("; ")) } }
+                        }
+                    }
+                }
+            }
+            div.actions {
+                form method="post" action=(format!("/services/{name}/plan{qs}")) {
+                    (csrf_field(&c)) button type="submit" { "Plan again" }
+                }
+                details.confirm {
+                    summary.button.primary { "Apply…" }
+                    form method="post" action=(format!("/services/{name}/apply{qs}")) {
+                        (csrf_field(&c))
+                        p { "Apply the changes above to " strong { (name) } "?" }
+                        button.primary #confirm-apply type="submit" { "Yes, apply" }
+                    }
+                }
+                details.confirm {
+                    summary.button.danger { "Destroy…" }
+                    form method="post" action=(format!("/services/{name}/destroy{qs}")) {
+                        (csrf_field(&c))
+                        p { "Delete every container and volume of " strong { (name) } "? Its data is lost." }
+                        button.danger #confirm-destroy type="submit" { "Yes, destroy" }
+                    }
+                }
+                @if !has_state {
+                    form method="post" action=(format!("/services/{name}/delete{qs}")) {
+                        (csrf_field(&c)) button.link type="submit" { "Forget this service" }
+                    }
+                }
+            }
+        }
+        @if let Some(j) = &shown_job {
+            section.card #job {
+                div.heading {
+                    h2 { "Job: " (j.kind.as_str()) " " span class=(format!("badge job-{}", j.status.as_str())) data-job-status=(j.id) #job-status { (j.status.as_str()) } }
+                    @if !j.status.is_finished() {
+                        form method="post" action=(format!("/jobs/{}/cancel", j.id)) {
+                            (csrf_field(&c))
+                            input type="hidden" name="back" value=(format!("/services/{name}{qs}"));
+                            button.danger #cancel type="submit" { "Cancel" }
+                        }
+                    }
+                }
+                pre.console #log data-job=(j.id) data-live=(if j.status.is_finished() { "0" } else { "1" }) aria-live="polite" {}
+                @if let Some(e) = &j.error { p.error { (e) } }
+            }
+        }
+        section.card {
+            h2 { "Dependency graph" }
+            (graph_svg(&resources))
+        }
+        section.card {
+            h2 { "Job history" }
+            (job_rows(&jobs, &c))
+        }
+    };
+    Ok(page(name.as_str(), &c, body))
+}
+
+fn format_remaining(at: chrono::DateTime<Utc>) -> String {
+    let s = (at - Utc::now()).num_seconds().max(0);
+    format!("{}h {:02}m {:02}s", s / 3600, (s % 3600) / 60, s % 60)
+}
+
+/// The fields of a service's action forms: the lease length (`lease` only).
+#[derive(Deserialize)]
+pub(super) struct ServiceActionForm {
+    #[serde(default)]
+    ttl: String,
+}
+
+pub(super) async fn service_action(
+    State(s): State<AppState>,
+    q: PageQuery,
+    Path((name, action)): Path<(String, String)>,
+    Posted { caller: c, form }: Posted<ServiceActionForm>,
+) -> UiResult {
+    let client = c.client_for(q.client.as_deref())?;
+    let name = id_of("service", &name)?;
+    let spec = s.engine.service_spec(&client, &name).await?;
+    let path = format!("/services/{name}");
+    let target = Target::Service { client: client.clone(), name: name.clone() };
+    let kind = match action.as_str() {
+        "plan" => JobKind::Plan,
+        "apply" => JobKind::Apply,
+        "destroy" => JobKind::Destroy,
+        "lease" => {
+            let ttl = match form.ttl.as_str() {
+                "30m" => 1800,
+                "1h" => 3600,
+                "2h" => 7200,
+                "1d" => 86400,
+                "7d" => 7 * 86400,
+                _ => {
+                    return Err(UiError::new(StatusCode::UNPROCESSABLE_ENTITY, "Choose a lease length from the list."));
+                }
+            };
+            let base = spec.expires_at.filter(|at| *at > Utc::now()).unwrap_or_else(Utc::now);
+            let at = base + chrono::Duration::seconds(ttl);
+            s.engine.service_settings_set(&client, &name, None, Some(Some(at))).await?;
+            audit(&s, &c, &client, "lease", target.to_string(), &format!("expires {at}")).await;
+            return Ok(Redirect::to(&client_url(&c, &client, &path, None)).into_response());
+        }
+        "delete" => {
+            if s.jobs.busy(&target) {
+                return Err(UiError::new(
+                    StatusCode::CONFLICT,
+                    format!("{target} has a job queued or running: wait for it."),
+                ));
+            }
+            s.engine.service_delete(&client, &name).await?;
+            audit(&s, &c, &client, "delete", target.to_string(), "").await;
+            return Ok(Redirect::to("/").into_response());
+        }
+        other => {
+            return Err(UiError::new(StatusCode::NOT_FOUND, format!("There is no action {other:?} on a service.")));
+        }
+    };
+    let job = s.jobs.submit(kind, target.clone(), &c.user).await;
+    let id = job.record().id;
+    audit(&s, &c, &client, kind.as_str(), target.to_string(), &format!("job {id}")).await;
+    Ok(Redirect::to(&client_url(&c, &client, &path, Some(&id))).into_response())
+}
+
+/// The cancel form's field: the page to return to.
+#[derive(Deserialize)]
+pub(super) struct JobCancelForm {
+    #[serde(default)]
+    back: String,
+}
+
+pub(super) async fn job_cancel(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Posted { caller: c, form }: Posted<JobCancelForm>,
+) -> UiResult {
+    let job = s
+        .jobs
+        .get(&id)
+        .filter(|j| c.sees(j.record().target.client()))
+        .ok_or_else(|| UiError::new(StatusCode::NOT_FOUND, "There is no such job."))?;
+    let record = job.record();
+    if s.jobs.cancel(&job) {
+        audit(&s, &c, record.target.client(), "cancel", record.target.to_string(), &format!("job {}", record.id)).await;
+    }
+    let back = if safe_next(&form.back) { form.back } else { "/".to_owned() };
+    let sep = if back.contains('?') { '&' } else { '?' };
+    let job = form_urlencoded::Serializer::new(String::new()).append_pair("job", &record.id).finish();
+    Ok(Redirect::to(&format!("{back}{sep}{job}")).into_response())
+}
