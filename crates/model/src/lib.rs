@@ -1,8 +1,9 @@
 //! Plain data shared by every SpawnIt crate: ids, templates and their parameters, service and
-//! network specs and their owner keys, resources, plans, state, locks and job events. Serde
-//! only, no I/O: the shapes written to the object store and returned by the API live here and
-//! nowhere else.
+//! network specs and their owner keys, resources, plans, state, locks, job events, and the one
+//! parser of durations people type. No I/O: the shapes written to the object store and returned
+//! by the API live here and nowhere else.
 
+pub mod duration;
 pub mod event;
 pub mod id;
 pub mod lock;
@@ -14,6 +15,7 @@ pub mod spec;
 pub mod state;
 pub mod template;
 
+pub use duration::{DurationError, DurationReason, duration_parse, duration_parse_positive};
 pub use event::{JobEvent, OperationOutcome};
 pub use id::{Id, IdError};
 pub use lock::LockInfo;

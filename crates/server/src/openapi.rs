@@ -62,8 +62,9 @@ fn responses(items: &[(&str, Value)]) -> Map<String, Value> {
     items.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
 }
 
-/// A lease duration as text: a number of seconds (optionally `s`), minutes, hours or days, from
-/// 1 second to 10 years, exactly what the server accepts.
+/// A lease duration as text, the documented subset of what [`spawnit_model::duration_parse`]
+/// reads: a number of seconds (optionally `s`), minutes, hours or days, from 1 second to 10 years.
+/// Every string it matches is accepted; the parser also takes forms it does not list (`1h 30m`).
 const TTL_PATTERN: &str = concat!(
     "^0*(",
     "([1-9][0-9]{0,7}|[12][0-9]{8}|30[0-9]{7}|31[0-4][0-9]{6}|315[0-2][0-9]{5}|3153[0-5][0-9]{4}|315360000)s?",

@@ -41,7 +41,7 @@ pub struct StoreArgs {
     pub s3_endpoint: Option<String>,
     /// Longest time a store call may take (reads are tried again within it); a store that does
     /// not answer in time gives a clear error (HTTP 503 from the server) instead of a hang.
-    #[arg(long, global = true, env = "SPAWNIT_STORE_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    #[arg(long, global = true, env = "SPAWNIT_STORE_TIMEOUT", default_value = "10s", value_parser = parse_duration_positive)]
     pub store_timeout: Duration,
 }
 
@@ -319,13 +319,13 @@ pub struct ServeArgs {
     #[arg(long, env = "SPAWNIT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,
     /// A job running longer than this is stopped and ends timed_out.
-    #[arg(long, env = "SPAWNIT_JOB_TIMEOUT", default_value = "30m", value_parser = parse_duration)]
+    #[arg(long, env = "SPAWNIT_JOB_TIMEOUT", default_value = "30m", value_parser = parse_duration_positive)]
     pub job_timeout: Duration,
     /// Time between full drift sweeps (Docker events trigger checks in between).
-    #[arg(long, env = "SPAWNIT_SWEEP_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "SPAWNIT_SWEEP_INTERVAL", default_value = "30s", value_parser = parse_duration_positive)]
     pub sweep_interval: Duration,
     /// Time between lease checks.
-    #[arg(long, env = "SPAWNIT_LEASE_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "SPAWNIT_LEASE_INTERVAL", default_value = "5s", value_parser = parse_duration_positive)]
     pub lease_interval: Duration,
     /// Wait after a failed reconcile apply before the next; doubles with each failure in a row.
     #[arg(long, env = "SPAWNIT_RECONCILE_BACKOFF", default_value = "10s", value_parser = parse_duration)]
@@ -438,27 +438,14 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
     Ok((k.to_owned(), v.to_owned()))
 }
 
-/// A duration that is not zero.
-fn parse_timeout(s: &str) -> Result<Duration, String> {
-    match parse_duration(s)? {
-        d if d.is_zero() => Err("must be longer than 0s".into()),
-        d => Ok(d),
-    }
+/// A duration (`30s`, `2m`, `1h 30m`, or seconds); clap's error names the flag.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    spawnit_model::duration_parse("duration", s).map_err(|e| e.reason.to_string())
 }
 
-/// `30s`, `2m`, `1h`, `500ms`, or plain seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = number.parse().map_err(|_| format!("{s:?} is not a duration like 30s, 2m or 1h"))?;
-    match unit {
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "d" => Ok(Duration::from_secs(n * 86400)),
-        "ms" => Ok(Duration::from_millis(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("{s:?} is not a duration like 30s, 2m or 1h")),
-    }
+/// A duration that is not zero.
+fn parse_duration_positive(s: &str) -> Result<Duration, String> {
+    spawnit_model::duration_parse_positive("duration", s).map_err(|e| e.reason.to_string())
 }
 
 #[cfg(test)]
@@ -472,10 +459,14 @@ mod tests {
     }
 
     #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        assert!(parse_duration("soon").is_err());
+    fn duration_flags_name_the_flag_and_refuse_overflow_and_zero() {
+        let args = |extra: &[&str]| Cli::try_parse_from([&["spawnit", "serve"], extra].concat());
+        let e = args(&["--job-timeout", "99999999999999999999d"]).unwrap_err().to_string();
+        assert!(e.contains("--job-timeout") && e.contains("too long"), "{e}");
+        let e = args(&["--sweep-interval", "0s"]).unwrap_err().to_string();
+        assert!(e.contains("--sweep-interval") && e.contains("longer than 0s"), "{e}");
+        let e = args(&["--lease-interval", "soon"]).unwrap_err().to_string();
+        assert!(e.contains("--lease-interval") && e.contains("not a duration"), "{e}");
+        assert!(args(&["--job-timeout", "1h 30m", "--sweep-interval", "45"]).is_ok());
     }
 }

@@ -17,7 +17,8 @@ use crate::views::ServiceView;
 /// The longest lease: 10 years.
 pub const TTL_MAX_SECONDS: u64 = 10 * 365 * 86400;
 
-/// A lifetime: seconds, or a duration such as `90s`, `30m`, `2h`, `7d`.
+/// A lifetime: seconds, or a duration such as `90s`, `30m`, `2h`, `7d` (read by
+/// [`spawnit_model::duration_parse`]).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(untagged)]
 pub enum Ttl {
@@ -40,23 +41,11 @@ impl Ttl {
                 Duration::from_secs(seconds)
             }
             Ttl::Text(t) => {
-                let t = t.trim();
-                let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-                let n: u64 = t[..split]
-                    .parse()
-                    .map_err(|_| ApiError::invalid("ttl", "must be seconds or a duration like 30m, 2h, 7d"))?;
-                let unit = match &t[split..] {
-                    "" | "s" => 1,
-                    "m" => 60,
-                    "h" => 3600,
-                    "d" => 86400,
-                    _ => return Err(ApiError::invalid("ttl", "must be seconds or a duration like 30m, 2h, 7d")),
-                };
-                Duration::from_secs(n.saturating_mul(unit))
+                spawnit_model::duration_parse("ttl", t).map_err(|e| ApiError::invalid(&e.field, e.reason.to_string()))?
             }
         };
-        if d.is_zero() || d > Duration::from_secs(TTL_MAX_SECONDS) {
-            return Err(ApiError::invalid("ttl", "must be between 1 second and 10 years"));
+        if d < Duration::from_secs(1) || d > Duration::from_secs(TTL_MAX_SECONDS) {
+            return Err(ApiError::invalid("ttl", "must be between 1 second and 10 years (3650 days)"));
         }
         Ok(d)
     }
