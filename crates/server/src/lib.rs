@@ -98,6 +98,7 @@ pub fn app(state: AppState) -> axum::Router {
         })
         .layer(axum::middleware::from_fn_with_state(state.clone(), read_only::read_only_guard))
         .layer(axum::middleware::from_fn_with_state(state.https, headers::security_headers))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::api_latency))
         .with_state(state)
 }
 
@@ -171,6 +172,7 @@ impl Server {
             .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
         let addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?;
         let stop = CancellationToken::new();
+        let metrics_upkeep = metrics.clone().upkeep_run(stop.clone());
         let monitor = Monitor {
             engine,
             docker,
@@ -187,6 +189,7 @@ impl Server {
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(monitor.clone().drift_run(rechecks, stop.clone()));
         tasks.spawn(monitor.lease_run(stop.clone()));
+        tasks.spawn(metrics_upkeep);
         tasks.spawn(index.run(config.sweep_every, task_runs, stop.clone()));
         let shutdown = stop.clone();
         tasks.spawn(async move {

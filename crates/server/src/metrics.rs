@@ -1,117 +1,152 @@
-//! Prometheus metrics, rendered by hand in the text exposition format: jobs by kind and status,
-//! job durations, services by status, drift sweeps and their durations.
+//! Prometheus metrics through the `metrics` facade, rendered by `metrics-exporter-prometheus`:
+//! jobs by kind and status with their durations, services by status, drift sweeps and their
+//! durations, Docker events, SSE catch-ups, and the API's latency by route.
+//!
+//! Each server holds its own recorder (tests run several servers in one process, so none is
+//! installed globally); every update runs under it with [`metrics::with_local_recorder`], and
+//! `GET /metrics` renders it.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-/// Counters and gauges the server updates as it works.
-#[derive(Default)]
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use tokio_util::sync::CancellationToken;
+
+use crate::AppState;
+
+const JOBS: &str = "spawnit_jobs";
+const JOBS_FINISHED: &str = "spawnit_jobs_finished_total";
+const JOB_DURATION: &str = "spawnit_job_duration_seconds";
+const SERVICES: &str = "spawnit_services";
+const SWEEPS: &str = "spawnit_drift_sweeps_total";
+const SWEEP_DURATION: &str = "spawnit_drift_sweep_seconds";
+const SWEEP_LAST_SECONDS: &str = "spawnit_drift_sweep_last_seconds";
+const SWEEP_LAST_SERVICES: &str = "spawnit_drift_sweep_last_services";
+const DOCKER_EVENTS: &str = "spawnit_docker_events_total";
+const SSE_LAGGED: &str = "spawnit_sse_lagged_total";
+const API_DURATION: &str = "spawnit_api_request_duration_seconds";
+
+/// Bucket bounds, in seconds: jobs run for seconds to minutes, sweeps for milliseconds to
+/// seconds, API answers for microseconds to seconds.
+const JOB_BUCKETS: [f64; 10] = [0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 150.0, 300.0, 900.0];
+const SWEEP_BUCKETS: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const API_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+
+/// How often samples recorded since the last render are folded into the histograms when
+/// nobody scrapes (they are held until then).
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// The server's recorder and the handle that renders it.
 pub struct Metrics {
-    inner: Mutex<MetricsInner>,
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
 }
 
-#[derive(Default)]
-struct MetricsInner {
-    jobs_finished: BTreeMap<(String, String), u64>,
-    job_seconds: BTreeMap<String, (f64, u64)>,
-    sweeps: u64,
-    sweep_seconds_total: f64,
-    sweep_seconds_last: f64,
-    sweep_services_last: u64,
-    events_seen: u64,
-    sse_lagged: u64,
+impl Default for Metrics {
+    fn default() -> Self {
+        let builder = [(JOB_DURATION, &JOB_BUCKETS[..]), (SWEEP_DURATION, &SWEEP_BUCKETS), (API_DURATION, &API_BUCKETS)]
+            .into_iter()
+            .fold(PrometheusBuilder::new(), |b, (name, buckets)| {
+                b.set_buckets_for_metric(Matcher::Full(name.into()), buckets).expect("bucket lists are not empty")
+            });
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        let metrics = Metrics { recorder, handle };
+        metrics.record(|| {
+            describe_gauge!(JOBS, "Jobs known to the server, by status.");
+            describe_counter!(JOBS_FINISHED, "Jobs finished, by kind and status.");
+            describe_histogram!(JOB_DURATION, Unit::Seconds, "Time jobs ran, by kind and status.");
+            describe_gauge!(SERVICES, "Services by last observed status.");
+            describe_counter!(SWEEPS, "Drift sweeps done.");
+            describe_histogram!(SWEEP_DURATION, Unit::Seconds, "Time drift sweeps took.");
+            describe_gauge!(SWEEP_LAST_SECONDS, Unit::Seconds, "Duration of the last sweep.");
+            describe_gauge!(SWEEP_LAST_SERVICES, "Services checked by the last sweep.");
+            describe_counter!(DOCKER_EVENTS, "Docker events that triggered a check.");
+            describe_counter!(SSE_LAGGED, "Times a job's event stream fell behind and caught up from the job's log.");
+            describe_histogram!(API_DURATION, Unit::Seconds, "Time to answer HTTP requests, by method, route and status.");
+            // Present from the start, so a scrape sees them at zero.
+            counter!(SWEEPS).absolute(0);
+            counter!(DOCKER_EVENTS).absolute(0);
+            counter!(SSE_LAGGED).absolute(0);
+        });
+        metrics
+    }
 }
 
 impl Metrics {
+    /// Runs `f`, whose `metrics` macros update this server's recorder.
+    fn record<T>(&self, f: impl FnOnce() -> T) -> T {
+        metrics::with_local_recorder(&self.recorder, f)
+    }
+
     pub fn job_finished(&self, kind: &str, status: &str, seconds: f64) {
-        let mut m = self.inner.lock().expect("metrics");
-        *m.jobs_finished.entry((kind.to_owned(), status.to_owned())).or_default() += 1;
-        let d = m.job_seconds.entry(kind.to_owned()).or_default();
-        d.0 += seconds;
-        d.1 += 1;
+        let labels = [("kind", kind.to_owned()), ("status", status.to_owned())];
+        self.record(|| {
+            counter!(JOBS_FINISHED, &labels).increment(1);
+            histogram!(JOB_DURATION, &labels).record(seconds);
+        });
     }
 
     pub fn sweep_done(&self, seconds: f64, services: usize) {
-        let mut m = self.inner.lock().expect("metrics");
-        m.sweeps += 1;
-        m.sweep_seconds_total += seconds;
-        m.sweep_seconds_last = seconds;
-        m.sweep_services_last = services as u64;
+        self.record(|| {
+            counter!(SWEEPS).increment(1);
+            histogram!(SWEEP_DURATION).record(seconds);
+            gauge!(SWEEP_LAST_SECONDS).set(seconds);
+            gauge!(SWEEP_LAST_SERVICES).set(services as f64);
+        });
     }
 
     /// A job's event stream fell behind its live channel and caught up from the job's log.
     pub fn sse_lagged(&self) {
-        self.inner.lock().expect("metrics").sse_lagged += 1;
+        self.record(|| counter!(SSE_LAGGED).increment(1));
     }
 
     pub fn docker_event_seen(&self) {
-        self.inner.lock().expect("metrics").events_seen += 1;
+        self.record(|| counter!(DOCKER_EVENTS).increment(1));
+    }
+
+    /// One HTTP request answered; `route` is the route's pattern (`/api/services/{id}`).
+    pub fn api_request(&self, method: &str, route: &str, status: u16, took: Duration) {
+        let labels = [("method", method.to_owned()), ("route", route.to_owned()), ("status", status.to_string())];
+        self.record(|| histogram!(API_DURATION, &labels).record(took.as_secs_f64()));
     }
 
     /// The text exposition, with the current gauges passed in.
-    pub fn render(
-        &self,
-        jobs_by_status: &BTreeMap<&str, usize>,
-        services_by_status: &BTreeMap<String, usize>,
-    ) -> String {
-        let m = self.inner.lock().expect("metrics");
-        let mut out = String::new();
-        let _ = writeln!(out, "# HELP spawnit_jobs Jobs known to the server, by status.\n# TYPE spawnit_jobs gauge");
-        for (status, n) in jobs_by_status {
-            let _ = writeln!(out, "spawnit_jobs{{status=\"{status}\"}} {n}");
-        }
-        let _ = writeln!(
-            out,
-            "# HELP spawnit_jobs_finished_total Jobs finished, by kind and status.\n# TYPE spawnit_jobs_finished_total counter"
-        );
-        for ((kind, status), n) in &m.jobs_finished {
-            let _ = writeln!(out, "spawnit_jobs_finished_total{{kind=\"{kind}\",status=\"{status}\"}} {n}");
-        }
-        let _ = writeln!(
-            out,
-            "# HELP spawnit_job_duration_seconds Time jobs ran, by kind.\n# TYPE spawnit_job_duration_seconds summary"
-        );
-        for (kind, (sum, count)) in &m.job_seconds {
-            let _ = writeln!(out, "spawnit_job_duration_seconds_sum{{kind=\"{kind}\"}} {sum}");
-            let _ = writeln!(out, "spawnit_job_duration_seconds_count{{kind=\"{kind}\"}} {count}");
-        }
-        let _ =
-            writeln!(out, "# HELP spawnit_services Services by last observed status.\n# TYPE spawnit_services gauge");
-        for (status, n) in services_by_status {
-            let _ = writeln!(out, "spawnit_services{{status=\"{status}\"}} {n}");
-        }
-        let _ = writeln!(
-            out,
-            "# HELP spawnit_drift_sweeps_total Drift sweeps done.\n# TYPE spawnit_drift_sweeps_total counter"
-        );
-        let _ = writeln!(out, "spawnit_drift_sweeps_total {}", m.sweeps);
-        let _ = writeln!(
-            out,
-            "# HELP spawnit_drift_sweep_seconds Time spent sweeping.\n# TYPE spawnit_drift_sweep_seconds summary"
-        );
-        let _ = writeln!(out, "spawnit_drift_sweep_seconds_sum {}", m.sweep_seconds_total);
-        let _ = writeln!(out, "spawnit_drift_sweep_seconds_count {}", m.sweeps);
-        let _ = writeln!(
-            out,
-            "# HELP spawnit_drift_sweep_last_seconds Duration of the last sweep.\n# TYPE spawnit_drift_sweep_last_seconds gauge"
-        );
-        let _ = writeln!(out, "spawnit_drift_sweep_last_seconds {}", m.sweep_seconds_last);
-        let _ = writeln!(
-            out,
-            "# HELP spawnit_drift_sweep_last_services Services checked by the last sweep.\n# TYPE spawnit_drift_sweep_last_services gauge"
-        );
-        let _ = writeln!(out, "spawnit_drift_sweep_last_services {}", m.sweep_services_last);
-        let _ = writeln!(
-            out,
-            "# HELP spawnit_docker_events_total Docker events that triggered a check.\n# TYPE spawnit_docker_events_total counter"
-        );
-        let _ = writeln!(out, "spawnit_docker_events_total {}", m.events_seen);
-        let _ = writeln!(
-            out,
-            "# HELP spawnit_sse_lagged_total Times a job's event stream fell behind and caught up from the job's log.\n# TYPE spawnit_sse_lagged_total counter"
-        );
-        let _ = writeln!(out, "spawnit_sse_lagged_total {}", m.sse_lagged);
-        out
+    pub fn render(&self, jobs_by_status: &BTreeMap<&str, usize>, services_by_status: &BTreeMap<String, usize>) -> String {
+        self.record(|| {
+            for (status, n) in jobs_by_status {
+                gauge!(JOBS, "status" => status.to_string()).set(*n as f64);
+            }
+            for (status, n) in services_by_status {
+                gauge!(SERVICES, "status" => status.clone()).set(*n as f64);
+            }
+        });
+        self.handle.render()
     }
+
+    /// Folds recorded samples into the histograms every few seconds until `stop`.
+    pub async fn upkeep_run(self: std::sync::Arc<Self>, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(UPKEEP_EVERY);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => self.handle.run_upkeep(),
+            }
+        }
+    }
+}
+
+/// Middleware: records how long each request took, by method, matched route and status
+/// (requests no route matched count under the route `unmatched`).
+pub async fn api_latency(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let resp = next.run(req).await;
+    s.metrics.api_request(method.as_str(), &route, resp.status().as_u16(), started.elapsed());
+    resp
 }

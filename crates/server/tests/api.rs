@@ -305,6 +305,14 @@ async fn health_metrics_and_every_documented_route_exists() {
         metrics.contains("spawnit_jobs{status=\"running\"}") && metrics.contains("spawnit_drift_sweeps_total"),
         "{metrics}"
     );
+    // API latency is a histogram by method, route pattern and status.
+    assert!(
+        metrics.lines().any(|l| l.starts_with("spawnit_api_request_duration_seconds_bucket{")
+            && l.contains("route=\"/healthz\"")
+            && l.contains("status=\"200\"")
+            && l.contains("le=\"+Inf\"")),
+        "{metrics}"
+    );
     // Each background task's last run: the drift sweep and the lease keeper run at start.
     let lines = [
         "spawnit_task_last_ok{task=\"drift_sweep\"} 1",
