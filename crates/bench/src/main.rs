@@ -16,6 +16,7 @@ mod machine;
 mod measure;
 mod reaction;
 mod report;
+mod scale;
 mod serve;
 mod stats;
 
@@ -64,6 +65,11 @@ pub struct Args {
     /// Applies run at once while the N services are set up.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64).map(usize::from))]
     pub concurrency: usize,
+    /// Only the API at scale, without containers: 100 and 1000 specs and states written straight
+    /// into stores, the server started on each, `/healthz`, the list, a page of 50 and one
+    /// service timed (`--requests` of each) and the server's memory read.
+    #[arg(long)]
+    pub api_scale: bool,
 }
 
 fn main() -> ExitCode {
@@ -90,10 +96,12 @@ fn main() -> ExitCode {
     eprintln!("cleaning up the Docker objects of client {client}");
     let removed = cleanup.run();
     match outcome {
-        Ok(mut report) => {
-            report.duration = started.elapsed();
-            report.cleanup = removed.to_string();
-            print!("{report}");
+        Ok(mut printed) => {
+            if let Printed::All(report) = &mut printed {
+                report.duration = started.elapsed();
+                report.cleanup = removed.to_string();
+            }
+            print!("{printed}");
             if removed.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
         Err(e) => {
@@ -104,12 +112,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// What a run prints: every measurement, or only the API at scale.
+enum Printed {
+    All(Box<Report>),
+    ApiScale(scale::ScaleReport),
+}
+
+impl std::fmt::Display for Printed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Printed::All(report) => report.fmt(f),
+            Printed::ApiScale(report) => report.fmt(f),
+        }
+    }
+}
+
 /// Sets up and runs every measurement, in an order where each leaves the store as the next
 /// expects: the plan probe and the CLI services are gone before the N services are made.
-async fn run(args: &Args, client: &str) -> Result<Report> {
+async fn run(args: &Args, client: &str) -> Result<Printed> {
     let spawnit = spawnit_binary()?;
     let scratch =
         tempfile::Builder::new().prefix("spawnit-bench-").tempdir().context("create a temporary directory")?;
+    if args.api_scale {
+        return Ok(Printed::ApiScale(scale::api_scale(&spawnit, client, args.requests, scratch.path()).await?));
+    }
     let bench = Bench::open(args.clone(), client, scratch.path().to_owned(), spawnit).await?;
     let machine = Machine::describe(bench.docker.client()).await;
     eprintln!("machine: {machine}");
@@ -128,7 +154,7 @@ async fn run(args: &Args, client: &str) -> Result<Report> {
     eprintln!("[6/6] reaction: cancel and drift detection ({} runs each)", args.runs);
     let reaction = reaction::reaction(&bench).await?;
 
-    Ok(Report {
+    Ok(Printed::All(Box::new(Report {
         args: args.clone(),
         machine,
         plan,
@@ -139,7 +165,7 @@ async fn run(args: &Args, client: &str) -> Result<Report> {
         reaction,
         duration: Default::default(),
         cleanup: String::new(),
-    })
+    })))
 }
 
 /// The `spawnit` binary next to this one.

@@ -23,7 +23,7 @@ use crate::stats::{cpu_time, mean};
 use crate::{Bench, HELLO_IMAGE, free_port, free_ports};
 
 /// Untimed calls before timing starts (connections opened, caches warm).
-const WARM_UP: usize = 10;
+pub const WARM_UP: usize = 10;
 
 /// Measurement 1.
 pub struct PlanLatency {
@@ -325,7 +325,7 @@ pub async fn server_loaded(b: &Bench) -> Result<Loaded> {
 }
 
 /// A GET with the server's admin token; the whole body is read. Fails unless 200.
-async fn get(http: &reqwest::Client, served: &Served, url: &str) -> Result<String> {
+pub async fn get(http: &reqwest::Client, served: &Served, url: &str) -> Result<String> {
     let response = http.get(url).bearer_auth(&served.token).send().await.with_context(|| format!("GET {url}"))?;
     let status = response.status();
     let body = response.text().await?;
@@ -335,7 +335,7 @@ async fn get(http: &reqwest::Client, served: &Served, url: &str) -> Result<Strin
 
 /// Waits (at most 2 minutes) until the server's metrics show a finished sweep over
 /// `services` services; returns that sweep's duration.
-async fn sweep_wait(http: &reqwest::Client, served: &Served, services: usize) -> Result<Option<f64>> {
+pub async fn sweep_wait(http: &reqwest::Client, served: &Served, services: usize) -> Result<Option<f64>> {
     let url = format!("{}/metrics", served.base);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {

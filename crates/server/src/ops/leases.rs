@@ -40,9 +40,8 @@ impl Ttl {
                 })?;
                 Duration::from_secs(seconds)
             }
-            Ttl::Text(t) => {
-                spawnit_model::duration_parse("ttl", t).map_err(|e| ApiError::invalid(&e.field, e.reason.to_string()))?
-            }
+            Ttl::Text(t) => spawnit_model::duration_parse("ttl", t)
+                .map_err(|e| ApiError::invalid(&e.field, e.reason.to_string()))?,
         };
         if d < Duration::from_secs(1) || d > Duration::from_secs(TTL_MAX_SECONDS) {
             return Err(ApiError::invalid("ttl", "must be between 1 second and 10 years (3650 days)"));
