@@ -46,7 +46,7 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error("{}", .0.chain())]
     Provider(#[from] ProviderError),
-    /// The plan could not be made (e.g. the network is missing); says what to do.
+    /// The plan could not be made (e.g. the network is missing); says why.
     #[error("{0}")]
     NotReady(String),
     #[error("provider {0} is not configured in this SpawnIt")]
@@ -169,7 +169,11 @@ impl Engine {
     /// created for a network that has none (it still has to be applied).
     pub async fn service_create(&self, req: ServiceCreate) -> Result<ServiceSpec, EngineError> {
         let template = self.template(&req.template).await?;
-        let params = params_resolve(&template, &req.params, None, &mut rand::rng())?;
+        let mut input = req.params.clone();
+        if req.provider == ProviderKind::Docker {
+            self.ports_choose(&req.client, &req.name, &template, &mut input).await?;
+        }
+        let params = params_resolve(&template, &input, None, &mut rand::rng())?;
         let instance = render(&template, &req.client, &req.name, &params)?;
         let now = Utc::now();
         let spec = ServiceSpec {
@@ -194,10 +198,13 @@ impl Engine {
             // Ask the provider whether the region, instance type, image… exist, before storing.
             let provider = self.providers.get(spec.provider)?;
             provider.validate(&service_resources(&spec)).await.map_err(provider_error)?;
-        } else if self.store.network_spec(&req.client, &req.network).await?.is_none() {
-            match self.network_create(&req.client, &req.network).await {
-                Ok(_) | Err(EngineError::AlreadyExists { .. }) => {}
-                Err(e) => return Err(e),
+        } else {
+            self.ports_check(&spec, &template).await?;
+            if self.store.network_spec(&req.client, &req.network).await?.is_none() {
+                match self.network_create(&req.client, &req.network).await {
+                    Ok(_) | Err(EngineError::AlreadyExists { .. }) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         match self.store.service_spec_put(&spec, PutCondition::Absent).await {
@@ -228,6 +235,7 @@ impl Engine {
         spec.secret_params = template.parameters.iter().filter(|(_, p)| p.secret).map(|(n, _)| n.clone()).collect();
         spec.exposure = exposure.unwrap_or(spec.exposure);
         spec.updated_at = Utc::now();
+        self.ports_check(&spec, &template).await?;
         self.store.service_spec_put(&spec, PutCondition::Matches(current.version)).await?;
         Ok(spec)
     }
@@ -315,6 +323,9 @@ impl Engine {
         let scope = Scope { owner: service_key(&spec.client, &spec.name), lineage: state.lineage.clone() };
         let observed = provider.observe(&scope, &desired).await?;
         let mut plan = plan_apply(&subject, &desired, state, &observed, &redactor);
+        if let Some(port) = self.ports_check_plan(&spec, state, &plan).await {
+            return Ok(ServicePlan { plan: Plan::error(subject, port), spec, redactor });
+        }
         if spec.provider == ProviderKind::Docker {
             spawnit_plan::naming_notes(&mut plan, spec.docker_naming);
         }
@@ -342,7 +353,7 @@ impl Engine {
         world: Option<&ObservedWorld>,
     ) -> Result<Result<String, String>, EngineError> {
         let Some(spec) = self.store.network_spec(client, network).await?.map(|v| v.value) else {
-            return Ok(network_readiness(client, network, None));
+            return Ok(network_readiness(network, None));
         };
         let key = network_key(client, network);
         let state = self.store.state(&key).await?.map(|v| v.value).unwrap_or_else(|| State::new(""));
@@ -359,7 +370,18 @@ impl Engine {
                 )
             }
         };
-        Ok(network_readiness(client, network, Some((&spec, &plan))))
+        Ok(network_readiness(network, Some((&spec, &plan))))
+    }
+
+    /// The network of a Docker service when it has to be applied before the service can be
+    /// planned (missing, never applied, or changed outside SpawnIt); `None` when it is ready or
+    /// the service runs elsewhere.
+    pub async fn service_network_unready(&self, client: &Id, name: &Id) -> Result<Option<Id>, EngineError> {
+        let spec = self.service_spec(client, name).await?;
+        if spec.provider != ProviderKind::Docker {
+            return Ok(None);
+        }
+        Ok(self.network_ready(client, &spec.network, None).await?.err().map(|_| spec.network))
     }
 
     /// Plans under the service's lock and executes the plan.
@@ -704,24 +726,19 @@ impl ServiceStatus {
 }
 
 /// Whether a client's network is ready for its services, from the network's spec and its apply
-/// plan (`None`: the network has no spec): its Docker name, or why not and what to do. The one
-/// rule a service's plan and the drift sweep share.
-pub fn network_readiness(client: &Id, network: &Id, planned: Option<(&NetworkSpec, &Plan)>) -> Result<String, String> {
-    let Some((spec, plan)) = planned else {
-        return Err(format!(
-            "network {network} of client {client} does not exist: create it with \
-             `spawnit network create {network} --client {client}`, then `spawnit network apply {network} --client {client}`"
-        ));
+/// plan (`None`: the network has no spec): its Docker name, or why not. The one rule a service's
+/// plan and the drift sweep share. The words name no command: the CLI, the API and the web pages
+/// each say what their caller does about it (applying the service applies its network first).
+pub fn network_readiness(network: &Id, planned: Option<(&NetworkSpec, &Plan)>) -> Result<String, String> {
+    let Some((spec, plan)) = planned else { return Err(format!("network {network} is not applied yet")) };
+    let reasons: Vec<String> = match plan.status {
+        PlanStatus::Compliant => return Ok(spawnit_plan::network_name(spec)),
+        PlanStatus::Error => plan.errors.clone(),
+        PlanStatus::Drifted => {
+            plan.actions().flat_map(|c| c.reasons.iter().map(move |r| format!("{}: {r}", c.address))).collect()
+        }
     };
-    if plan.status == PlanStatus::Compliant {
-        return Ok(spawnit_plan::network_name(spec));
-    }
-    let reasons: Vec<String> =
-        plan.actions().flat_map(|c| c.reasons.iter().map(move |r| format!("{}: {r}", c.address))).collect();
-    Err(format!(
-        "network {network} of client {client} is not ready ({}): run `spawnit network apply {network} --client {client}` first",
-        reasons.join("; ")
-    ))
+    Err(format!("network {network} is not applied yet ({})", reasons.join("; ")))
 }
 
 /// The services a sweep looks at.

@@ -82,6 +82,48 @@ impl Parameter {
     }
 }
 
+/// A published port whose host port is a parameter (`"host": "${param}"` in the blueprint).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostPortParam {
+    pub container: String,
+    /// The port's name, e.g. `http`.
+    pub port: String,
+    pub protocol: crate::spec::Protocol,
+    pub parameter: String,
+}
+
+impl Template {
+    /// The published ports whose host port is exactly one of the template's parameters, in
+    /// container then port order.
+    pub fn host_port_params(&self) -> Vec<HostPortParam> {
+        let Some(containers) = self.blueprint.get("containers").and_then(|c| c.as_object()) else { return Vec::new() };
+        let mut out = Vec::new();
+        for (container, spec) in containers {
+            for port in spec.get("ports").and_then(|p| p.as_array()).into_iter().flatten() {
+                let host = port.get("host").and_then(|h| h.as_str()).unwrap_or_default();
+                let Some(parameter) = host.strip_prefix("${").and_then(|h| h.strip_suffix('}')) else { continue };
+                if self.parameters.contains_key(parameter) {
+                    out.push(HostPortParam {
+                        container: container.clone(),
+                        port: port.get("name").and_then(|n| n.as_str()).unwrap_or_default().to_owned(),
+                        protocol: match port.get("protocol").and_then(|p| p.as_str()) {
+                            Some("udp") => crate::spec::Protocol::Udp,
+                            _ => crate::spec::Protocol::Tcp,
+                        },
+                        parameter: parameter.to_owned(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether a parameter sets a published host port.
+    pub fn is_host_port(&self, parameter: &str) -> bool {
+        self.host_port_params().iter().any(|h| h.parameter == parameter)
+    }
+}
+
 /// `catalog/catalog.json`: the list of templates the catalog offers.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -4,8 +4,12 @@
 //! processes); cancel and the per-job timeout stop a running job between resource operations.
 //! Records are written to the store (`jobs/<id>.json`) when queued, started and finished, so a
 //! restarted server still lists them and marks those it interrupted.
+//!
+//! A job a user asks for on a service whose network is not applied yet comes after the
+//! network's apply, queued as its own job ([`Jobs::submit_requested`]): one click deploys.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,7 +20,7 @@ use spawnit_engine::{Engine, EngineError, EventSink, ExecutionReport, RunOptions
 use spawnit_model::plan::Plan;
 use spawnit_model::{Id, JobEvent, OperationOutcome};
 use spawnit_store::{Collection, Key, PutCondition};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{EventBus, ServerEvent};
@@ -67,16 +71,25 @@ pub struct Job {
     log: Mutex<Vec<JobEvent>>,
     live: broadcast::Sender<(usize, JobEvent)>,
     cancel: CancellationToken,
+    /// `true` once the job has finished, for the jobs that wait for it.
+    finished: watch::Sender<bool>,
 }
 
 impl Job {
     fn new(record: JobRecord, events: Vec<JobEvent>, live_capacity: usize) -> Job {
+        let finished = record.status.is_finished();
         Job {
             record: Mutex::new(record),
             log: Mutex::new(events),
             live: broadcast::channel(live_capacity.max(1)).0,
             cancel: CancellationToken::new(),
+            finished: watch::Sender::new(finished),
         }
+    }
+
+    /// Returns once the job has finished.
+    async fn finished(&self) {
+        let _ = self.finished.subscribe().wait_for(|done| *done).await;
     }
 
     pub fn record(&self) -> JobRecord {
@@ -213,6 +226,75 @@ impl Jobs {
 
     /// Queues a job and starts its task; returns at once.
     pub async fn submit(&self, kind: JobKind, target: Target, requested_by: &str) -> Arc<Job> {
+        self.submit_after(kind, target, requested_by, None).await
+    }
+
+    /// Queues a job a user asked for: a plan or apply of a Docker service whose network is not
+    /// applied yet comes after the network's apply, queued as its own job (audited as asked by
+    /// the same user) unless one is already queued or running. The caller audits the job
+    /// returned.
+    pub async fn submit_requested(
+        &self,
+        kind: JobKind,
+        target: Target,
+        requested_by: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<Arc<Job>, EngineError> {
+        let network = match (&kind, &target) {
+            (JobKind::Plan | JobKind::Apply, Target::Service { client, name }) => {
+                self.inner.engine.service_network_unready(client, name).await?.map(|n| (client.clone(), n))
+            }
+            _ => None,
+        };
+        let Some((client, network)) = network else {
+            return Ok(self.submit(kind, target, requested_by).await);
+        };
+        let engine = &self.inner.engine;
+        match engine.network_create(&client, &network).await {
+            Ok(_) | Err(EngineError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let first = Target::Network { client: client.clone(), name: network };
+        let pending = self
+            .inner
+            .jobs
+            .lock()
+            .expect("jobs")
+            .values()
+            .find(|j| {
+                let r = j.record();
+                r.kind == JobKind::Apply && r.target == first && !r.status.is_finished()
+            })
+            .cloned();
+        let first_job = match pending {
+            Some(job) => job,
+            None => {
+                let job = self.submit(JobKind::Apply, first.clone(), requested_by).await;
+                let detail = format!("job {}, before {kind} of {target}", job.record().id, kind = kind.as_str());
+                crate::audit::record(
+                    engine.store(),
+                    requested_by,
+                    client.as_str(),
+                    "apply",
+                    first.to_string(),
+                    ip,
+                    detail,
+                )
+                .await;
+                job
+            }
+        };
+        Ok(self.submit_after(kind, target, requested_by, Some(first_job)).await)
+    }
+
+    /// Queues a job that starts once `after` has finished, and fails if `after` did not succeed.
+    async fn submit_after(
+        &self,
+        kind: JobKind,
+        target: Target,
+        requested_by: &str,
+        after: Option<Arc<Job>>,
+    ) -> Arc<Job> {
         let record = JobRecord {
             id: uuid::Uuid::new_v4().to_string(),
             kind,
@@ -231,7 +313,7 @@ impl Jobs {
         self.inner.save(&job).await;
         self.inner.announce(&record);
         let (inner, task_job) = (self.inner.clone(), job.clone());
-        self.inner.tasks.spawn(async move { inner.run(task_job).await });
+        self.inner.tasks.spawn(async move { inner.run(task_job, after).await });
         job
     }
 
@@ -343,8 +425,38 @@ impl JobsInner {
         job_save(self.engine.store(), job).await
     }
 
-    async fn run(self: Arc<Self>, job: Arc<Job>) {
+    async fn run(self: Arc<Self>, job: Arc<Job>, after: Option<Arc<Job>>) {
         let target = job.record().target;
+        if let Some(first) = after {
+            let first_record = first.record();
+            job.push(JobEvent::Message {
+                text: format!(
+                    "waiting for job {} ({} of {}) first",
+                    first_record.id,
+                    first_record.kind.as_str(),
+                    first_record.target
+                ),
+            });
+            tokio::select! {
+                () = first.finished() => {}
+                _ = job.cancel.cancelled() => {
+                    self.finish(&job, JobStatus::Cancelled, Some("cancelled while queued".into()), None).await;
+                    return;
+                }
+            }
+            let first_record = first.record();
+            if first_record.status != JobStatus::Succeeded {
+                let why = first_record.error.unwrap_or_else(|| first_record.status.as_str().to_owned());
+                let error = format!(
+                    "{} {} did not succeed (job {}): {why}",
+                    first_record.kind.as_str(),
+                    first_record.target,
+                    first_record.id
+                );
+                self.finish(&job, JobStatus::Failed, Some(error), None).await;
+                return;
+            }
+        }
         let queue = self.queue(&target);
         if queue.try_lock().is_err() {
             job.push(JobEvent::Message { text: format!("queued behind another job on {target}") });
@@ -468,6 +580,7 @@ impl JobsInner {
             r.error = error;
             r.summary = summary;
         });
+        job.finished.send_replace(true);
         if !self.save(job).await {
             // The store is failing: keep trying in the background, so the stored record ends
             // as the job did once the store is back (it would otherwise stay `running`).

@@ -208,7 +208,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
-    /// Plan, ask, and make the service match its spec.
+    /// Plan, ask, and make the service match its spec (applying its network first when it is not
+    /// applied yet).
     Apply {
         #[arg(value_parser = parse_id)]
         service: Id,

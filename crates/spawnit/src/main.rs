@@ -218,9 +218,20 @@ async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Plan { service, client, detailed_exitcode, output } => {
             let planned = engine.service_plan(&client.client, &service).await?;
-            return plan_print(&planned.plan, output, detailed_exitcode, &planned.redactor);
+            let code = plan_print(&planned.plan, output, detailed_exitcode, &planned.redactor)?;
+            if output == Output::Text
+                && let Some(network) = engine.service_network_unready(&client.client, &service).await?
+            {
+                println!(
+                    "`spawnit apply {service}` applies network {network} first (or `spawnit network apply {network}` alone)."
+                );
+            }
+            return Ok(code);
         }
         Command::Apply { service, client, auto_approve, lock } => {
+            if let Some(code) = network_first(&engine, &client.client, &service, auto_approve, &lock).await? {
+                return Ok(code);
+            }
             let planned = engine.service_plan(&client.client, &service).await?;
             let redactor = planned.redactor.clone();
             let plan = redacted_plan(&planned.plan, &redactor);
@@ -503,6 +514,41 @@ async fn status(engine: &Engine, client: &Id, output: Output) -> Result<u8> {
     Ok(0)
 }
 
+/// Plans, asks, and applies a network.
+async fn network_apply(engine: &Engine, client: &Id, name: Id, auto_approve: bool, lock: &LockArgs) -> Result<u8> {
+    let plan = engine.network_plan(client, &name).await?;
+    print!("{}", output::plan_text(&plan));
+    if plan.status == PlanStatus::Drifted && !confirm(auto_approve, "apply")? {
+        println!("Apply cancelled.");
+        return Ok(1);
+    }
+    let report = operation_run(lock, Some(plan), &Redactor::default(), |run| {
+        let (engine, client) = (engine.clone(), client.clone());
+        async move { engine.network_apply(&client, &name, &run).await }
+    })
+    .await?;
+    Ok(outcome_code(report))
+}
+
+/// Applies a Docker service's network first when it is not applied yet (creating its spec
+/// when missing), saying so; `Some(exit code)` when that did not succeed.
+async fn network_first(
+    engine: &Engine,
+    client: &Id,
+    service: &Id,
+    auto_approve: bool,
+    lock: &LockArgs,
+) -> Result<Option<u8>> {
+    let Some(network) = engine.service_network_unready(client, service).await? else { return Ok(None) };
+    println!("Network {network} is not applied yet: applying it first.");
+    match engine.network_create(client, &network).await {
+        Ok(_) | Err(EngineError::AlreadyExists { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let code = network_apply(engine, client, network, auto_approve, lock).await?;
+    Ok((code != 0).then_some(code))
+}
+
 async fn network(engine: &Engine, cmd: NetworkCommand) -> Result<u8> {
     match cmd {
         NetworkCommand::Create { name, client } => {
@@ -514,18 +560,7 @@ async fn network(engine: &Engine, cmd: NetworkCommand) -> Result<u8> {
             return plan_print(&plan, output, detailed_exitcode, &Redactor::default());
         }
         NetworkCommand::Apply { name, client, auto_approve, lock } => {
-            let plan = engine.network_plan(&client.client, &name).await?;
-            print!("{}", output::plan_text(&plan));
-            if plan.status == PlanStatus::Drifted && !confirm(auto_approve, "apply")? {
-                println!("Apply cancelled.");
-                return Ok(1);
-            }
-            let report = operation_run(&lock, Some(plan), &Redactor::default(), |run| {
-                let (engine, client) = (engine.clone(), client.client.clone());
-                async move { engine.network_apply(&client, &name, &run).await }
-            })
-            .await?;
-            return Ok(outcome_code(report));
+            return network_apply(engine, &client.client, name, auto_approve, &lock).await;
         }
         NetworkCommand::Destroy { name, client, auto_approve, lock } => {
             let plan = engine.network_destroy_plan(&client.client, &name).await?;

@@ -179,7 +179,7 @@ fn drift_is_reported_with_its_reason_and_repaired() {
     assert!(net.stdout.contains("removed outside SpawnIt"), "{net}");
     let plan = w.run(&["plan", "web", "--detailed-exitcode"]);
     assert_eq!(plan.code, 1, "{plan}");
-    assert!(plan.stdout.contains("network default of client") && plan.stdout.contains("is not ready"), "{plan}");
+    assert!(plan.stdout.contains("network default is not applied yet"), "{plan}");
     w.ok(&["network", "apply", "default", "--auto-approve"]);
     assert_eq!(w.run(&["network", "plan", "default", "--detailed-exitcode"]).code, 0);
     w.ok(&["apply", "web", "--auto-approve"]);

@@ -9,10 +9,11 @@ use crate::error::ApiError;
 use crate::jobs::{Job, JobKind, JobStatus, Target};
 use crate::views::{JobList, JobView};
 
-/// Queues a job on `target` for the caller and audits it. The caller must already have been
-/// checked to see the target.
+/// Queues a job on `target` for the caller and audits it; a service's plan or apply comes after
+/// its network's apply when the network is not applied yet (see [`crate::jobs::Jobs::submit_requested`]).
+/// The caller must already have been checked to see the target.
 pub async fn job_submit(s: &AppState, c: &Caller, kind: JobKind, target: Target) -> Result<JobView, ApiError> {
-    let job = s.jobs.submit(kind, target.clone(), &c.user).await;
+    let job = s.jobs.submit_requested(kind, target.clone(), &c.user, c.ip).await?;
     let record = job.record();
     audit(s, c, target.client(), kind.as_str(), target.to_string(), &format!("job {}", record.id)).await;
     Ok(record)
