@@ -176,7 +176,9 @@ async fn run(cli: Cli) -> Result<u8> {
             }
         }
         Command::Create { template, service, client, network, set, public, provider, aws, output } => {
-            let params = set.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+            let params: BTreeMap<String, Value> = set.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+            let given: Vec<String> =
+                params.iter().filter(|(_, v)| v.as_str() != Some("")).map(|(k, _)| k.clone()).collect();
             let exposure = if public { Exposure::Public } else { Exposure::Loopback };
             let (provider, aws) = match provider {
                 ProviderArg::Docker if aws.any() => anyhow::bail!("the --aws-* options need --provider aws"),
@@ -203,6 +205,22 @@ async fn run(cli: Cli) -> Result<u8> {
                         "Created service {}/{} from template {} {}.",
                         spec.client, spec.name, spec.template.id, spec.template.version
                     );
+                    let mut chosen: Vec<String> = engine
+                        .template(&spec.template.id)
+                        .await?
+                        .host_port_params()
+                        .into_iter()
+                        .map(|p| p.parameter)
+                        .filter(|p| !given.contains(p))
+                        .collect();
+                    chosen.sort();
+                    chosen.dedup();
+                    if spec.provider == ProviderKind::Docker {
+                        for parameter in &chosen {
+                            let port = spec.params.get(parameter).map(Value::to_string).unwrap_or_default();
+                            println!("Port {parameter}: {port} (a free port chosen by SpawnIt).");
+                        }
+                    }
                     println!(
                         "Next: `spawnit plan {}` to see what apply will do, `spawnit apply {}` to deploy it.",
                         spec.name, spec.name

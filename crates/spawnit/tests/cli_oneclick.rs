@@ -33,3 +33,18 @@ fn apply_with_no_network_applies_it_first() {
     let again = w.ok(&["apply", "web", "--auto-approve"]);
     assert!(!again.stdout.contains("applying it first"), "{again}");
 }
+
+#[test]
+fn create_with_no_port_chooses_a_free_one_and_shows_it() {
+    let w = World::new();
+    let created = w.ok(&["create", "hello", "web", "--set", "message=chosen"]);
+    let line = created.stdout.lines().find(|l| l.starts_with("Port port: ")).unwrap_or_else(|| panic!("{created}"));
+    assert!(line.ends_with("(a free port chosen by SpawnIt)."), "{created}");
+    let port: u16 = line["Port port: ".len()..].split(' ').next().unwrap().parse().expect("a port number");
+    let show = w.ok(&["show", "web", "--output", "json"]).stdout;
+    assert!(show.contains(&format!("127.0.0.1:{port}")), "{show}");
+
+    // A port given is not announced as chosen.
+    let given = w.ok(&["create", "hello", "other", "--set", &format!("port={}", free_port())]);
+    assert!(!given.stdout.contains("chosen by SpawnIt"), "{given}");
+}
