@@ -236,6 +236,11 @@ async fn browser_sign_in_configure_plan_apply_watch_and_destroy_hello() {
     wait_text(&c, "main h1", "configure", Duration::from_secs(10), |t| t.contains("Configure")).await;
     shot(&c, "06-configure").await;
 
+    // The port starts empty: SpawnIt picks a free one unless the user gives one.
+    let port_input = c.find(Locator::Css("#p-port")).await.unwrap();
+    assert_eq!(port_input.attr("placeholder").await.unwrap().as_deref(), Some("a free port"));
+    assert_eq!(port_input.prop("value").await.unwrap().as_deref(), Some(""));
+
     // A bad port: the message is next to the field, and nothing is created.
     fill(&c, "#f-name", "web").await;
     fill(&c, "#p-message", "Hello from the browser test").await;
@@ -249,11 +254,14 @@ async fn browser_sign_in_configure_plan_apply_watch_and_destroy_hello() {
     let (status, _) = t.get("/api/services/web").await;
     assert_eq!(status, 404, "a refused form created the service");
 
-    // Fixed: save and plan.
-    let port = free_port();
-    fill(&c, "#p-port", &port.to_string()).await;
+    // Fixed by leaving the port empty: save and plan; the chosen port is shown.
+    fill(&c, "#p-port", "").await;
     click(&c, "button[value=plan]").await;
     wait_text(&c, "main h1", "service page", Duration::from_secs(10), |t| t.starts_with("web")).await;
+    let port = t.get("/api/services/web").await.1["params"]["port"].as_u64().expect("a chosen port");
+    let port = u16::try_from(port).unwrap();
+    let shown = c.find(Locator::Css("dl.params")).await.unwrap().text().await.unwrap();
+    assert!(shown.contains(&port.to_string()), "the chosen port is on the page: {shown}");
     wait_text(&c, "#log", "plan log", Duration::from_secs(30), |t| t.contains("finished:")).await;
     shot(&c, "08-service-plan").await;
 

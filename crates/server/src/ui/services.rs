@@ -225,7 +225,9 @@ async fn configure_render(
                 @let id = format!("p-{k}");
                 @let help = format!("{id}-help {k}-error");
                 @let label = p.title.clone().unwrap_or_else(|| k.clone());
-                @let current = value(k).or_else(|| if p.secret { None } else { p.default.as_ref().map(|d| match d { Value::String(s) => s.clone(), v => v.to_string() }) });
+                // A host port is left empty: SpawnIt picks a free one (its default when free).
+                @let host_port = t.is_host_port(k);
+                @let current = value(k).or_else(|| if p.secret || host_port { None } else { p.default.as_ref().map(|d| match d { Value::String(s) => s.clone(), v => v.to_string() }) });
                 @let invalid = error(k).map(|_| "true");
                 div.field {
                     @match p.param_type() {
@@ -247,7 +249,8 @@ async fn configure_render(
                         ParamType::Integer => {
                             label for=(id) { (label) }
                             input id=(id) type="number" name=(format!("param.{k}")) value=[current] step="1"
-                                min=[p.minimum] max=[p.maximum] aria-describedby=(help) aria-invalid=[invalid];
+                                min=[p.minimum] max=[p.maximum] placeholder=[host_port.then_some("a free port")]
+                                aria-describedby=(help) aria-invalid=[invalid];
                         }
                         ParamType::String if p.secret => {
                             label for=(id) { (label) }
@@ -267,6 +270,11 @@ async fn configure_render(
                         (p.description)
                         @if p.secret { " Secret: never shown again." @if p.generate.is_some() { " Leave empty to generate one." } }
                         @if let (Some(min), Some(max)) = (p.minimum, p.maximum) { " Between " (min) " and " (max) "." }
+                        @if host_port {
+                            " Leave empty and SpawnIt picks a free port"
+                            @if let Some(d) = &p.default { " (" (d) " when it is free)" }
+                            "; a port another service or program uses is refused."
+                        }
                     }
                     (field_error(k))
                 }
@@ -415,7 +423,7 @@ pub(super) async fn configure_submit(
                 let path = format!("/services/{}", spec.name);
                 if form.action == "plan" {
                     let target = Target::Service { client: client.clone(), name: spec.name.clone() };
-                    let job = s.jobs.submit(JobKind::Plan, target.clone(), &c.user).await;
+                    let job = s.jobs.submit_requested(JobKind::Plan, target.clone(), &c.user, c.ip).await?;
                     let id = job.record().id;
                     audit(&s, &c, &client, "plan", target.to_string(), &format!("job {id}")).await;
                     return Ok(Redirect::to(&client_url(&c, &client, &path, Some(&id))).into_response());
@@ -497,7 +505,7 @@ pub(super) async fn service_page(
         }
         @if net_status.is_some_and(|st| st != PlanStatus::Compliant) {
             section.card.notice {
-                p { "The network " strong { (spec.network) } " is not ready yet: apply it first." }
+                p { "The network " strong { (spec.network) } " is not applied yet: " em { "Apply" } " applies it first, as its own job. Or apply it alone:" }
                 form method="post" action=(format!("/networks/{}/apply{qs}", spec.network)) {
                     (csrf_field(&c))
                     input type="hidden" name="back" value=(name);
@@ -676,7 +684,7 @@ pub(super) async fn service_action(
             return Err(UiError::new(StatusCode::NOT_FOUND, format!("There is no action {other:?} on a service.")));
         }
     };
-    let job = s.jobs.submit(kind, target.clone(), &c.user).await;
+    let job = s.jobs.submit_requested(kind, target.clone(), &c.user, c.ip).await?;
     let id = job.record().id;
     audit(&s, &c, &client, kind.as_str(), target.to_string(), &format!("job {id}")).await;
     Ok(Redirect::to(&client_url(&c, &client, &path, Some(&id))).into_response())
