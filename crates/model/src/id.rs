@@ -26,6 +26,9 @@ pub struct IdError {
 impl Id {
     pub const MAX_LEN: usize = 63;
 
+    /// What [`Id::parse`] accepts, as a regular expression (for JSON Schemas).
+    pub const PATTERN: &str = "^[a-z0-9][a-z0-9-]{0,62}$";
+
     pub fn parse(value: &str) -> Result<Id, IdError> {
         let reason = if value.is_empty() {
             Some("it is empty")
@@ -49,6 +52,23 @@ impl Id {
         &self.0
     }
 }
+
+/// An id's JSON Schema: a string matching [`Id::PATTERN`].
+#[cfg(feature = "schema")]
+impl utoipa::PartialSchema for Id {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(Id::PATTERN))
+            .min_length(Some(1))
+            .max_length(Some(Id::MAX_LEN))
+            .description(Some("1 to 63 characters of a-z, 0-9 and '-', starting with a letter or digit"))
+            .into()
+    }
+}
+
+#[cfg(feature = "schema")]
+impl utoipa::ToSchema for Id {}
 
 impl TryFrom<String> for Id {
     type Error = IdError;

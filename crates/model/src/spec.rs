@@ -15,6 +15,7 @@ use crate::Id;
 
 /// Where a service's resources live.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     /// The local Docker engine.
@@ -41,6 +42,7 @@ impl std::fmt::Display for ProviderKind {
 
 /// On which host addresses published ports listen.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Exposure {
     /// 127.0.0.1 only (the default).
@@ -61,6 +63,7 @@ impl Exposure {
 
 /// Which template (and which version of it) a service was rendered from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct TemplateRef {
     pub id: Id,
     pub version: String,
@@ -103,6 +106,7 @@ pub struct ServiceSpec {
 
 /// What the drift monitor does about a drifted service.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum DriftPolicy {
     /// Publish the status change only.
@@ -217,6 +221,7 @@ pub struct ContainerSpec {
 
 /// Transport protocol of a published port.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     #[default]
@@ -321,6 +326,7 @@ fn is_default<T: Default + PartialEq>(v: &T) -> bool {
 
 /// A published endpoint of a service, for `show` and the API.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Endpoint {
     pub container: String,
     pub name: String,
@@ -390,6 +396,7 @@ pub const AWS_DEFAULT_AMI_NAME: &str = "amzn2-ami-ecs-hvm-*-x86_64-ebs";
 /// (required; `0.0.0.0/0` only when asked for), and SSH (port 22) is opened only to
 /// `ssh_cidrs` when some are given.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AwsSettings {
     /// e.g. `eu-west-3`.

@@ -11,6 +11,7 @@ use crate::Id;
 
 /// One catalog entry's full definition (`catalog/templates/<id>.template.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Template {
     pub id: Id,
@@ -27,6 +28,7 @@ pub struct Template {
 
 /// The type of a parameter's value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ParamType {
     String,
@@ -38,6 +40,7 @@ pub enum ParamType {
 
 /// How a value is made when the user gives none and there is no default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Generator {
     /// 24 random characters from `[A-Za-z0-9]`.
@@ -48,6 +51,7 @@ pub enum Generator {
 
 /// A typed template parameter (a subset of JSON Schema).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Parameter {
     #[serde(rename = "type")]
@@ -126,6 +130,7 @@ impl Template {
 
 /// `catalog/catalog.json`: the list of templates the catalog offers.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Catalog {
     pub templates: Vec<CatalogEntry>,
@@ -133,6 +138,7 @@ pub struct Catalog {
 
 /// One line of the catalog: enough to list a template without reading it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CatalogEntry {
     pub id: Id,

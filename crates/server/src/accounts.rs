@@ -21,7 +21,7 @@ use spawnit_model::Id;
 use spawnit_store::{Collection, Key, PutCondition, Store, StoreError};
 
 /// What a user may see and do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Sees and acts on every client.
@@ -89,11 +89,14 @@ fn password_hash(password: &str) -> Result<String, AccountError> {
         .map_err(|e| AccountError::Hash(e.to_string()))
 }
 
+/// The longest e-mail address.
+pub const EMAIL_MAX: usize = 254;
+
 /// An e-mail address as an admin records it for single sign-on: trimmed, one `@` with text on
 /// both sides, no spaces or control characters. It is compared exactly, never normalized.
 pub fn email_check(raw: &str) -> Result<String, AccountError> {
     let email = raw.trim();
-    let valid = email.len() <= 254
+    let valid = email.len() <= EMAIL_MAX
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && email
             .split_once('@')

@@ -13,7 +13,8 @@ use spawnit_model::Id;
 use spawnit_store::{Collection, Key, PutCondition, Store, StoreError};
 
 /// One audit entry.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = AuditEntry)]
 pub struct AuditRecord {
     pub id: String,
     pub at: DateTime<Utc>,
@@ -27,6 +28,7 @@ pub struct AuditRecord {
     /// What was acted on, e.g. `service acme/web`.
     pub target: String,
     /// The caller's address.
+    #[schema(value_type = Option<String>)]
     pub ip: Option<IpAddr>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,

@@ -5,9 +5,11 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value, json};
 use spawnit_engine::EngineError;
 use spawnit_store::{LockError, StoreError};
+use utoipa::ToSchema;
 
 /// An error answered to an API caller.
 #[derive(Debug)]
@@ -51,9 +53,26 @@ impl ApiError {
     }
 }
 
+/// The body of every error answer.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// What went wrong, for programs: `invalid_input`, `not_found`, `conflict`, `forbidden`…
+    pub code: &'static str,
+    /// What went wrong, for people.
+    pub message: String,
+    /// For `invalid_input`: every bad field, `[{"field", "reason"}]`; otherwise null.
+    pub details: Value,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message, "details": self.details}});
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message, details: self.details } };
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));

@@ -28,7 +28,7 @@ pub use crate::job_types::{JobKind, JobStatus, Target};
 use crate::metrics::Metrics;
 
 /// Counts of a finished execution.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobSummary {
     pub done: usize,
     pub failed: usize,
@@ -37,7 +37,7 @@ pub struct JobSummary {
 }
 
 /// A job as the API shows it (its events stream separately).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobRecord {
     pub id: String,
     pub kind: JobKind,
@@ -55,6 +55,7 @@ pub struct JobRecord {
     pub summary: Option<JobSummary>,
     /// The plan a plan job made (secrets masked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub plan: Option<Plan>,
 }
 

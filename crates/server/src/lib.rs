@@ -89,7 +89,7 @@ pub struct AppState {
 
 /// The whole HTTP application: the API, the web pages, and what every answer carries.
 pub fn app(state: AppState) -> axum::Router {
-    api::routes()
+    axum::Router::from(api::routes())
         .merge(ui::routes())
         .merge(oidc::routes())
         .fallback(ui::not_found)
@@ -100,6 +100,12 @@ pub fn app(state: AppState) -> axum::Router {
         .layer(axum::middleware::from_fn_with_state(state.https, headers::security_headers))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::api_latency))
         .with_state(state)
+}
+
+/// The OpenAPI document as served, made once.
+fn openapi_json() -> &'static str {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(|| openapi::document().to_pretty_json().unwrap_or_default())
 }
 
 /// How the server runs.

@@ -11,6 +11,8 @@ use serde_json::Value;
 use spawnit_model::plan::PlanStatus;
 use spawnit_model::spec::{Endpoint, TemplateRef};
 use spawnit_model::{DriftPolicy, Exposure, Id, ProviderKind, Redactor, ServiceSpec, State};
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 
 use crate::accounts::{Role, UserRecord};
 use crate::audit::AuditRecord;
@@ -20,7 +22,7 @@ use crate::jobs::JobRecord;
 use crate::monitor::ReconcileFailing;
 
 /// Where a service or network stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Nothing to do: what runs is what the spec says.
@@ -56,8 +58,20 @@ impl From<PlanStatus> for Status {
     }
 }
 
+/// Parameter values by name: strings, integers, booleans; `null` (or `""`) asks for the
+/// default.
+pub(crate) fn param_values() -> Schema {
+    let value = ObjectBuilder::new().schema_type(SchemaType::from_iter([
+        Type::String,
+        Type::Integer,
+        Type::Boolean,
+        Type::Null,
+    ]));
+    ObjectBuilder::new().schema_type(Type::Object).additional_properties(Some(value)).into()
+}
+
 /// A service as the API shows it (secrets masked), with why its reconcile waits, if it does.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct ServiceView {
     pub client: Id,
     pub name: Id,
@@ -66,6 +80,7 @@ pub struct ServiceView {
     pub network: Id,
     pub exposure: Exposure,
     /// Every parameter's value; secret ones are `(sensitive)`.
+    #[schema(schema_with = param_values)]
     pub params: BTreeMap<String, Value>,
     pub secret_params: Vec<String>,
     pub drift_policy: DriftPolicy,
@@ -83,7 +98,7 @@ pub struct ServiceView {
 }
 
 /// Why the reconcile of a service waits (the next waits are 10 s doubling up to 10 min by default).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct ReconcileView {
     pub failing: bool,
     /// `reconcile failing: <reason>, next try at <time>`.
@@ -95,7 +110,7 @@ pub struct ReconcileView {
 }
 
 /// A recorded resource of a service.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct ResourceView {
     /// The provider's id.
     pub id: String,
@@ -176,7 +191,8 @@ impl ServiceView {
 }
 
 /// A service whose stored spec cannot be read: its name, `error`, and why.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UnreadableServiceView {
     pub client: Id,
     pub name: Id,
@@ -186,7 +202,7 @@ pub struct UnreadableServiceView {
 }
 
 /// One entry of a service list.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum ServiceListItem {
     Service(Box<ServiceView>),
@@ -194,7 +210,7 @@ pub enum ServiceListItem {
 }
 
 /// The services of a client (one whose stored spec cannot be read is listed as an error).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct ServiceList {
     pub services: Vec<ServiceListItem>,
     /// The `cursor` of the next page; `null` on the last one.
@@ -202,7 +218,7 @@ pub struct ServiceList {
 }
 
 /// A network, freshly planned.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct NetworkView {
     pub client: Id,
     pub name: Id,
@@ -213,13 +229,13 @@ pub struct NetworkView {
 }
 
 /// A recorded resource of a network.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct NetworkResourceView {
     /// The provider's id.
     pub id: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct NetworkList {
     pub networks: Vec<NetworkView>,
 }
@@ -228,13 +244,13 @@ pub struct NetworkList {
 pub type JobView = JobRecord;
 
 /// Jobs, newest first.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct JobList {
     pub jobs: Vec<JobView>,
 }
 
 /// Who the caller is.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct MeView {
     pub user: String,
     pub client: Id,
@@ -255,7 +271,7 @@ impl From<&Caller> for MeView {
 }
 
 /// An API token's record (never the token, but in the answer to its creation).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct TokenView {
     pub id: String,
     pub name: String,
@@ -282,13 +298,13 @@ impl From<&TokenRecord> for TokenView {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct TokenList {
     pub tokens: Vec<TokenView>,
 }
 
 /// A user (never its password hash).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct UserView {
     pub name: Id,
     pub client: Id,
@@ -315,7 +331,7 @@ impl From<&UserRecord> for UserView {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct UserList {
     pub users: Vec<UserView>,
 }
@@ -324,7 +340,49 @@ pub struct UserList {
 pub type AuditEntryView = AuditRecord;
 
 /// Audit entries, newest first.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct AuditList {
     pub entries: Vec<AuditEntryView>,
+}
+
+/// The liveness answer: the process serves HTTP.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct HealthView {
+    /// Always `ok`.
+    pub status: &'static str,
+}
+
+/// Whether the server can work now: the store and the Docker engine answer.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ReadinessView {
+    pub status: Readiness,
+    pub checks: ReadinessChecks,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Readiness {
+    Ready,
+    Unavailable,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ReadinessChecks {
+    pub store: CheckView,
+    pub docker: CheckView,
+}
+
+/// One dependency's answer.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct CheckView {
+    pub ok: bool,
+    /// Why it does not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl From<Result<(), String>> for CheckView {
+    fn from(result: Result<(), String>) -> CheckView {
+        CheckView { ok: result.is_ok(), error: result.err() }
+    }
 }

@@ -423,3 +423,21 @@ async fn lists_page_filter_and_show_what_other_processes_wrote() {
         assert_eq!(answer["error"]["details"][0]["field"], field, "{query}: {answer}");
     }
 }
+
+/// `docs/openapi.json` is the document the code generates (and serves). After a change of the
+/// API, `SPAWNIT_BLESS=1 cargo test -p spawnit-server --test api openapi_document_is_checked_in`
+/// writes it anew.
+#[test]
+fn openapi_document_is_checked_in() {
+    let generated = format!("{}\n", spawnit_server::openapi::document().to_pretty_json().unwrap());
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
+    if std::env::var_os("SPAWNIT_BLESS").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        checked_in == generated,
+        "docs/openapi.json is not what the code generates: run \
+         `SPAWNIT_BLESS=1 cargo test -p spawnit-server --test api openapi_document_is_checked_in`"
+    );
+}

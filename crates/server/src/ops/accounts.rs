@@ -2,10 +2,13 @@
 
 use axum::http::StatusCode;
 use serde::Deserialize;
+use spawnit_model::Id;
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 
 use super::{admin_only, audit, ids_check};
 use crate::AppState;
-use crate::accounts::{AccountError, Role};
+use crate::accounts::{AccountError, EMAIL_MAX, MIN_PASSWORD, Role};
 use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::views::{AuditList, MeView, TokenList, TokenView, UserList, UserView};
@@ -31,12 +34,24 @@ pub async fn token_list(s: &AppState, c: &Caller) -> Result<TokenList, ApiError>
 }
 
 /// A new API token of the caller.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenCreateRequest {
-    /// What the caller calls it: printable, at most 100 characters.
     #[serde(default)]
+    #[schema(schema_with = token_name)]
     pub name: String,
+}
+
+/// A control character (Unicode category Cc), which no token name may hold.
+const CONTROL_CHARACTERS: &str = "\\u0000-\\u001f\\u007f-\\u009f";
+
+fn token_name() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(TOKEN_NAME_MAX))
+        .pattern(Some(format!("^[^{CONTROL_CHARACTERS}]*$")))
+        .description(Some(format!("What the caller calls it: printable, at most {TOKEN_NAME_MAX} characters")))
+        .into()
 }
 
 /// A token name: printable, at most [`TOKEN_NAME_MAX`] characters; trimmed.
@@ -76,20 +91,43 @@ pub async fn user_list(s: &AppState, c: &Caller) -> Result<UserList, ApiError> {
 }
 
 /// A new local user.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserCreateRequest {
+    #[schema(value_type = Id)]
     pub name: String,
+    #[schema(value_type = Id)]
     pub client: String,
     /// `member` when absent.
     #[serde(default)]
     pub role: Option<Role>,
     /// Absent: the user signs in only through OIDC.
     #[serde(default)]
+    #[schema(schema_with = password)]
     pub password: Option<String>,
-    /// The e-mail address that links the user's first OIDC sign-in (exact, `email_verified`).
     #[serde(default)]
+    #[schema(schema_with = email)]
     pub email: Option<String>,
+}
+
+fn password() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .min_length(Some(MIN_PASSWORD))
+        .description(Some("Absent or null: the user signs in through OIDC only"))
+        .into()
+}
+
+/// A user's e-mail address, as [`crate::accounts::email_check`] accepts it.
+fn email() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .max_length(Some(EMAIL_MAX))
+        .pattern(Some(format!("^[^\\s{CONTROL_CHARACTERS}@]+@[^\\s{CONTROL_CHARACTERS}@]+$")))
+        .description(Some(
+            "Links the user's first OIDC sign-in whose ID token has exactly this address, email_verified",
+        ))
+        .into()
 }
 
 /// Creates a local user (admins).

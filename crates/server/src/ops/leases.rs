@@ -6,6 +6,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use spawnit_model::Id;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
 
 use super::audit;
 use super::services::service_view;
@@ -17,6 +20,18 @@ use crate::views::ServiceView;
 /// The longest lease: 10 years.
 pub const TTL_MAX_SECONDS: u64 = 10 * 365 * 86400;
 
+/// A lease duration as text, the documented subset of what [`spawnit_model::duration_parse`]
+/// reads: a number of seconds (optionally `s`), minutes, hours or days, from 1 second to 10 years.
+/// Every string it matches is accepted; the parser also takes forms it does not list (`1h 30m`).
+const TTL_PATTERN: &str = concat!(
+    "^0*(",
+    "([1-9][0-9]{0,7}|[12][0-9]{8}|30[0-9]{7}|31[0-4][0-9]{6}|315[0-2][0-9]{5}|3153[0-5][0-9]{4}|315360000)s?",
+    "|([1-9][0-9]{0,5}|[1-4][0-9]{6}|5[01][0-9]{5}|52[0-4][0-9]{4}|525[0-5][0-9]{3}|5256000)m",
+    "|([1-9][0-9]{0,3}|[1-7][0-9]{4}|8[0-6][0-9]{3}|87[0-5][0-9]{2}|87600)h",
+    "|([1-9][0-9]{0,2}|[12][0-9]{3}|3[0-5][0-9]{2}|36[0-4][0-9]|3650)d",
+    ")$"
+);
+
 /// A lifetime: seconds, or a duration such as `90s`, `30m`, `2h`, `7d` (read by
 /// [`spawnit_model::duration_parse`]).
 #[derive(Clone, Debug, Deserialize)]
@@ -26,6 +41,18 @@ pub enum Ttl {
     Seconds(serde_json::Number),
     Text(String),
 }
+
+impl PartialSchema for Ttl {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)).maximum(Some(TTL_MAX_SECONDS)))
+            .item(ObjectBuilder::new().schema_type(Type::String).pattern(Some(TTL_PATTERN)))
+            .description(Some("Seconds, or a duration like 90s, 30m, 2h, 7d; from 1 second to 10 years (3650 days)"))
+            .into()
+    }
+}
+
+impl ToSchema for Ttl {}
 
 impl Ttl {
     /// The lifetime, from 1 second to 10 years, or a 422 naming `ttl`.
@@ -60,8 +87,36 @@ pub struct LeaseSetRequest {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// Exactly one of `ttl` and `expires_at`: the other absent or null.
+impl PartialSchema for LeaseSetRequest {
+    fn schema() -> RefOr<Schema> {
+        let null = || ObjectBuilder::new().schema_type(Type::Null);
+        let ttl = ObjectBuilder::new()
+            .property("ttl", Ttl::schema())
+            .required("ttl")
+            .property("expires_at", null())
+            .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)));
+        let at = ObjectBuilder::new()
+            .property("expires_at", ObjectBuilder::new().schema_type(Type::String).format(Some(date_time())))
+            .required("expires_at")
+            .property("ttl", null())
+            .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)));
+        OneOfBuilder::new()
+            .item(ttl)
+            .item(at)
+            .description(Some("Exactly one of ttl (from now) and expires_at (a time in the future)"))
+            .into()
+    }
+}
+
+impl ToSchema for LeaseSetRequest {}
+
+fn date_time() -> utoipa::openapi::SchemaFormat {
+    utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::DateTime)
+}
+
 /// How much longer a lease runs.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LeaseExtendRequest {
     pub ttl: Ttl,

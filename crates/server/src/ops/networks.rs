@@ -4,6 +4,7 @@ use serde::Deserialize;
 use spawnit_engine::network_key;
 use spawnit_model::Id;
 use spawnit_model::plan::PlanStatus;
+use utoipa::ToSchema;
 
 use super::{audit, id_check};
 use crate::AppState;
@@ -13,9 +14,10 @@ use crate::jobs::{JobKind, Target};
 use crate::views::{JobView, NetworkList, NetworkResourceView, NetworkView};
 
 /// A new network.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkCreateRequest {
+    #[schema(value_type = Id)]
     pub name: String,
 }
 

@@ -8,6 +8,8 @@ use spawnit_engine::{ServiceCreate, redacted_plan};
 use spawnit_model::plan::PlanStatus;
 use spawnit_model::spec::AwsSettings;
 use spawnit_model::{DriftPolicy, Exposure, Id, ProviderKind};
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 
 use super::{audit, ids_check};
 use crate::AppState;
@@ -15,20 +17,25 @@ use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::index::{ListQuery, Listed};
 use crate::jobs::{JobKind, Target};
-use crate::views::{JobView, ServiceList, ServiceListItem, ServiceView, Status, UnreadableServiceView};
+use crate::views::{JobView, ServiceList, ServiceListItem, ServiceView, Status, UnreadableServiceView, param_values};
 
 /// What a new service is made of.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceCreateRequest {
     /// The catalog template.
+    #[schema(value_type = Id)]
     pub template: String,
+    #[schema(value_type = Id)]
     pub name: String,
     /// The client network it joins (`default` when absent).
     #[serde(default)]
+    #[schema(value_type = Option<Id>)]
     pub network: Option<String>,
-    /// The template's parameters (defaults and generated values fill the rest).
+    /// The template's parameters (defaults and generated values fill the rest); which names
+    /// exist and what values they take is the template's (`GET /api/catalog/{template}`).
     #[serde(default)]
+    #[schema(schema_with = param_values)]
     pub params: BTreeMap<String, Value>,
     #[serde(default)]
     pub exposure: Option<Exposure>,
@@ -36,9 +43,13 @@ pub struct ServiceCreateRequest {
     pub provider: Option<ProviderKind>,
     #[serde(default)]
     pub drift_policy: Option<DriftPolicy>,
-    /// Settings of the `aws` provider.
+    /// Settings of the `aws` provider (only for `provider: aws`).
     #[serde(default)]
     pub aws: Option<AwsSettings>,
+}
+
+fn param_values_or_null() -> Schema {
+    OneOfBuilder::new().item(param_values()).item(ObjectBuilder::new().schema_type(Type::Null)).into()
 }
 
 /// Stores a service's spec from a template (deploys nothing).
@@ -131,11 +142,12 @@ pub(super) async fn service_view(s: &AppState, client: &Id, name: &Id) -> Result
 }
 
 /// What a change of a service may set; absent fields stay as they are.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceUpdateRequest {
     /// Parameters to change (the others keep their values).
     #[serde(default)]
+    #[schema(schema_with = param_values_or_null)]
     pub params: Option<BTreeMap<String, Value>>,
     #[serde(default)]
     pub exposure: Option<Exposure>,
