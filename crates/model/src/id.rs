@@ -128,4 +128,17 @@ mod tests {
         assert_eq!(Id::parse(&"x".repeat(64)).unwrap_err().reason, "it is longer than 63 characters");
         assert!(serde_json::from_str::<Id>("\"../x\"").is_err());
     }
+
+    /// The pattern the API's document states accepts exactly what `parse` accepts.
+    #[test]
+    fn the_pattern_says_what_parse_accepts() {
+        let pattern = regex::Regex::new(Id::PATTERN).unwrap();
+        let long = "x".repeat(63);
+        let too_long = "x".repeat(64);
+        let samples =
+            ["a", "0", "web-1", "a-", "-a", "", "A", "é", "a b", "a\n", "a_b", long.as_str(), too_long.as_str()];
+        for value in samples {
+            assert_eq!(pattern.is_match(value), Id::parse(value).is_ok(), "{value:?}");
+        }
+    }
 }
