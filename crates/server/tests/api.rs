@@ -231,10 +231,13 @@ async fn out_of_band_removal_is_seen_and_reconcile_repairs_it() {
     let container = format!("spawnit_{}_web_echo", t.client);
     docker(&["rm", "-f", &container]);
     // Seen through Docker's events (the sweep is an hour away): how fast is measured by
-    // spawnit-bench; here only a generous hang guard.
+    // spawnit-bench; here only a generous hang guard. `docker rm -f` kills, then removes: a
+    // check between the two sees the container stopped, the next one sees it gone.
     let (drifted, _) = events
         .until(Duration::from_secs(60), "drifted event", |e| {
-            e.event == "service_status" && e.data["status"] == "drifted"
+            e.event == "service_status"
+                && e.data["status"] == "drifted"
+                && e.data["reasons"].to_string().contains("removed outside SpawnIt")
         })
         .await;
     assert_eq!(drifted.data["service"], "web");
