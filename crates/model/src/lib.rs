@@ -20,7 +20,7 @@ pub use event::{JobEvent, OperationOutcome};
 pub use id::{Id, IdError};
 pub use lock::LockInfo;
 pub use owner::{Owner, OwnerKey};
-pub use plan::{Action, Change, Plan, PlanStatus};
+pub use plan::{Action, Change, Plan, PlanStatus, ReasonCode};
 pub use redact::Redactor;
 pub use resource::{Address, DesiredResource, Liveness, ObservedResource, ResourceAttrs, ResourceKind};
 pub use spec::{DockerNaming, DriftPolicy, Exposure, Instance, NetworkSpec, ProviderKind, ServiceSpec, TemplateRef};

@@ -1,5 +1,6 @@
 //! Plans: the ordered changes that bring observed resources to the desired spec, each with its
-//! reasons, in OpenTofu's vocabulary (create, update, replace, delete, no-op).
+//! reasons, in OpenTofu's vocabulary (create, update, replace, delete, no-op). Each change also
+//! carries one machine-readable [`ReasonCode`], as OpenTofu's plans carry an `action_reason`.
 
 use std::fmt;
 
@@ -49,6 +50,50 @@ impl fmt::Display for Action {
     }
 }
 
+/// Why a change has its action, for programs: the human `reasons` say the details, the code says
+/// which case of the planner it is. Each code starts with its action's name. Serialized in
+/// snake_case as the change's `code`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonCode {
+    /// A change planned before changes carried codes.
+    #[default]
+    Unspecified,
+    /// Neither recorded nor found: created for the first time.
+    CreateBecauseNew,
+    /// An image not present on the host: pulled.
+    CreateBecauseImageAbsent,
+    /// Recorded in state but gone (removed, or an instance terminated, outside SpawnIt).
+    CreateBecauseRemovedOutside,
+    /// The spec changed an attribute its kind can change in place (a security group's rules).
+    UpdateBecauseSpecChanged,
+    /// Found changed outside SpawnIt in a way it can be put back in place (a rule added or
+    /// removed on a security group).
+    UpdateBecauseChangedOutside,
+    /// Stopped outside SpawnIt: started again.
+    UpdateBecauseStopped,
+    /// The spec changed an attribute its kind cannot change in place.
+    ReplaceBecauseCannotUpdate,
+    /// Found changed outside SpawnIt (another fingerprint, another image, no fingerprint).
+    ReplaceBecauseChangedOutside,
+    /// Unchanged itself, but a resource it depends on is created or replaced.
+    ReplaceBecauseDependencyReplaced,
+    /// Recorded and no longer in the spec.
+    DeleteBecauseNotDesired,
+    /// Found by its labels, neither recorded nor in the spec.
+    DeleteBecauseFoundByLabels,
+    /// Recorded but already gone: only forgotten.
+    DeleteBecauseAlreadyGone,
+    /// Destroy was asked for.
+    DeleteBecauseDestroy,
+    /// As the spec wants it.
+    NoOpBecauseUnchanged,
+    /// As the spec wants it and found by its labels, not yet recorded: adopted into state.
+    NoOpBecauseAdopted,
+    /// As the spec wants it under another provider id than recorded: the recorded id is updated.
+    NoOpBecauseIdChanged,
+}
+
 /// The plan's summary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -76,6 +121,9 @@ impl fmt::Display for PlanStatus {
 pub struct Change {
     pub address: Address,
     pub action: Action,
+    /// Which case of the planner chose `action`; `unspecified` in plans made before codes.
+    #[serde(default)]
+    pub code: ReasonCode,
     /// Why, e.g. "image changed redis:7 → redis:7.2", "removed outside SpawnIt".
     pub reasons: Vec<String>,
     /// What to create (create, replace, update); `None` for delete.

@@ -4,10 +4,11 @@
 //!
 //! Masking fails closed. A typed plan or event is walked field by field: every string that holds
 //! a secret (a value, a map key, an address name, a provider id) has each occurrence replaced by
-//! [`MASK`]; the plan's own vocabulary (actions, statuses, resource kinds, protocols) is an enum
-//! that no secret can reach, so it stays readable even when a secret happens to equal `create` or
-//! `tcp`. A value that cannot hold the mask (a port number whose digits contain a secret) is not
-//! shown at all: the change keeps its address and action and loses its details.
+//! [`MASK`]; the plan's own vocabulary (actions, reason codes, statuses, resource kinds,
+//! protocols) is an enum that no secret can reach, so it stays readable even when a secret
+//! happens to equal `create` or `tcp`. A value that cannot hold the mask (a port number whose
+//! digits contain a secret) is not shown at all: the change keeps its address and action and
+//! loses its details.
 
 use std::collections::BTreeMap;
 
@@ -184,7 +185,7 @@ impl Redactor {
     }
 
     fn change(&self, change: &Change) -> Change {
-        let Change { address, action, reasons, desired, fingerprint, existing_id, depends_on, outputs } = change;
+        let Change { address, action, code, reasons, desired, fingerprint, existing_id, depends_on, outputs } = change;
         let mut reasons = self.texts(reasons);
         let desired = match desired.as_ref().map(|d| self.desired(d)).transpose() {
             Ok(desired) => desired,
@@ -196,6 +197,7 @@ impl Redactor {
         Change {
             address: self.address(address),
             action: *action,
+            code: *code,
             reasons,
             desired,
             fingerprint: fingerprint.as_ref().map(|f| self.text(f)),
@@ -334,7 +336,7 @@ mod tests {
         assert_eq!(r.json(&v), serde_json::json!({"env": {"PW": MASK}, "cmd": ["--pw", MASK]}));
     }
 
-    use crate::plan::{Action, PlanStatus};
+    use crate::plan::{Action, PlanStatus, ReasonCode};
     use crate::resource::ResourceKind;
     use crate::spec::Protocol;
 
@@ -376,6 +378,7 @@ mod tests {
                 Change {
                     address: image.clone(),
                     action: Action::NoOp,
+                    code: ReasonCode::NoOpBecauseUnchanged,
                     reasons: vec!["present".into()],
                     desired: Some(DesiredResource {
                         address: image.clone(),
@@ -390,6 +393,7 @@ mod tests {
                 Change {
                     address: address.clone(),
                     action: Action::Create,
+                    code: ReasonCode::CreateBecauseNew,
                     reasons: vec![format!("not yet created; command changed to {secret}")],
                     desired: Some(DesiredResource {
                         address,
@@ -406,12 +410,12 @@ mod tests {
         }
     }
 
-    /// Every string of `value` that is no vocabulary word (action, status, kind, protocol, the
-    /// kind part of an address), with the key it sits under.
+    /// Every string of `value` that is no vocabulary word (action, code, status, kind, protocol,
+    /// the kind part of an address), with the key it sits under.
     fn data_strings(value: &Value, key: &str, out: &mut Vec<(String, String)>) {
         match value {
             Value::String(s) => match key {
-                "action" | "status" | "kind" | "protocol" => {}
+                "action" | "code" | "status" | "kind" | "protocol" => {}
                 "address" | "depends_on" | "security_group" => {
                     out.push((key.into(), s.split_once('.').map_or(s.as_str(), |(_, name)| name).into()))
                 }
@@ -438,6 +442,7 @@ mod tests {
             "replace",
             "delete",
             "no-op",
+            "create_because_new",
             "tcp",
             "udp",
             "redis:7",
@@ -454,6 +459,10 @@ mod tests {
             // The plan's shape and vocabulary survive.
             assert_eq!(shown.status, PlanStatus::Drifted, "{secret}");
             assert_eq!(shown.changes.iter().map(|c| c.action).collect::<Vec<_>>(), [Action::NoOp, Action::Create]);
+            assert_eq!(
+                shown.changes.iter().map(|c| c.code).collect::<Vec<_>>(),
+                [ReasonCode::NoOpBecauseUnchanged, ReasonCode::CreateBecauseNew]
+            );
             let Some(ResourceAttrs::Container(c)) = shown.changes[1].desired.as_ref().map(|d| &d.attrs) else {
                 panic!("{secret}: the container's details are shown: {shown:?}")
             };

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
-use spawnit_model::plan::{Action, Change, Plan, PlanStatus};
+use spawnit_model::plan::{Action, Change, Plan, PlanStatus, ReasonCode};
 use spawnit_model::resource::{
     Address, DesiredResource, IngressRule, Liveness, ObservedResource, ResourceAttrs, ResourceKind, facts,
 };
@@ -41,6 +41,7 @@ pub fn plan_apply(
         let mut change = Change {
             address: address.clone(),
             action: Action::NoOp,
+            code: ReasonCode::NoOpBecauseUnchanged,
             reasons: Vec::new(),
             desired: Some(r.clone()),
             fingerprint: Some(fp.clone()),
@@ -51,10 +52,15 @@ pub fn plan_apply(
         match seen {
             None if address.kind == ResourceKind::Image => {
                 change.action = Action::Create;
+                change.code = ReasonCode::CreateBecauseImageAbsent;
                 change.reasons.push(format!("{} is not present locally: pull it", image_ref(&r.attrs)));
             }
             None => {
                 change.action = Action::Create;
+                change.code = match recorded {
+                    Some(_) => ReasonCode::CreateBecauseRemovedOutside,
+                    None => ReasonCode::CreateBecauseNew,
+                };
                 change.reasons.push(match recorded {
                     Some(rec) if address.kind == ResourceKind::Instance => {
                         format!("terminated or removed outside SpawnIt (was {})", short_id(&rec.id))
@@ -67,12 +73,16 @@ pub fn plan_apply(
             Some(o) if o.fingerprint.as_deref() != Some(fp.as_str()) => {
                 match recorded.filter(|rec| rec.fingerprint != fp) {
                     Some(rec) => {
-                        change.action =
-                            if in_place_update(&rec.attrs, &r.attrs) { Action::Update } else { Action::Replace };
+                        (change.action, change.code) = if in_place_update(&rec.attrs, &r.attrs) {
+                            (Action::Update, ReasonCode::UpdateBecauseSpecChanged)
+                        } else {
+                            (Action::Replace, ReasonCode::ReplaceBecauseCannotUpdate)
+                        };
                         change.reasons.extend(attrs_diff(&rec.attrs, &r.attrs));
                     }
                     None => {
                         change.action = Action::Replace;
+                        change.code = ReasonCode::ReplaceBecauseChangedOutside;
                         change.reasons.push(outside_change(&r.attrs, o));
                     }
                 }
@@ -84,16 +94,21 @@ pub fn plan_apply(
                 let dependency = r.depends_on.iter().find(|d| d.kind != ResourceKind::Image && recreated.contains(*d));
                 if let Some(dep) = dependency {
                     change.action = Action::Replace;
+                    change.code = ReasonCode::ReplaceBecauseDependencyReplaced;
                     change.reasons.push(format!("depends on {dep}, which is re-created"));
                 } else if let Some(drift) = ingress_drift(&r.attrs, o) {
                     change.action = Action::Update;
+                    change.code = ReasonCode::UpdateBecauseChangedOutside;
                     change.reasons.extend(drift);
                 } else if o.liveness == Liveness::Stopped {
                     change.action = Action::Update;
+                    change.code = ReasonCode::UpdateBecauseStopped;
                     change.reasons.push("stopped outside SpawnIt: start it".into());
                 } else if recorded.is_none() {
+                    change.code = ReasonCode::NoOpBecauseAdopted;
                     change.reasons.push(format!("adopted: found {} carrying this service's labels", short_id(&o.id)));
                 } else if recorded.is_some_and(|rec| rec.id != o.id) {
+                    change.code = ReasonCode::NoOpBecauseIdChanged;
                     change.reasons.push(format!("recorded id updated to {}", short_id(&o.id)));
                 }
             }
@@ -106,11 +121,15 @@ pub fn plan_apply(
     }
 
     // Whatever is recorded or labelled but no longer desired goes, dependents first.
-    let mut doomed: BTreeMap<Address, (Option<String>, Vec<Address>, &'static str)> = BTreeMap::new();
+    let mut doomed: BTreeMap<Address, Doomed> = BTreeMap::new();
     for (address, rec) in &state.resources {
         if !by_address.contains_key(address) {
             let id = observed_by.get(address).map(|o| o.id.clone());
-            let reason = if id.is_some() { "no longer in the spec" } else { "already gone: forget it" };
+            let reason = if id.is_some() {
+                (ReasonCode::DeleteBecauseNotDesired, "no longer in the spec")
+            } else {
+                (ReasonCode::DeleteBecauseAlreadyGone, "already gone: forget it")
+            };
             doomed.insert(address.clone(), (id, rec.depends_on.clone(), reason));
         }
     }
@@ -121,7 +140,11 @@ pub fn plan_apply(
         {
             doomed.insert(
                 o.address.clone(),
-                (Some(o.id.clone()), Vec::new(), "carries this service's labels but is not in the spec"),
+                (
+                    Some(o.id.clone()),
+                    Vec::new(),
+                    (ReasonCode::DeleteBecauseFoundByLabels, "carries this service's labels but is not in the spec"),
+                ),
             );
         }
     }
@@ -137,14 +160,22 @@ pub fn plan_destroy(subject: &str, state: &State, observed: &[ObservedResource])
     let mut doomed = BTreeMap::new();
     for (address, rec) in &state.resources {
         let id = observed_by.get(address).map(|o| o.id.clone());
-        let reason = if id.is_some() { "destroy" } else { "already gone: forget it" };
+        let reason = if id.is_some() {
+            (ReasonCode::DeleteBecauseDestroy, "destroy")
+        } else {
+            (ReasonCode::DeleteBecauseAlreadyGone, "already gone: forget it")
+        };
         doomed.insert(address.clone(), (id, rec.depends_on.clone(), reason));
     }
     for o in observed {
         if o.address.kind != ResourceKind::Image && !doomed.contains_key(&o.address) {
             doomed.insert(
                 o.address.clone(),
-                (Some(o.id.clone()), Vec::new(), "destroy (found by its labels, not in state)"),
+                (
+                    Some(o.id.clone()),
+                    Vec::new(),
+                    (ReasonCode::DeleteBecauseDestroy, "destroy (found by its labels, not in state)"),
+                ),
             );
         }
     }
@@ -153,9 +184,13 @@ pub fn plan_destroy(subject: &str, state: &State, observed: &[ObservedResource])
     Plan { subject: subject.to_owned(), status, changes, errors: Vec::new() }
 }
 
+/// A resource to delete: its provider id if it is still there, its recorded dependencies, and
+/// why (code and text).
+type Doomed = (Option<String>, Vec<Address>, (ReasonCode, &'static str));
+
 /// Delete changes where each waits for the deletion of whatever depends on it. Resources known
 /// only by their labels have no recorded dependencies: containers then go before the rest.
-fn deletes_ordered(doomed: BTreeMap<Address, (Option<String>, Vec<Address>, &'static str)>) -> Vec<Change> {
+fn deletes_ordered(doomed: BTreeMap<Address, Doomed>) -> Vec<Change> {
     let mut dependents: BTreeMap<Address, Vec<Address>> = doomed.keys().map(|a| (a.clone(), Vec::new())).collect();
     for (address, (_, deps, _)) in &doomed {
         for d in deps {
@@ -180,11 +215,12 @@ fn deletes_ordered(doomed: BTreeMap<Address, (Option<String>, Vec<Address>, &'st
     order
         .into_iter()
         .filter_map(|address| {
-            let (id, _, reason) = doomed.get(&address)?.clone();
+            let (id, _, (code, reason)) = doomed.get(&address)?.clone();
             Some(Change {
                 depends_on: dependents.get(&address).cloned().unwrap_or_default(),
                 address,
                 action: Action::Delete,
+                code,
                 reasons: vec![reason.to_owned()],
                 desired: None,
                 fingerprint: None,
@@ -641,6 +677,90 @@ mod tests {
         assert!(in_place_update(&a[0].attrs, &b[0].attrs));
         assert!(!in_place_update(&a[1].attrs, &b[1].attrs));
         assert!(!in_place_update(&container("a").attrs, &container("b").attrs));
+    }
+
+    /// Each change's address and code, checking that every code names its change's action.
+    fn codes(plan: &Plan) -> Vec<(String, ReasonCode)> {
+        for c in &plan.changes {
+            let code = serde_json::to_value(c.code).unwrap();
+            let action = c.action.as_str().replace('-', "_");
+            assert!(code.as_str().unwrap().starts_with(&format!("{action}_because_")), "{c:?}");
+        }
+        plan.changes.iter().map(|c| (c.address.to_string(), c.code)).collect()
+    }
+
+    #[test]
+    fn every_case_of_the_planner_has_its_reason_code() {
+        use ReasonCode::*;
+        let d = desired("redis:7");
+        let all_recorded = |id: &str| {
+            let mut state = State::new("l");
+            for r in &d[1..] {
+                recorded(&mut state, r, id);
+            }
+            state
+        };
+        let running =
+            |d: &[DesiredResource]| -> Vec<_> { d.iter().map(|r| observed(r, "id1", Liveness::Running)).collect() };
+        let plan =
+            |d: &[DesiredResource], state: &State, obs: &[ObservedResource]| plan_apply("s", d, state, obs, &secret());
+
+        assert_eq!(
+            codes(&plan(&d, &State::new("l"), &[])),
+            [
+                ("volume.data".into(), CreateBecauseNew),
+                ("image.web".into(), CreateBecauseImageAbsent),
+                ("container.web".into(), CreateBecauseNew)
+            ]
+        );
+        assert_eq!(
+            codes(&plan(&d, &all_recorded("id1"), &running(&d))),
+            [
+                ("volume.data".into(), NoOpBecauseUnchanged),
+                ("image.web".into(), NoOpBecauseUnchanged),
+                ("container.web".into(), NoOpBecauseUnchanged)
+            ]
+        );
+        assert_eq!(codes(&plan(&d, &State::new("l"), &running(&d)))[2].1, NoOpBecauseAdopted);
+        assert_eq!(codes(&plan(&d, &all_recorded("id0"), &running(&d)))[2].1, NoOpBecauseIdChanged);
+        assert_eq!(codes(&plan(&d, &all_recorded("id1"), &running(&d)[..2]))[2].1, CreateBecauseRemovedOutside);
+
+        let mut obs = running(&d);
+        obs[2].liveness = Liveness::Stopped;
+        assert_eq!(codes(&plan(&d, &all_recorded("id1"), &obs))[2].1, UpdateBecauseStopped);
+        obs[2].fingerprint = Some("other".into());
+        assert_eq!(codes(&plan(&d, &all_recorded("id1"), &obs))[2].1, ReplaceBecauseChangedOutside);
+        let mut obs = running(&d);
+        obs[1].fingerprint = Some("other".into());
+        assert_eq!(
+            codes(&plan(&d, &all_recorded("id1"), &obs))[1..],
+            [("image.web".into(), NoOpBecauseUnchanged), ("container.web".into(), ReplaceBecauseDependencyReplaced)]
+        );
+        assert_eq!(
+            codes(&plan(&desired("redis:7.2"), &all_recorded("id1"), &running(&d)))[2].1,
+            ReplaceBecauseCannotUpdate
+        );
+
+        let (state, mut obs) = aws_world(&aws(&[6379], "t3.micro"));
+        assert_eq!(codes(&plan(&aws(&[6380], "t3.micro"), &state, &obs))[0].1, UpdateBecauseSpecChanged);
+        obs[0].facts.insert(facts::INGRESS.into(), "tcp/22 from 0.0.0.0/0".into());
+        assert_eq!(codes(&plan(&aws(&[6379], "t3.micro"), &state, &obs))[0].1, UpdateBecauseChangedOutside);
+
+        // Without its container in the spec: recorded and there, recorded and gone, labelled only.
+        let kept = &d[..2];
+        let no_container = |codes: Vec<(String, ReasonCode)>| codes.into_iter().find(|(a, _)| a == "container.web");
+        let code = |state: &State, obs: &[ObservedResource]| no_container(codes(&plan(kept, state, obs))).map(|c| c.1);
+        assert_eq!(code(&all_recorded("id1"), &running(&d)), Some(DeleteBecauseNotDesired));
+        assert_eq!(code(&all_recorded("id1"), &running(&d)[..2]), Some(DeleteBecauseAlreadyGone));
+        assert_eq!(code(&State::new("l"), &running(&d)), Some(DeleteBecauseFoundByLabels));
+
+        let destroy = plan_destroy("s", &all_recorded("id1"), &running(&d)[..2]);
+        assert_eq!(
+            codes(&destroy),
+            [("container.web".into(), DeleteBecauseAlreadyGone), ("volume.data".into(), DeleteBecauseDestroy)]
+        );
+        let destroy = plan_destroy("s", &State::new("l"), &running(&d));
+        assert_eq!(codes(&destroy).into_iter().map(|c| c.1).collect::<Vec<_>>(), [DeleteBecauseDestroy; 2]);
     }
 
     #[test]

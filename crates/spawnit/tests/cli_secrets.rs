@@ -10,7 +10,7 @@ use serde_json::Value;
 const MASK: &str = "(sensitive)";
 
 /// Keys whose strings are the plan's vocabulary (enums no secret can reach).
-const VOCABULARY: [&str; 4] = ["action", "status", "kind", "protocol"];
+const VOCABULARY: [&str; 5] = ["action", "code", "status", "kind", "protocol"];
 
 /// Every data string of a JSON plan (values, keys, address names), with where it sits; the
 /// plan's vocabulary and the kind part of addresses are left out.
