@@ -836,3 +836,35 @@ impl Engine {
         Ok(spec)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use spawnit_model::plan::{Plan, PlanStatus};
+    use spawnit_model::{DockerNaming, Id, NetworkSpec};
+
+    use super::network_readiness;
+
+    #[test]
+    fn network_readiness_names_the_network_and_no_command() {
+        let network = Id::parse("default").unwrap();
+        assert_eq!(network_readiness(&network, None), Err("network default is not applied yet".to_owned()));
+        let spec = NetworkSpec {
+            client: Id::parse("acme").unwrap(),
+            name: network.clone(),
+            docker_naming: DockerNaming::CURRENT,
+            created_at: chrono::Utc::now(),
+        };
+        let failed = Plan::error("network acme/default", "docker is down");
+        assert_eq!(
+            network_readiness(&network, Some((&spec, &failed))),
+            Err("network default is not applied yet (docker is down)".to_owned())
+        );
+        let compliant = Plan {
+            subject: "network acme/default".into(),
+            status: PlanStatus::Compliant,
+            changes: vec![],
+            errors: vec![],
+        };
+        assert_eq!(network_readiness(&network, Some((&spec, &compliant))), Ok(spawnit_plan::network_name(&spec)));
+    }
+}

@@ -48,11 +48,12 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let builder = [(JOB_DURATION, &JOB_BUCKETS[..]), (SWEEP_DURATION, &SWEEP_BUCKETS), (API_DURATION, &API_BUCKETS)]
-            .into_iter()
-            .fold(PrometheusBuilder::new(), |b, (name, buckets)| {
-                b.set_buckets_for_metric(Matcher::Full(name.into()), buckets).expect("bucket lists are not empty")
-            });
+        let builder =
+            [(JOB_DURATION, &JOB_BUCKETS[..]), (SWEEP_DURATION, &SWEEP_BUCKETS), (API_DURATION, &API_BUCKETS)]
+                .into_iter()
+                .fold(PrometheusBuilder::new(), |b, (name, buckets)| {
+                    b.set_buckets_for_metric(Matcher::Full(name.into()), buckets).expect("bucket lists are not empty")
+                });
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
         let metrics = Metrics { recorder, handle };
@@ -67,7 +68,11 @@ impl Default for Metrics {
             describe_gauge!(SWEEP_LAST_SERVICES, "Services checked by the last sweep.");
             describe_counter!(DOCKER_EVENTS, "Docker events that triggered a check.");
             describe_counter!(SSE_LAGGED, "Times a job's event stream fell behind and caught up from the job's log.");
-            describe_histogram!(API_DURATION, Unit::Seconds, "Time to answer HTTP requests, by method, route and status.");
+            describe_histogram!(
+                API_DURATION,
+                Unit::Seconds,
+                "Time to answer HTTP requests, by method, route and status."
+            );
             // Present from the start, so a scrape sees them at zero.
             counter!(SWEEPS).absolute(0);
             counter!(DOCKER_EVENTS).absolute(0);
@@ -116,7 +121,11 @@ impl Metrics {
     }
 
     /// The text exposition, with the current gauges passed in.
-    pub fn render(&self, jobs_by_status: &BTreeMap<&str, usize>, services_by_status: &BTreeMap<String, usize>) -> String {
+    pub fn render(
+        &self,
+        jobs_by_status: &BTreeMap<&str, usize>,
+        services_by_status: &BTreeMap<String, usize>,
+    ) -> String {
         self.record(|| {
             for (status, n) in jobs_by_status {
                 gauge!(JOBS, "status" => status.to_string()).set(*n as f64);

@@ -395,8 +395,8 @@ async fn isolation_matrix_every_route_refuses_other_clients_members_and_anonymou
     // (403 on admin routes) and none of the victim's data, by token naming the victim's client
     // and by session; the owner's same request (an admin's on admin routes) succeeds, so each
     // refusal is the tenant check and not a malformed request.
-    let port = free_port();
-    let create = json!({"template": "hello", "name": "x-web", "params": {"port": port}});
+    // No port: each client's x-web gets a free one (the same port for both would be refused).
+    let create = json!({"template": "hello", "name": "x-web"});
     let user_body = json!({"name": "x-user", "client": victim, "role": "member", "password": PASSWORD});
     let svc = "/api/services/secretsvc";
     let net = "/api/networks/victimnet";
