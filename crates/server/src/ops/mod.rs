@@ -5,8 +5,8 @@
 //! ([`crate::api`]) and the web pages are thin adapters over these functions: they turn a
 //! request into arguments and a result into JSON or HTML, and decide nothing.
 //!
-//! The limits the checks enforce are constants here, and the OpenAPI document states the same
-//! constants, so the document and the server cannot disagree.
+//! The limits the checks enforce are constants (here, and `Id::PATTERN` for ids), and the
+//! OpenAPI document states the same constants, so the document and the server cannot disagree.
 
 pub mod accounts;
 pub mod catalog;
@@ -29,10 +29,6 @@ use spawnit_model::Id;
 use crate::AppState;
 use crate::caller::Caller;
 use crate::error::ApiError;
-
-/// What every id (client, service, network, template, user) must match; anything else is
-/// refused with 422.
-pub const ID_PATTERN: &str = "^[a-z0-9][a-z0-9-]{0,62}$";
 
 /// Writes an audit entry for what `caller` did.
 pub async fn audit(s: &AppState, caller: &Caller, client: &Id, action: &str, target: String, detail: &str) {
