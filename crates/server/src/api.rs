@@ -24,7 +24,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::accounts::Role;
 use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::index::ListQuery;
@@ -38,9 +37,6 @@ use crate::views::{
     AuditList, HealthView, JobList, JobView, MeView, NetworkList, NetworkView, Readiness, ReadinessChecks,
     ReadinessView, ServiceList, ServiceView, Status, TokenList, TokenView, UserList, UserView,
 };
-
-// The web pages still call these here; they move onto `crate::ops` with the pages' split.
-pub(crate) use crate::ops::{admin_only, audit, token_name_check};
 
 /// The API under `/api`, and the server's own `/healthz`, `/readyz` and `/metrics`, each route
 /// with its documentation.
@@ -558,29 +554,9 @@ async fn user_list(State(s): State<AppState>, c: Caller) -> Answer<UserList> {
     responses((status = 201, description = "The user", body = UserView)))]
 async fn user_create(State(s): State<AppState>, c: Caller, req: Request) -> Result<Response, ApiError> {
     // Non-admins are refused before the body is even read.
-    admin_only(&c)?;
+    ops::admin_only(&c)?;
     let Body(body) = Body::<UserCreateRequest>::from_request(req, &()).await?;
     ops::user_create(&s, &c, body).await.map(created)
-}
-
-/// The web pages' admin form (until the pages call [`ops::user_create`] themselves).
-pub(crate) async fn user_create_checked(
-    s: &AppState,
-    c: &Caller,
-    name: &str,
-    client: &str,
-    role: Role,
-    password: Option<&str>,
-    email: Option<&str>,
-) -> Result<UserView, ApiError> {
-    let req = UserCreateRequest {
-        name: name.to_owned(),
-        client: client.to_owned(),
-        role: Some(role),
-        password: password.map(str::to_owned),
-        email: email.map(str::to_owned),
-    };
-    ops::user_create(s, c, req).await
 }
 
 /// The audit log, newest first (admins).

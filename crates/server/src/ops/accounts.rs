@@ -157,6 +157,16 @@ pub async fn user_create(s: &AppState, c: &Caller, req: UserCreateRequest) -> Re
     Ok(UserView::from(&user))
 }
 
+/// Opens or closes sign-up: whether people may create their own account, each with a client
+/// of their own (admins).
+pub async fn signup_set(s: &AppState, c: &Caller, open: bool) -> Result<(), ApiError> {
+    admin_only(c)?;
+    crate::accounts::settings_put(s.engine.store(), &crate::accounts::AuthSettings { signup: open }).await?;
+    let what = if open { "sign-up opened" } else { "sign-up closed" };
+    audit(s, c, &c.client, "change", "settings auth".into(), what).await;
+    Ok(())
+}
+
 /// The audit log, newest first (admins): `limit` entries, [`AUDIT_LIMIT_DEFAULT`] when absent.
 pub async fn audit_list(s: &AppState, c: &Caller, limit: Option<usize>) -> Result<AuditList, ApiError> {
     admin_only(c)?;

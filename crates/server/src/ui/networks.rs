@@ -10,21 +10,15 @@ use spawnit_model::Id;
 
 use super::{PageQuery, Posted, UiError, UiResult, Viewer, badge, client_query, csrf_field, id_of, job_rows, page};
 use crate::AppState;
-use crate::api::audit;
 use crate::jobs::{JobKind, Target};
+use crate::ops::{self, NetworkCreateRequest};
 
 pub(super) async fn networks_page(State(s): State<AppState>, Viewer(c): Viewer, q: PageQuery) -> UiResult {
     let client = c.client_for(q.client.as_deref())?;
     let qs = client_query(&c, &client);
-    let mut rows = Vec::new();
-    for n in s.engine.network_list(&client).await? {
-        let status =
-            s.engine.network_plan(&client, &n).await.map(|p| p.status.to_string()).unwrap_or_else(|_| "error".into());
-        rows.push((n, status));
-    }
-    let jobs: Vec<_> = s
+    let rows = ops::network_list(&s, &c, Some(client.as_str())).await?.networks;
+    let jobs: Vec<_> = ops::job_list(&s, &c, None)
         .jobs
-        .list()
         .into_iter()
         .filter(|j| matches!(&j.target, Target::Network { client: cl, .. } if cl == &client))
         .take(20)
@@ -36,10 +30,11 @@ pub(super) async fn networks_page(State(s): State<AppState>, Viewer(c): Viewer, 
         table.list {
             thead { tr { th { "Network" } th { "Status" } th { "Actions" } } }
             tbody {
-                @for (n, st) in &rows {
+                @for network in &rows {
+                    @let n = &network.name;
                     tr {
                         td { (n) }
-                        td { (badge(st, None)) }
+                        td { (badge(network.status.as_str(), None)) }
                         td {
                             div.row-actions {
                                 form method="post" action=(format!("/networks/{n}/apply{qs}")) { (csrf_field(&c)) button type="submit" { "Apply" } }
@@ -77,10 +72,8 @@ pub(super) async fn network_create(
     Posted { caller: c, form }: Posted<NetworkForm>,
 ) -> UiResult {
     let client = c.client_for(q.client.as_deref())?;
-    let name = Id::parse(form.name.trim())
-        .map_err(|e| UiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("Not a valid network name: {e}.")))?;
-    s.engine.network_create(&client, &name).await?;
-    audit(&s, &c, &client, "create", format!("network {client}/{name}"), "").await;
+    let req = NetworkCreateRequest { name: form.name.trim().to_owned() };
+    ops::network_create(&s, &c, Some(client.as_str()), req).await?;
     Ok(Redirect::to(&format!("/networks{}", client_query(&c, &client))).into_response())
 }
 
@@ -107,11 +100,7 @@ pub(super) async fn network_action(
             return Err(UiError::new(StatusCode::NOT_FOUND, format!("There is no action {other:?} on a network.")));
         }
     };
-    s.engine.network_spec(&client, &name).await?;
-    let target = Target::Network { client: client.clone(), name };
-    let job = s.jobs.submit(kind, target.clone(), &c.user).await;
-    let id = job.record().id;
-    audit(&s, &c, &client, kind.as_str(), target.to_string(), &format!("job {id}")).await;
+    ops::network_job(&s, &c, Some(client.as_str()), &name, kind).await?;
     let qs = client_query(&c, &client);
     match Id::parse(&form.back) {
         Ok(service) => Ok(Redirect::to(&format!("/services/{service}{qs}")).into_response()),

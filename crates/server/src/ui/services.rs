@@ -10,7 +10,6 @@ use chrono::Utc;
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
-use spawnit_engine::ServiceCreate;
 use spawnit_model::plan::{Action, PlanStatus};
 use spawnit_model::{Exposure, Id, ParamType, ProviderKind, Template};
 
@@ -20,11 +19,12 @@ use super::{
     sentence, time,
 };
 use crate::AppState;
-use crate::api::audit;
 use crate::caller::Caller;
-use crate::error::ApiError;
+use crate::index::ListQuery;
 use crate::jobs::{JobKind, Target};
+use crate::ops::{self, ServiceCreateRequest};
 use crate::session::safe_next;
+use crate::views::ServiceListItem;
 
 /// A service as the dashboard and the admin page list it.
 pub(super) struct ServiceRow {
@@ -36,48 +36,36 @@ pub(super) struct ServiceRow {
     pub endpoints: Vec<spawnit_model::spec::Endpoint>,
 }
 
-/// The services of `client`, with their status.
-pub(super) async fn service_rows(s: &AppState, client: &Id) -> Result<Vec<ServiceRow>, UiError> {
-    let mut rows = Vec::new();
-    for name in s.engine.service_list(client).await? {
-        let spec = match s.engine.store().service_spec(client, &name).await {
-            Ok(Some(spec)) => spec.value,
-            Ok(None) => continue,
+/// The services of `client`, with the status the drift monitor last saw (from the service
+/// index, like the API's list).
+pub(super) async fn service_rows(s: &AppState, c: &Caller, client: &Id) -> Result<Vec<ServiceRow>, UiError> {
+    let list = ops::service_list(s, c, Some(client.as_str()), &ListQuery::default()).await?;
+    Ok(list
+        .services
+        .into_iter()
+        .map(|item| match item {
             // One unreadable spec is that row's error; the other services are still shown.
-            Err(e @ spawnit_store::StoreError::Corrupt { .. }) => {
-                rows.push(ServiceRow {
-                    name,
-                    template: "?".into(),
-                    status: "error".into(),
-                    error: Some(e.to_string()),
-                    endpoints: Vec::new(),
-                });
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let status = match s.board.get(client, &name) {
-            Some(seen) => seen.status.to_string(),
-            None => match s.engine.service_plan(client, &name).await {
-                Ok(p) => p.plan.status.to_string(),
-                Err(_) => "error".into(),
+            ServiceListItem::Unreadable(u) => ServiceRow {
+                name: u.name,
+                template: "?".into(),
+                status: u.status.as_str().into(),
+                error: Some(u.reasons.join("; ")),
+                endpoints: Vec::new(),
             },
-        };
-        rows.push(ServiceRow {
-            name,
-            template: spec.template.id.to_string(),
-            status,
-            error: None,
-            endpoints: spec.endpoints(),
-        });
-    }
-    Ok(rows)
+            ServiceListItem::Service(v) => ServiceRow {
+                name: v.name,
+                template: v.template.id.to_string(),
+                status: v.status.as_str().into(),
+                error: None,
+                endpoints: v.endpoints,
+            },
+        })
+        .collect())
 }
 
 pub(super) async fn dashboard(State(s): State<AppState>, Viewer(c): Viewer) -> UiResult {
-    let rows = service_rows(&s, &c.client).await?;
-    let running: Vec<_> =
-        s.jobs.list().into_iter().filter(|j| c.sees(j.target.client()) && !j.status.is_finished()).collect();
+    let rows = service_rows(&s, &c, &c.client).await?;
+    let running: Vec<_> = ops::job_list(&s, &c, None).jobs.into_iter().filter(|j| !j.status.is_finished()).collect();
     let body = html! {
         div.heading {
             h1 { "My services" }
@@ -137,10 +125,10 @@ fn needs(t: &Template) -> Vec<String> {
 }
 
 pub(super) async fn catalog_page(State(s): State<AppState>, Viewer(c): Viewer) -> UiResult {
-    let catalog = s.engine.store().catalog().await?;
+    let catalog = ops::catalog_list(&s, &c).await?;
     let mut by_category: BTreeMap<String, Vec<(spawnit_model::CatalogEntry, Option<Template>)>> = BTreeMap::new();
     for e in catalog.templates {
-        let t = s.engine.template(&e.id).await.ok();
+        let t = ops::catalog_get(&s, &c, e.id.as_str()).await.ok();
         by_category.entry(e.category.clone()).or_default().push((e, t));
     }
     let body = html! {
@@ -318,8 +306,7 @@ pub(super) async fn configure_page(
     Path(template): Path<String>,
 ) -> UiResult {
     let client = c.client_for(q.client.as_deref())?;
-    let id = id_of("template", &template)?;
-    let t = s.engine.template(&id).await?;
+    let t = ops::catalog_get(&s, &c, id_of("template", &template)?.as_str()).await?;
     let st = FormState { values: HashMap::new(), errors: HashMap::new(), general: None };
     let body = configure_render(&s, &c, &t, &client, &st).await?;
     Ok(page(&format!("Configure {}", t.name), &c, body))
@@ -352,7 +339,7 @@ pub(super) async fn configure_submit(
     Posted { caller: c, form }: Posted<ConfigureForm>,
 ) -> UiResult {
     let client = c.client_for(q.client.as_deref())?;
-    let t = s.engine.template(&id_of("template", &template)?).await?;
+    let t = ops::catalog_get(&s, &c, id_of("template", &template)?.as_str()).await?;
     let mut errors = HashMap::new();
     let mut params = BTreeMap::new();
     let mut values = HashMap::new();
@@ -390,66 +377,51 @@ pub(super) async fn configure_submit(
         values.insert(f.to_owned(), v.to_owned());
     }
     let name = form.name.trim().to_owned();
-    let name_id = match Id::parse(&name) {
-        Ok(id) => Some(id),
-        Err(e) => {
-            let why =
-                if name.is_empty() { "Give the service a name.".to_owned() } else { format!("Not a valid name: {e}.") };
-            errors.insert("name".into(), why);
-            None
-        }
-    };
-    let network_raw = match form.network.trim() {
-        "" => "default",
-        n => n,
-    };
-    let network = Id::parse(network_raw).map_err(|e| errors.insert("network".into(), sentence(&e.to_string()))).ok();
-    let provider = form.provider;
+    if name.is_empty() {
+        errors.insert("name".into(), "Give the service a name.".to_owned());
+    }
     let mut general = None;
-    if let (Some(name_id), Some(network), true) = (name_id.clone(), network, errors.is_empty()) {
-        let req = ServiceCreate {
-            client: client.clone(),
-            name: name_id.clone(),
-            template: t.id.clone(),
-            network,
-            exposure: if public { Exposure::Public } else { Exposure::default() },
-            provider,
+    if errors.is_empty() {
+        let req = ServiceCreateRequest {
+            template: t.id.to_string(),
+            name,
+            network: Some(form.network.trim()).filter(|n| !n.is_empty()).map(str::to_owned),
             params,
+            exposure: Some(if public { Exposure::Public } else { Exposure::default() }),
+            provider: Some(form.provider),
+            drift_policy: None,
             aws: None,
         };
-        match s.engine.service_create(req).await {
-            Ok(spec) => {
-                audit(&s, &c, &client, "create", format!("service {client}/{}", spec.name), t.id.as_str()).await;
-                let path = format!("/services/{}", spec.name);
+        match ops::service_create(&s, &c, Some(client.as_str()), req).await {
+            Ok(service) => {
+                let path = format!("/services/{}", service.name);
                 if form.action == "plan" {
-                    let target = Target::Service { client: client.clone(), name: spec.name.clone() };
-                    let job = s.jobs.submit_requested(JobKind::Plan, target.clone(), &c.user, c.ip).await?;
-                    let id = job.record().id;
-                    audit(&s, &c, &client, "plan", target.to_string(), &format!("job {id}")).await;
-                    return Ok(Redirect::to(&client_url(&c, &client, &path, Some(&id))).into_response());
+                    let job = ops::service_job(&s, &c, Some(client.as_str()), &service.name, JobKind::Plan).await?;
+                    return Ok(Redirect::to(&client_url(&c, &client, &path, Some(&job.id))).into_response());
                 }
                 return Ok(Redirect::to(&client_url(&c, &client, &path, None)).into_response());
             }
-            Err(spawnit_engine::EngineError::Invalid(v)) => {
-                for e in v.errors {
-                    let field = if t.parameters.contains_key(&e.field)
-                        || ["name", "network", "provider"].contains(&e.field.as_str())
-                    {
-                        e.field.clone()
-                    } else {
-                        general = Some(format!("{}: {}", e.field, e.reason));
-                        continue;
-                    };
-                    errors.insert(field, sentence(&e.reason));
-                }
-            }
-            Err(e @ spawnit_engine::EngineError::AlreadyExists { .. }) => {
+            Err(e) if e.code == "already_exists" => {
                 errors.insert(
                     "name".into(),
-                    format!("{}: choose another name.", sentence(&e.to_string()).trim_end_matches('.')),
+                    format!("{}: choose another name.", sentence(&e.message).trim_end_matches('.')),
                 );
             }
-            Err(e) => general = Some(ApiError::from(e).message),
+            Err(e) => match e.details.as_array() {
+                // A field the form shows gets its message next to it; others go on top.
+                Some(fields) if !fields.is_empty() => {
+                    for f in fields {
+                        let field = f["field"].as_str().unwrap_or_default();
+                        let reason = f["reason"].as_str().unwrap_or_default();
+                        if t.parameters.contains_key(field) || ["name", "network", "provider"].contains(&field) {
+                            errors.insert(field.to_owned(), sentence(reason));
+                        } else {
+                            general = Some(format!("{field}: {reason}"));
+                        }
+                    }
+                }
+                _ => general = Some(e.message),
+            },
         }
     }
     let st = FormState { values, errors, general };
@@ -481,7 +453,7 @@ pub(super) async fn service_page(
     let state = s.engine.service_state(&client, &name).await?;
     let net_status = s.engine.network_plan(&client, &spec.network).await.map(|p| p.status).ok();
     let target = Target::Service { client: client.clone(), name: name.clone() };
-    let jobs: Vec<_> = s.jobs.list().into_iter().filter(|j| j.target == target).collect();
+    let jobs: Vec<_> = ops::job_list(&s, &c, None).jobs.into_iter().filter(|j| j.target == target).collect();
     let shown_job = q
         .job
         .as_deref()
@@ -645,49 +617,27 @@ pub(super) async fn service_action(
 ) -> UiResult {
     let client = c.client_for(q.client.as_deref())?;
     let name = id_of("service", &name)?;
-    let spec = s.engine.service_spec(&client, &name).await?;
     let path = format!("/services/{name}");
-    let target = Target::Service { client: client.clone(), name: name.clone() };
+    let asked = Some(client.as_str());
     let kind = match action.as_str() {
         "plan" => JobKind::Plan,
         "apply" => JobKind::Apply,
         "destroy" => JobKind::Destroy,
         "lease" => {
-            let ttl = match form.ttl.as_str() {
-                "30m" => 1800,
-                "1h" => 3600,
-                "2h" => 7200,
-                "1d" => 86400,
-                "7d" => 7 * 86400,
-                _ => {
-                    return Err(UiError::new(StatusCode::UNPROCESSABLE_ENTITY, "Choose a lease length from the list."));
-                }
-            };
-            let base = spec.expires_at.filter(|at| *at > Utc::now()).unwrap_or_else(Utc::now);
-            let at = base + chrono::Duration::seconds(ttl);
-            s.engine.service_settings_set(&client, &name, None, Some(Some(at))).await?;
-            audit(&s, &c, &client, "lease", target.to_string(), &format!("expires {at}")).await;
+            let ttl = ops::Ttl::Text(form.ttl).duration()?;
+            ops::lease_add(&s, &c, asked, &name, ttl).await?;
             return Ok(Redirect::to(&client_url(&c, &client, &path, None)).into_response());
         }
         "delete" => {
-            if s.jobs.busy(&target) {
-                return Err(UiError::new(
-                    StatusCode::CONFLICT,
-                    format!("{target} has a job queued or running: wait for it."),
-                ));
-            }
-            s.engine.service_delete(&client, &name).await?;
-            audit(&s, &c, &client, "delete", target.to_string(), "").await;
+            ops::service_delete(&s, &c, asked, &name).await?;
             return Ok(Redirect::to("/").into_response());
         }
         other => {
             return Err(UiError::new(StatusCode::NOT_FOUND, format!("There is no action {other:?} on a service.")));
         }
     };
-    let job = s.jobs.submit_requested(kind, target.clone(), &c.user, c.ip).await?;
-    let id = job.record().id;
-    audit(&s, &c, &client, kind.as_str(), target.to_string(), &format!("job {id}")).await;
-    Ok(Redirect::to(&client_url(&c, &client, &path, Some(&id))).into_response())
+    let job = ops::service_job(&s, &c, asked, &name, kind).await?;
+    Ok(Redirect::to(&client_url(&c, &client, &path, Some(&job.id))).into_response())
 }
 
 /// The cancel form's field: the page to return to.
@@ -702,15 +652,12 @@ pub(super) async fn job_cancel(
     Path(id): Path<String>,
     Posted { caller: c, form }: Posted<JobCancelForm>,
 ) -> UiResult {
-    let job = s
-        .jobs
-        .get(&id)
-        .filter(|j| c.sees(j.record().target.client()))
-        .ok_or_else(|| UiError::new(StatusCode::NOT_FOUND, "There is no such job."))?;
-    let record = job.record();
-    if s.jobs.cancel(&job) {
-        audit(&s, &c, record.target.client(), "cancel", record.target.to_string(), &format!("job {}", record.id)).await;
-    }
+    let record = match ops::job_cancel(&s, &c, &id).await {
+        Ok(record) => record,
+        // Already finished: the page shows how it ended.
+        Err(e) if e.status == StatusCode::CONFLICT => ops::job_get(&s, &c, &id)?,
+        Err(e) => return Err(e.into()),
+    };
     let back = if safe_next(&form.back) { form.back } else { "/".to_owned() };
     let sep = if back.contains('?') { '&' } else { '?' };
     let job = form_urlencoded::Serializer::new(String::new()).append_pair("job", &record.id).finish();

@@ -13,7 +13,7 @@ use spawnit_model::Id;
 use super::{NoFields, PageQuery, PeerIp, Posted, UiError, UiForm, UiResult, layout, sentence, url};
 use crate::AppState;
 use crate::accounts;
-use crate::api::audit;
+use crate::ops::audit;
 use crate::session::{safe_next, sign_in, sign_out};
 
 fn login_form(next: &str, message: Option<&str>, user: &str, oidc: bool, signup: bool) -> Markup {
@@ -102,7 +102,7 @@ pub(super) async fn login_submit(
 pub(super) async fn logout(State(s): State<AppState>, jar: CookieJar, posted: Posted<NoFields>) -> UiResult {
     let c = posted.caller;
     let jar = sign_out(&s, jar).await?;
-    audit(&s, &c, &c.client.clone(), "sign_out", format!("user {}", c.user), "").await;
+    audit(&s, &c, &c.client, "sign_out", format!("user {}", c.user), "").await;
     Ok((jar, Redirect::to("/login")).into_response())
 }
 

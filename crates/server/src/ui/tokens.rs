@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 use super::{NoFields, Posted, UiError, UiResult, Viewer, csrf_field, page, time};
 use crate::AppState;
-use crate::api::audit;
 use crate::caller::Caller;
+use crate::ops::{self, TokenCreateRequest};
 
 async fn tokens_render(
     s: &AppState,
@@ -17,7 +17,7 @@ async fn tokens_render(
     created: Option<(String, String)>,
     error: Option<String>,
 ) -> Result<Response, UiError> {
-    let tokens = crate::auth::token_list(s.engine.store(), Some(&c.user)).await?;
+    let tokens = ops::token_list(s, c).await?.tokens;
     let body = html! {
         h1 { "API tokens" }
         p.muted { "Tokens let the CLI and scripts call the API as you: " code { "Authorization: Bearer <token>" } "." }
@@ -69,13 +69,14 @@ pub(super) struct TokenForm {
 }
 
 pub(super) async fn token_create(State(s): State<AppState>, Posted { caller: c, form }: Posted<TokenForm>) -> UiResult {
-    let name = match crate::api::token_name_check(&form.name) {
-        Ok(n) => n,
-        Err(e) => return tokens_render(&s, &c, None, Some(e.message)).await,
-    };
-    let (token, record) = crate::auth::token_create_named(s.engine.store(), &c.user, &c.client, c.role, &name).await?;
-    audit(&s, &c, &c.client.clone(), "token_create", format!("token {}", record.id), &name).await;
-    tokens_render(&s, &c, Some((if name.is_empty() { "(unnamed)".into() } else { name }, token)), None).await
+    match ops::token_create(&s, &c, TokenCreateRequest { name: form.name }).await {
+        Ok(created) => {
+            let name = if created.name.is_empty() { "(unnamed)".to_owned() } else { created.name };
+            tokens_render(&s, &c, Some((name, created.token.unwrap_or_default())), None).await
+        }
+        Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => tokens_render(&s, &c, None, Some(e.message)).await,
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub(super) async fn token_revoke(
@@ -83,11 +84,6 @@ pub(super) async fn token_revoke(
     Path(id): Path<String>,
     Posted { caller: c, .. }: Posted<NoFields>,
 ) -> UiResult {
-    match crate::auth::token_revoke(s.engine.store(), &id, Some(&c.user)).await? {
-        Some(r) => {
-            audit(&s, &c, &r.client, "token_revoke", format!("token {}", r.id), &r.name).await;
-            Ok(Redirect::to("/tokens").into_response())
-        }
-        None => Err(UiError::new(StatusCode::NOT_FOUND, "There is no such token.")),
-    }
+    ops::token_revoke(&s, &c, &id).await?;
+    Ok(Redirect::to("/tokens").into_response())
 }
