@@ -82,7 +82,7 @@ pub struct AppState {
     /// Whether cookies get `Secure` (the server listens on a non-loopback address).
     pub secure_cookies: bool,
     /// OIDC sign-in, when configured.
-    pub oidc: Option<std::sync::Arc<oidc::OidcConfig>>,
+    pub oidc: Option<std::sync::Arc<oidc::Oidc>>,
     /// Whether SpawnIt's public URL is https (answers then carry `Strict-Transport-Security`).
     pub https: bool,
 }
@@ -170,7 +170,7 @@ impl Server {
             index: index.clone(),
             rate: accounts::RateLimit::default(),
             secure_cookies: !config.listen.ip().is_loopback() || headers::is_https(config.public_url.as_deref()),
-            oidc: config.oidc.clone().map(std::sync::Arc::new),
+            oidc: config.oidc.clone().map(|c| std::sync::Arc::new(oidc::Oidc::new(c))),
             https: headers::is_https(config.public_url.as_deref()),
         };
         let listener = tokio::net::TcpListener::bind(config.listen)

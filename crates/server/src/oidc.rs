@@ -1,28 +1,41 @@
-//! OIDC sign-in for the web UI: the authorization code flow with PKCE (S256), `state` and
-//! `nonce`, against any OpenID provider (e.g. Keycloak) found by discovery from its issuer URL.
+//! OIDC sign-in for the web UI with the `openidconnect` crate: the authorization code flow with
+//! PKCE (S256), `state` and `nonce`, against any OpenID provider (e.g. Keycloak) found by
+//! discovery from its issuer URL.
 //!
-//! `/auth/oidc/start` stores the pending sign-in (state hash, nonce, PKCE verifier, where to go
-//! next) in the store and binds it to the browser with a short-lived cookie holding the state,
-//! then sends the browser to the provider. `/auth/oidc/callback` checks the state against the
-//! cookie, exchanges the code (with the verifier and the client secret), verifies the ID
-//! token's signature against the provider's JWKS and its `iss`, `aud`, `exp` and `nonce`, then
-//! maps the person to a SpawnIt user: the user already linked to this `iss`+`sub`; else the
-//! user an admin recorded with exactly the token's e-mail address, when the provider marks it
-//! `email_verified` (linked on first sign-in); else, when a client claim is configured and
-//! present, a new member of that client. Never by a user name, which the person controls at the
-//! provider. Anyone else is refused with a message saying to ask an admin.
+//! The provider's discovery document and keys (JWKS) are fetched once and kept for an hour; a
+//! token that no kept key verifies makes one fetch of the keys (the provider may have rotated
+//! them). `/auth/oidc/start` stores the pending sign-in (state hash, nonce, PKCE
+//! verifier, where to go next) in the store and binds it to the browser with a short-lived
+//! cookie holding the state, then sends the browser to the provider. `/auth/oidc/callback`
+//! checks the state against the cookie, exchanges the code (with the verifier and the client
+//! secret), and has the crate verify the ID token: signature with an asymmetric algorithm the
+//! provider announces, `iss` exactly the configured issuer, `aud`, `exp` and `nonce`; `azp`,
+//! when present, must be SpawnIt's client id. Then it maps the person to a SpawnIt user: the
+//! user already linked to this `iss`+`sub`; else the user an admin recorded with exactly the
+//! token's e-mail address, when the provider marks it `email_verified` (linked on first
+//! sign-in); else, when a client claim is configured and present, a new member of that client.
+//! Never by a user name, which the person controls at the provider. Anyone else is refused
+//! with a message saying to ask an admin.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{FromRequestParts, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use openidconnect::core::{
+    CoreAuthDisplay, CoreAuthPrompt, CoreErrorResponseType, CoreGenderClaim, CoreJsonWebKey,
+    CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreRevocableToken,
+    CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
+};
+use openidconnect::{
+    AdditionalClaims, AuthenticationFlow, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret,
+    CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, JsonWebKeySet,
+    JwsSigningAlgorithm, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
+    SignatureVerificationError, StandardErrorResponse, StandardTokenResponse, TokenResponse as _,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -30,8 +43,8 @@ use spawnit_model::Id;
 use spawnit_store::{Collection, Key, PutCondition, Store, StoreError};
 
 use crate::AppState;
-use crate::accounts::{self, Role, random_token};
-use crate::auth::{cookie, peer_ip};
+use crate::accounts::{self, Role};
+use crate::auth::{cookie, cookie_build, peer_ip};
 
 /// The OIDC settings.
 #[derive(Clone, Debug)]
@@ -51,7 +64,7 @@ pub struct OidcConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum OidcError {
     #[error("the identity provider cannot be reached: {0}")]
-    Http(#[from] reqwest::Error),
+    Http(String),
     #[error("the identity provider's discovery document is wrong: {0}")]
     Discovery(String),
     #[error("the sign-in request is unknown or expired: start again")]
@@ -66,32 +79,169 @@ pub enum OidcError {
     Store(#[from] StoreError),
 }
 
-#[derive(Deserialize)]
-struct Discovery {
-    issuer: String,
-    authorization_endpoint: String,
-    token_endpoint: String,
-    jwks_uri: String,
-    /// The algorithms the provider signs ID tokens with (OpenID Connect Discovery: RS256 when
-    /// absent).
-    #[serde(default)]
-    id_token_signing_alg_values_supported: Vec<String>,
+/// The claims of an ID token beyond the standard ones (the configured client claim is one).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct OtherClaims {
+    #[serde(flatten)]
+    claims: serde_json::Map<String, Value>,
 }
 
-/// The asymmetric algorithms SpawnIt verifies (never `none`, never an HMAC whose secret
-/// would be the provider's public key).
-const ALGORITHMS: [Algorithm; 6] =
-    [Algorithm::RS256, Algorithm::RS384, Algorithm::RS512, Algorithm::ES256, Algorithm::ES384, Algorithm::PS256];
+impl AdditionalClaims for OtherClaims {}
 
-/// The algorithms an ID token of this provider may be signed with: those it announces that
-/// SpawnIt verifies.
-fn provider_algorithms(d: &Discovery) -> Vec<Algorithm> {
-    let announced: Vec<Algorithm> = if d.id_token_signing_alg_values_supported.is_empty() {
-        vec![Algorithm::RS256]
-    } else {
-        d.id_token_signing_alg_values_supported.iter().filter_map(|a| a.parse().ok()).collect()
-    };
-    announced.into_iter().filter(|a| ALGORITHMS.contains(a)).collect()
+type IdTokenFields = openidconnect::IdTokenFields<
+    OtherClaims,
+    EmptyExtraTokenFields,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
+type IdTokenClaims = openidconnect::IdTokenClaims<OtherClaims, CoreGenderClaim>;
+type IdToken =
+    openidconnect::IdToken<OtherClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
+
+/// The OpenID client of one sign-in: discovered endpoints, a token endpoint and a redirect URI.
+type Client = openidconnect::Client<
+    OtherClaims,
+    CoreAuthDisplay,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJsonWebKey,
+    CoreAuthPrompt,
+    StandardErrorResponse<CoreErrorResponseType>,
+    StandardTokenResponse<IdTokenFields, CoreTokenType>,
+    CoreTokenIntrospectionResponse,
+    CoreRevocableToken,
+    CoreRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// How long the discovery document and the keys are kept.
+const PROVIDER_KEEP: Duration = Duration::from_secs(3600);
+
+/// The clock skew allowed on an ID token's expiry.
+const EXPIRY_LEEWAY: chrono::Duration = chrono::Duration::seconds(30);
+
+/// OIDC sign-in: the settings, an HTTP client that follows no redirects, and the provider's
+/// discovery document and keys as last fetched.
+pub struct Oidc {
+    config: OidcConfig,
+    http: reqwest::Client,
+    provider: tokio::sync::Mutex<Option<(CoreProviderMetadata, Instant)>>,
+}
+
+impl Oidc {
+    pub fn new(config: OidcConfig) -> Oidc {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            // A redirect would send SpawnIt's requests (and its client secret) elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        Oidc { config, http, provider: tokio::sync::Mutex::new(None) }
+    }
+
+    /// The provider's discovery document and keys, fetched when older than an hour.
+    async fn provider(&self) -> Result<CoreProviderMetadata, OidcError> {
+        let mut kept = self.provider.lock().await;
+        if let Some((metadata, at)) = kept.as_ref()
+            && at.elapsed() < PROVIDER_KEEP
+        {
+            return Ok(metadata.clone());
+        }
+        let issuer = IssuerUrl::new(self.config.issuer.clone())
+            .map_err(|e| OidcError::Discovery(format!("the issuer URL {}: {e}", self.config.issuer)))?;
+        let metadata = CoreProviderMetadata::discover_async(issuer, &self.http).await.map_err(discovery_error)?;
+        *kept = Some((metadata.clone(), Instant::now()));
+        Ok(metadata)
+    }
+
+    /// Fetches the provider's keys again (it signed with a key SpawnIt does not have).
+    async fn keys_refetch(&self, metadata: CoreProviderMetadata) -> Result<CoreProviderMetadata, OidcError> {
+        let keys = JsonWebKeySet::fetch_async(metadata.jwks_uri(), &self.http).await.map_err(discovery_error)?;
+        let metadata = metadata.set_jwks(keys);
+        *self.provider.lock().await = Some((metadata.clone(), Instant::now()));
+        Ok(metadata)
+    }
+
+    /// The client for `metadata`, sending the browser back to `redirect_uri`.
+    fn client(&self, metadata: CoreProviderMetadata, redirect_uri: &str) -> Result<Client, OidcError> {
+        let redirect = RedirectUrl::new(redirect_uri.to_owned())
+            .map_err(|e| OidcError::Discovery(format!("the redirect URI {redirect_uri}: {e}")))?;
+        Ok(Client::from_provider_metadata(
+            metadata,
+            ClientId::new(self.config.client_id.clone()),
+            Some(ClientSecret::new(self.config.client_secret.clone())),
+        )
+        .set_redirect_uri(redirect))
+    }
+
+    /// The ID token's claims once verified against the provider's keys (fetched again once if
+    /// none of the kept keys verifies the token).
+    async fn id_token_verify(
+        &self,
+        metadata: CoreProviderMetadata,
+        redirect_uri: &str,
+        id_token: &IdToken,
+        nonce: &Nonce,
+    ) -> Result<IdTokenClaims, OidcError> {
+        let verify = |metadata: CoreProviderMetadata| -> Result<Result<IdTokenClaims, ClaimsVerificationError>, OidcError> {
+            // Only the asymmetric algorithms the provider announces: never `none`, never an HMAC
+            // keyed with something an attacker may know.
+            let allowed: Vec<CoreJwsSigningAlgorithm> = metadata
+                .id_token_signing_alg_values_supported()
+                .iter()
+                .filter(|a| !a.uses_shared_secret() && **a != CoreJwsSigningAlgorithm::None)
+                .cloned()
+                .collect();
+            let client = self.client(metadata, redirect_uri)?;
+            let verifier = client
+                .id_token_verifier()
+                .set_allowed_algs(allowed)
+                .set_time_fn(|| Utc::now() - EXPIRY_LEEWAY);
+            Ok(id_token.claims(&verifier, nonce).cloned())
+        };
+        let claims = match verify(metadata.clone())? {
+            // A key SpawnIt does not have, or a signature its key of that id (or its only key, when
+            // the token names none) does not verify: the provider may have rotated its keys.
+            Err(ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey | SignatureVerificationError::CryptoError(_),
+            )) => verify(self.keys_refetch(metadata).await?)?,
+            verified => verified,
+        }
+        .map_err(|e| OidcError::Token(error_chain(&e)))?;
+        if let Some(azp) = claims.authorized_party()
+            && **azp != self.config.client_id
+        {
+            return Err(OidcError::Token(format!(
+                "the token was issued to the party {}, not to SpawnIt's client {}",
+                **azp, self.config.client_id
+            )));
+        }
+        Ok(claims)
+    }
+}
+
+/// An error and its sources, as one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
+}
+
+fn discovery_error<E: std::error::Error + 'static>(e: openidconnect::DiscoveryError<E>) -> OidcError {
+    match e {
+        openidconnect::DiscoveryError::Request(e) => OidcError::Http(error_chain(&e)),
+        e => OidcError::Discovery(error_chain(&e)),
+    }
 }
 
 /// A sign-in in progress, as stored.
@@ -106,14 +256,11 @@ struct Pending {
 }
 
 const STATE_COOKIE: &str = "spawnit_oidc_state";
+const STATE_COOKIE_PATH: &str = "/auth/oidc";
 const PENDING_TTL: Duration = Duration::from_secs(600);
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/auth/oidc/start", get(start)).route("/auth/oidc/callback", get(callback))
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap_or_default()
 }
 
 fn hash_hex(s: &str) -> String {
@@ -124,15 +271,6 @@ fn pending_key(state: &str) -> (String, Key) {
     let hash = hash_hex(state);
     let id = Id::parse(&hash[..40]).expect("hex digits are a valid id");
     (hash, Key::record(Collection::OidcPending, &id))
-}
-
-async fn discover(cfg: &OidcConfig) -> Result<Discovery, OidcError> {
-    let url = format!("{}/.well-known/openid-configuration", cfg.issuer.trim_end_matches('/'));
-    let d: Discovery = http().get(&url).send().await?.error_for_status()?.json().await?;
-    if d.issuer.trim_end_matches('/') != cfg.issuer.trim_end_matches('/') {
-        return Err(OidcError::Discovery(format!("issuer {} is not the configured {}", d.issuer, cfg.issuer)));
-    }
-    Ok(d)
 }
 
 fn redirect_uri(cfg: &OidcConfig, parts: &axum::http::request::Parts, secure: bool) -> String {
@@ -146,48 +284,31 @@ fn redirect_uri(cfg: &OidcConfig, parts: &axum::http::request::Parts, secure: bo
     format!("{base}/auth/oidc/callback")
 }
 
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn query_param(parts: &axum::http::request::Parts, name: &str) -> Option<String> {
-    let q = parts.uri.query()?;
-    q.split('&').find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        (k == name).then(|| percent_decode(v))
-    })
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Ok(v) = u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(if b[i] == b'+' { b' ' } else { b[i] });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
+/// Back to the sign-in page, which shows `message`.
 fn failed(message: impl std::fmt::Display) -> Response {
-    Redirect::to(&format!("/login?error={}", encode(&message.to_string()))).into_response()
+    let query: String = form_urlencoded::Serializer::new(String::new()).append_pair("error", &message.to_string()).finish();
+    Redirect::to(&format!("/login?{query}")).into_response()
+}
+
+/// Binds a sign-in to the browser that started it: the state, sent back under `/auth/oidc` only.
+fn state_cookie_set(s: &AppState, resp: &mut Response, state: &str) {
+    cookie_append(resp, &cookie_build(STATE_COOKIE, state, STATE_COOKIE_PATH, PENDING_TTL, s.secure_cookies));
+}
+
+/// The state of the sign-in this browser started, if any.
+fn state_cookie_get(parts: &axum::http::request::Parts) -> Option<String> {
+    cookie(parts, STATE_COOKIE)
+}
+
+/// Forgets the state once the sign-in is done.
+fn state_cookie_clear(s: &AppState, resp: &mut Response) {
+    cookie_append(resp, &cookie_build(STATE_COOKIE, "", STATE_COOKIE_PATH, Duration::ZERO, s.secure_cookies));
+}
+
+fn cookie_append(resp: &mut Response, cookie: &axum_extra::extract::cookie::Cookie<'_>) {
+    if let Ok(v) = HeaderValue::from_str(&cookie.to_string()) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
 }
 
 struct RawParts(axum::http::request::Parts);
@@ -200,12 +321,18 @@ impl<S: Send + Sync> FromRequestParts<S> for RawParts {
     }
 }
 
-async fn start(State(s): State<AppState>, RawParts(parts): RawParts) -> Response {
-    let Some(cfg) = s.oidc.clone() else {
-        return crate::ui::UiError::new(StatusCode::NOT_FOUND, "Single sign-on is not configured on this SpawnIt.")
-            .into_response();
-    };
-    match start_inner(&s, &cfg, &parts).await {
+fn not_configured() -> Response {
+    crate::ui::UiError::new(StatusCode::NOT_FOUND, "Single sign-on is not configured on this SpawnIt.").into_response()
+}
+
+#[derive(Deserialize)]
+struct StartQuery {
+    next: Option<String>,
+}
+
+async fn start(State(s): State<AppState>, Query(q): Query<StartQuery>, RawParts(parts): RawParts) -> Response {
+    let Some(oidc) = s.oidc.clone() else { return not_configured() };
+    match start_inner(&s, &oidc, q.next, &parts).await {
         Ok(r) => r,
         Err(e) => failed(e),
     }
@@ -213,45 +340,34 @@ async fn start(State(s): State<AppState>, RawParts(parts): RawParts) -> Response
 
 async fn start_inner(
     s: &AppState,
-    cfg: &OidcConfig,
+    oidc: &Oidc,
+    next: Option<String>,
     parts: &axum::http::request::Parts,
 ) -> Result<Response, OidcError> {
-    let d = discover(cfg).await?;
-    let state = random_token(32);
-    let nonce = random_token(32);
-    let verifier = random_token(64);
-    let challenge = b64(&Sha256::digest(verifier.as_bytes()));
-    let next = query_param(parts, "next").filter(|n| crate::session::safe_next(n)).unwrap_or_else(|| "/".into());
-    let redirect_uri = redirect_uri(cfg, parts, s.secure_cookies);
-    let (state_hash, key) = pending_key(&state);
+    let redirect_uri = redirect_uri(&oidc.config, parts, s.secure_cookies);
+    let client = oidc.client(oidc.provider().await?, &redirect_uri)?;
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, state, nonce) = client
+        .authorize_url(AuthenticationFlow::<openidconnect::core::CoreResponseType>::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .add_scope(Scope::new("profile".into()))
+        .add_scope(Scope::new("email".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let next = next.filter(|n| crate::session::safe_next(n)).unwrap_or_else(|| "/".into());
+    let (state_hash, key) = pending_key(state.secret());
     let pending = Pending {
         state_hash,
-        nonce: nonce.clone(),
-        verifier,
+        nonce: nonce.secret().clone(),
+        verifier: verifier.secret().clone(),
         next,
-        redirect_uri: redirect_uri.clone(),
+        redirect_uri,
         expires_at: Utc::now() + chrono::Duration::from_std(PENDING_TTL).unwrap_or(chrono::Duration::minutes(10)),
     };
     s.engine.store().put_json(&key, &pending, PutCondition::Absent).await?;
     let store = s.engine.store().clone();
     tokio::spawn(async move { pending_prune(&store).await });
-    let sep = if d.authorization_endpoint.contains('?') { '&' } else { '?' };
-    let url = format!(
-        "{}{sep}response_type=code&client_id={}&redirect_uri={}&scope={}&state={}&nonce={}&code_challenge={}&code_challenge_method=S256",
-        d.authorization_endpoint,
-        encode(&cfg.client_id),
-        encode(&redirect_uri),
-        encode("openid profile email"),
-        encode(&state),
-        encode(&nonce),
-        encode(&challenge),
-    );
-    let secure = if s.secure_cookies { "; Secure" } else { "" };
-    let mut resp = Redirect::to(&url).into_response();
-    let cookie = format!("{STATE_COOKIE}={state}; Path=/auth/oidc; HttpOnly; SameSite=Lax; Max-Age=600{secure}");
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        resp.headers_mut().insert(header::SET_COOKIE, v);
-    }
+    let mut resp = Redirect::to(url.as_str()).into_response();
+    state_cookie_set(s, &mut resp, state.secret());
     Ok(resp)
 }
 
@@ -268,22 +384,25 @@ async fn pending_prune(store: &Store) {
     }
 }
 
-async fn callback(State(s): State<AppState>, RawParts(parts): RawParts) -> Response {
-    let Some(cfg) = s.oidc.clone() else {
-        return crate::ui::UiError::new(StatusCode::NOT_FOUND, "Single sign-on is not configured on this SpawnIt.")
-            .into_response();
-    };
+/// What the provider sends the browser back with.
+#[derive(Deserialize)]
+struct CallbackQuery {
+    state: Option<String>,
+    code: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+async fn callback(State(s): State<AppState>, Query(q): Query<CallbackQuery>, RawParts(parts): RawParts) -> Response {
+    let Some(oidc) = s.oidc.clone() else { return not_configured() };
     let ip = peer_ip(&parts);
-    match callback_inner(&s, &cfg, &parts).await {
+    match callback_inner(&s, &oidc, q, &parts).await {
         Ok((user, next)) => {
             let mut resp = match crate::session::sign_in(&s, &user, ip, "oidc", &next).await {
                 Ok(r) => r.into_response(),
                 Err(e) => return crate::ui::UiError::from(e).into_response(),
             };
-            resp.headers_mut().append(
-                header::SET_COOKIE,
-                HeaderValue::from_static("spawnit_oidc_state=; Path=/auth/oidc; HttpOnly; SameSite=Lax; Max-Age=0"),
-            );
+            state_cookie_clear(&s, &mut resp);
             resp
         }
         Err(e) => {
@@ -294,25 +413,20 @@ async fn callback(State(s): State<AppState>, RawParts(parts): RawParts) -> Respo
     }
 }
 
-#[derive(Deserialize)]
-struct TokenAnswer {
-    id_token: Option<String>,
-}
-
 async fn callback_inner(
     s: &AppState,
-    cfg: &OidcConfig,
+    oidc: &Oidc,
+    q: CallbackQuery,
     parts: &axum::http::request::Parts,
 ) -> Result<(accounts::UserRecord, String), OidcError> {
-    if let Some(err) = query_param(parts, "error") {
-        let description = query_param(parts, "error_description").unwrap_or_default();
+    if let Some(err) = q.error {
+        let description = q.error_description.unwrap_or_default();
         return Err(OidcError::Provider(format!("{err} {description}").trim().to_owned()));
     }
-    let state = query_param(parts, "state").ok_or(OidcError::State)?;
-    let code = query_param(parts, "code").ok_or(OidcError::Provider("no authorization code".into()))?;
+    let state = q.state.ok_or(OidcError::State)?;
+    let code = q.code.ok_or(OidcError::Provider("no authorization code".into()))?;
     // The state must be the one this browser started with.
-    let bound = cookie(parts, STATE_COOKIE).unwrap_or_default();
-    if !crate::auth::same_secret(&bound, &state) {
+    if !crate::auth::same_secret(&state_cookie_get(parts).unwrap_or_default(), &state) {
         return Err(OidcError::State);
     }
     let store = s.engine.store();
@@ -323,96 +437,58 @@ async fn callback_inner(
         return Err(OidcError::State);
     }
 
-    let d = discover(cfg).await?;
-    let resp = http()
-        .post(&d.token_endpoint)
-        .basic_auth(&cfg.client_id, Some(&cfg.client_secret))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", pending.redirect_uri.as_str()),
-            ("code_verifier", pending.verifier.as_str()),
-            ("client_id", cfg.client_id.as_str()),
-        ])
-        .send()
-        .await?;
-    if !resp.status().is_success() {
-        let status = resp.status();
-        let body: String = resp.text().await.unwrap_or_default().chars().take(300).collect();
-        return Err(OidcError::Provider(format!("token exchange answered {status}: {body}")));
-    }
-    let answer: TokenAnswer = resp.json().await?;
-    let id_token = answer.id_token.ok_or(OidcError::Token("the token answer has no id_token".into()))?;
-    let claims = id_token_verify(cfg, &d, &id_token, &pending.nonce).await?;
-    let user = user_for(store, cfg, &d.issuer, &claims).await?;
+    let metadata = oidc.provider().await?;
+    let client = oidc.client(metadata.clone(), &pending.redirect_uri)?;
+    let answer = client
+        .exchange_code(AuthorizationCode::new(code))
+        .map_err(|e| OidcError::Discovery(e.to_string()))?
+        .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier))
+        .request_async(&oidc.http)
+        .await;
+    let id_token: IdToken = match answer {
+        Ok(answer) => answer.id_token().cloned().ok_or(OidcError::Token("the token answer has no id_token".into()))?,
+        // SpawnIt uses only the answer's ID token: a field it does not need that the crate cannot
+        // read (e.g. a negative `expires_in`) does not stop the ID token's own checks.
+        Err(RequestTokenError::Parse(e, body)) => serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("id_token")?.as_str()?.parse().ok())
+            .ok_or_else(|| OidcError::Token(format!("the token answer cannot be read: {e}")))?,
+        Err(RequestTokenError::ServerResponse(r)) => return Err(OidcError::Provider(format!("token exchange: {r}"))),
+        Err(RequestTokenError::Request(e)) => return Err(OidcError::Http(error_chain(&e))),
+        Err(RequestTokenError::Other(e)) => return Err(OidcError::Provider(e)),
+    };
+    let claims =
+        oidc.id_token_verify(metadata, &pending.redirect_uri, &id_token, &Nonce::new(pending.nonce)).await?;
+    let user = user_for(store, &oidc.config, &claims).await?;
     Ok((user, pending.next))
-}
-
-/// Checks the ID token's signature against the provider's keys, and its issuer, audience,
-/// expiry and nonce; returns its claims.
-async fn id_token_verify(cfg: &OidcConfig, d: &Discovery, token: &str, nonce: &str) -> Result<Value, OidcError> {
-    let header = jsonwebtoken::decode_header(token).map_err(|e| OidcError::Token(e.to_string()))?;
-    let allowed = provider_algorithms(d);
-    if !allowed.contains(&header.alg) {
-        return Err(OidcError::Token(format!(
-            "the token is signed with {:?}, not with an algorithm of the provider ({allowed:?})",
-            header.alg
-        )));
-    }
-    let jwks: JwkSet = http().get(&d.jwks_uri).send().await?.error_for_status()?.json().await?;
-    let jwk = match &header.kid {
-        Some(kid) => jwks.find(kid),
-        None => jwks.keys.first(),
-    }
-    .ok_or(OidcError::Token("no key of the provider matches the token".into()))?;
-    if let Some(key_alg) = jwk.common.key_algorithm
-        && format!("{key_alg:?}") != format!("{:?}", header.alg)
-    {
-        return Err(OidcError::Token(format!("the token is signed with {:?}, its key is for {key_alg:?}", header.alg)));
-    }
-    let key = DecodingKey::from_jwk(jwk).map_err(|e| OidcError::Token(e.to_string()))?;
-    let mut validation = Validation::new(header.alg);
-    validation.set_audience(&[&cfg.client_id]);
-    validation.set_issuer(&[&d.issuer]);
-    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    validation.leeway = 30;
-    let data = jsonwebtoken::decode::<Value>(token, &key, &validation).map_err(|e| OidcError::Token(e.to_string()))?;
-    let claims = data.claims;
-    if claims.get("nonce").and_then(Value::as_str) != Some(nonce) {
-        return Err(OidcError::Token("the nonce does not match this sign-in".into()));
-    }
-    Ok(claims)
 }
 
 /// The name of a new user created from a client claim: `preferred_username`, else the part of
 /// `email` before `@`, else `sub`, lowercased and reduced to an id. It only ever names a user
 /// that does not exist yet: an existing user is never found by it.
-fn name_from(claims: &Value) -> Option<Id> {
-    let raw = ["preferred_username", "email", "sub"].iter().find_map(|c| claims.get(*c).and_then(Value::as_str))?;
+fn name_from(claims: &IdTokenClaims) -> Option<Id> {
+    let raw = claims
+        .preferred_username()
+        .map(|u| u.as_str())
+        .or(claims.email().map(|e| e.as_str()))
+        .unwrap_or(claims.subject().as_str());
     let raw = raw.split('@').next().unwrap_or(raw).to_lowercase();
     let cleaned: String = raw.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).take(63).collect();
     Id::parse(cleaned.trim_matches('-')).ok()
 }
 
 /// The e-mail address of the token when the provider says it verified it (`email_verified`
-/// is JSON `true`), exactly as given.
-fn verified_email(claims: &Value) -> Option<&str> {
-    let verified = claims.get("email_verified").and_then(Value::as_bool) == Some(true);
-    claims.get("email").and_then(Value::as_str).filter(|_| verified)
+/// is `true`), exactly as given.
+fn verified_email(claims: &IdTokenClaims) -> Option<&str> {
+    claims.email().map(|e| e.as_str()).filter(|_| claims.email_verified() == Some(true))
 }
 
 /// The SpawnIt user of a verified ID token: the user linked to this `iss`+`sub`; else the user
 /// an admin recorded with exactly this verified e-mail address and not linked yet (linked now);
 /// else, with a client claim, a new member of that client (refused if the name is taken).
 /// Nobody is ever found by a name the person chose at the provider.
-async fn user_for(
-    store: &Store,
-    cfg: &OidcConfig,
-    issuer: &str,
-    claims: &Value,
-) -> Result<accounts::UserRecord, OidcError> {
-    let sub = claims.get("sub").and_then(Value::as_str).ok_or(OidcError::Token("no sub".into()))?;
-    let subject = format!("{issuer}#{sub}");
+async fn user_for(store: &Store, cfg: &OidcConfig, claims: &IdTokenClaims) -> Result<accounts::UserRecord, OidcError> {
+    let subject = format!("{}#{}", claims.issuer().as_str(), claims.subject().as_str());
     let users = accounts::user_list(store).await?;
     if let Some(u) = users.iter().find(|u| u.oidc_subject.as_deref() == Some(subject.as_str())) {
         return Ok(u.clone());
@@ -430,7 +506,8 @@ async fn user_for(
         store.put_json(&Key::record(Collection::Users, &u.name), &u, PutCondition::Overwrite).await?;
         return Ok(u);
     }
-    let client = cfg.client_claim.as_deref().and_then(|c| claims.get(c)).and_then(Value::as_str);
+    let other = &claims.additional_claims().claims;
+    let client = cfg.client_claim.as_deref().and_then(|c| other.get(c)).and_then(Value::as_str);
     let Some(client) = client.and_then(|c| Id::parse(c).ok()) else {
         return Err(OidcError::NotMapped(
             "your single sign-on account is not mapped to a SpawnIt client: ask an admin to create your user with your verified e-mail address"
