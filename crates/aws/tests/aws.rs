@@ -6,7 +6,8 @@ mod common;
 
 use common::{REGION, World, id};
 use spawnit_aws::user_data::run_command;
-use spawnit_engine::{EngineError, service_key, service_resources};
+use spawnit_engine::{EngineError, service_resources};
+use spawnit_model::OwnerKey;
 use spawnit_model::plan::{Action, PlanStatus};
 use spawnit_model::resource::ResourceAttrs;
 use spawnit_model::{JobEvent, OperationOutcome, ResourceKind};
@@ -189,7 +190,8 @@ async fn a_crash_between_create_and_state_write_is_adopted_without_duplicates() 
     for (service, created) in [("full", 2), ("half", 1)] {
         let spec = w.create("hello", service, w.settings(), &[]).await.unwrap();
         // What an apply killed before its state writes leaves behind: tagged resources only.
-        let scope = spawnit_engine::Scope { owner: service_key(&w.client, &id(service)), lineage: "crashed".into() };
+        let scope =
+            spawnit_engine::Scope { owner: OwnerKey::service(&w.client, &id(service)), lineage: "crashed".into() };
         for r in service_resources(&spec).iter().take(created) {
             let fp = spawnit_engine::fingerprint(&r.attrs);
             w.aws.create(&scope, r, &fp, &cancel).await.unwrap();

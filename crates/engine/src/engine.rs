@@ -10,7 +10,7 @@ use chrono::Utc;
 use serde_json::Value;
 use spawnit_model::plan::{Action, Plan, PlanStatus};
 use spawnit_model::{
-    Exposure, Id, JobEvent, NetworkSpec, Owner, OwnerKey, ProviderKind, Redactor, ServiceSpec, State, Template,
+    Exposure, Id, JobEvent, NetworkSpec, OwnerKey, ProviderKind, Redactor, ServiceSpec, State, Template,
     TemplateRef,
 };
 use spawnit_plan::{
@@ -256,7 +256,7 @@ impl Engine {
     }
 
     pub async fn service_state(&self, client: &Id, name: &Id) -> Result<Option<State>, EngineError> {
-        Ok(self.store.state(&service_key(client, name)).await?.map(|v| v.value))
+        Ok(self.store.state(&OwnerKey::service(client, name)).await?.map(|v| v.value))
     }
 
     pub async fn service_list(&self, client: &Id) -> Result<Vec<Id>, EngineError> {
@@ -268,7 +268,7 @@ impl Engine {
     /// still has resources.
     pub async fn service_delete(&self, client: &Id, name: &Id) -> Result<(), EngineError> {
         self.service_spec_versioned(client, name).await?;
-        let key = service_key(client, name);
+        let key = OwnerKey::service(client, name);
         let job = format!("delete-{}", uuid::Uuid::new_v4());
         let lock = self.store.lock_acquire(&key, &job, "delete", DELETE_LOCK_TTL).await?;
         let result = self.service_delete_locked(client, name, &key).await;
@@ -320,7 +320,7 @@ impl Engine {
             return Ok(ServicePlan { plan: Plan::error(subject, redactor.text(&e.to_string())), spec, redactor });
         }
         checked?;
-        let scope = Scope { owner: service_key(&spec.client, &spec.name), lineage: state.lineage.clone() };
+        let scope = Scope { owner: OwnerKey::service(&spec.client, &spec.name), lineage: state.lineage.clone() };
         let observed = provider.observe(&scope, &desired).await?;
         let mut plan = plan_apply(&subject, &desired, state, &observed, &redactor);
         if let Some(port) = self.ports_check_plan(&spec, state, &plan).await {
@@ -355,7 +355,7 @@ impl Engine {
         let Some(spec) = self.store.network_spec(client, network).await?.map(|v| v.value) else {
             return Ok(network_readiness(network, None));
         };
-        let key = network_key(client, network);
+        let key = OwnerKey::network(client, network);
         let state = self.store.state(&key).await?.map(|v| v.value).unwrap_or_else(|| State::new(""));
         let plan = match world {
             None => self.network_plan_with(&spec, &state).await?,
@@ -391,7 +391,7 @@ impl Engine {
         name: &Id,
         run: &RunOptions,
     ) -> Result<ExecutionReport, EngineError> {
-        let key = service_key(client, name);
+        let key = OwnerKey::service(client, name);
         self.locked(&key, "apply", run, |state| async move {
             let spec = self.service_spec(client, name).await?;
             let provider = self.providers.get(spec.provider)?.clone();
@@ -411,11 +411,12 @@ impl Engine {
     ) -> Result<ExecutionReport, EngineError> {
         let spec = self.service_spec(client, name).await?;
         let redactor = Redactor::for_spec(&spec);
-        let key = service_key(client, name);
+        let key = OwnerKey::service(client, name);
         self.locked(&key, "destroy", run, |state| async move {
             let provider = self.providers.get(spec.provider)?.clone();
-            let plan =
-                self.destroy_plan(&provider, &service_key(client, name), &service_resources(&spec), &state).await?;
+            let plan = self
+                .destroy_plan(&provider, &OwnerKey::service(client, name), &service_resources(&spec), &state)
+                .await?;
             Ok(Planned { plan, redactor, provider })
         })
         .await
@@ -426,7 +427,7 @@ impl Engine {
         let spec = self.service_spec(client, name).await?;
         let state = self.service_state(client, name).await?.unwrap_or_else(|| State::new(""));
         let provider = self.providers.get(spec.provider)?;
-        self.destroy_plan(provider, &service_key(client, name), &service_resources(&spec), &state).await
+        self.destroy_plan(provider, &OwnerKey::service(client, name), &service_resources(&spec), &state).await
     }
 
     async fn destroy_plan(
@@ -476,13 +477,17 @@ impl Engine {
 
     pub async fn network_plan(&self, client: &Id, name: &Id) -> Result<Plan, EngineError> {
         let spec = self.network_spec(client, name).await?;
-        let state =
-            self.store.state(&network_key(client, name)).await?.map(|v| v.value).unwrap_or_else(|| State::new(""));
+        let state = self
+            .store
+            .state(&OwnerKey::network(client, name))
+            .await?
+            .map(|v| v.value)
+            .unwrap_or_else(|| State::new(""));
         self.network_plan_with(&spec, &state).await
     }
 
     async fn network_plan_with(&self, spec: &NetworkSpec, state: &State) -> Result<Plan, EngineError> {
-        let key = network_key(&spec.client, &spec.name);
+        let key = OwnerKey::network(&spec.client, &spec.name);
         let desired = network_resources(spec);
         let scope = Scope { owner: key.clone(), lineage: state.lineage.clone() };
         let observed = self.network_provider()?.observe(&scope, &desired).await?;
@@ -498,7 +503,7 @@ impl Engine {
         run: &RunOptions,
     ) -> Result<ExecutionReport, EngineError> {
         let spec = self.network_spec(client, name).await?;
-        let key = network_key(client, name);
+        let key = OwnerKey::network(client, name);
         self.locked(&key, "apply", run, |state| async move {
             let plan = self.network_plan_with(&spec, &state).await?;
             Ok(Planned { plan, redactor: Redactor::default(), provider: self.network_provider()?.clone() })
@@ -521,11 +526,12 @@ impl Engine {
                 users.join(", ")
             )));
         }
-        let key = network_key(client, name);
+        let key = OwnerKey::network(client, name);
         self.locked(&key, "destroy", run, |state| async move {
             let provider = self.network_provider()?.clone();
-            let plan =
-                self.destroy_plan(&provider, &network_key(client, name), &network_resources(&spec), &state).await?;
+            let plan = self
+                .destroy_plan(&provider, &OwnerKey::network(client, name), &network_resources(&spec), &state)
+                .await?;
             Ok(Planned { plan, redactor: Redactor::default(), provider })
         })
         .await
@@ -533,7 +539,7 @@ impl Engine {
 
     pub async fn network_destroy_plan(&self, client: &Id, name: &Id) -> Result<Plan, EngineError> {
         let spec = self.network_spec(client, name).await?;
-        let key = network_key(client, name);
+        let key = OwnerKey::network(client, name);
         let state = self.store.state(&key).await?.map(|v| v.value).unwrap_or_else(|| State::new(""));
         self.destroy_plan(self.network_provider()?, &key, &network_resources(&spec), &state).await
     }
@@ -695,14 +701,6 @@ fn provider_error(e: ProviderError) -> EngineError {
     }
 }
 
-pub fn service_key(client: &Id, name: &Id) -> OwnerKey {
-    OwnerKey { client: client.clone(), owner: Owner::Service(name.clone()) }
-}
-
-pub fn network_key(client: &Id, name: &Id) -> OwnerKey {
-    OwnerKey { client: client.clone(), owner: Owner::Network(name.clone()) }
-}
-
 /// A service's status as one sweep saw it.
 #[derive(Clone, Debug)]
 pub struct ServiceStatus {
@@ -798,7 +796,7 @@ impl Engine {
             let plan = match &networks[&network_of] {
                 Err(message) => Plan::error(subject, message.clone()),
                 Ok(network) => {
-                    let key = service_key(&client, &name);
+                    let key = OwnerKey::service(&client, &name);
                     match self.store.state(&key).await {
                         Err(e @ StoreError::Corrupt { .. }) => Plan::error(subject, e.to_string()),
                         Err(e) => return Err(e.into()),

@@ -15,7 +15,7 @@ mod world;
 
 pub use engine::{
     Engine, EngineError, Providers, RunOptions, ServiceCreate, ServicePlan, ServiceStatus, SweepScope, masked_error,
-    network_key, network_readiness, redacted_plan, service_key,
+    network_readiness, redacted_plan,
 };
 pub use execute::{EventSink, ExecutionReport, events_ignored};
 pub use provider::{Applied, Provider, ProviderError, Scope};

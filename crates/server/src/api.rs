@@ -190,8 +190,7 @@ async fn health() -> Json<HealthView> {
     responses((status = 200, description = "Text exposition format", content_type = "text/plain", body = String)))]
 async fn metrics(State(s): State<AppState>) -> Response {
     let jobs: BTreeMap<&str, usize> = s.jobs.counts().into_iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let mut body = s.metrics.render(&jobs, &s.board.counts());
-    body.push_str(&s.tasks.prometheus());
+    let body = s.metrics.render(&jobs, &s.board.counts(), &s.tasks.snapshot());
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

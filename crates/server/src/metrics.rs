@@ -17,6 +17,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, 
 use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
+use crate::tasks::{Task, TaskRun};
 
 const JOBS: &str = "spawnit_jobs";
 const JOBS_FINISHED: &str = "spawnit_jobs_finished_total";
@@ -29,6 +30,11 @@ const SWEEP_LAST_SERVICES: &str = "spawnit_drift_sweep_last_services";
 const DOCKER_EVENTS: &str = "spawnit_docker_events_total";
 const SSE_LAGGED: &str = "spawnit_sse_lagged_total";
 const API_DURATION: &str = "spawnit_api_request_duration_seconds";
+const TASK_LAST_RUN: &str = "spawnit_task_last_run_timestamp_seconds";
+const TASK_LAST_DURATION: &str = "spawnit_task_last_duration_seconds";
+const TASK_LAST_OK: &str = "spawnit_task_last_ok";
+const TASK_RUNS: &str = "spawnit_task_runs_total";
+const TASK_FAILURES: &str = "spawnit_task_failures_total";
 
 /// Bucket bounds, in seconds: jobs run for seconds to minutes, sweeps for milliseconds to
 /// seconds, API answers for microseconds to seconds.
@@ -73,6 +79,11 @@ impl Default for Metrics {
                 Unit::Seconds,
                 "Time to answer HTTP requests, by method, route and status."
             );
+            describe_gauge!(TASK_LAST_RUN, Unit::Seconds, "When the background task's last run started (Unix time).");
+            describe_gauge!(TASK_LAST_DURATION, Unit::Seconds, "How long the background task's last run took.");
+            describe_gauge!(TASK_LAST_OK, "1 when the background task's last run succeeded, 0 when it failed.");
+            describe_counter!(TASK_RUNS, "Runs of the background task.");
+            describe_counter!(TASK_FAILURES, "Failed runs of the background task.");
             // Present from the start, so a scrape sees them at zero.
             counter!(SWEEPS).absolute(0);
             counter!(DOCKER_EVENTS).absolute(0);
@@ -120,11 +131,12 @@ impl Metrics {
         self.record(|| histogram!(API_DURATION, &labels).record(took.as_secs_f64()));
     }
 
-    /// The text exposition, with the current gauges passed in.
+    /// The text exposition, with the current gauges and the background tasks' last runs passed in.
     pub fn render(
         &self,
         jobs_by_status: &BTreeMap<&str, usize>,
         services_by_status: &BTreeMap<String, usize>,
+        task_runs: &[(Task, TaskRun)],
     ) -> String {
         self.record(|| {
             for (status, n) in jobs_by_status {
@@ -132,6 +144,14 @@ impl Metrics {
             }
             for (status, n) in services_by_status {
                 gauge!(SERVICES, "status" => status.clone()).set(*n as f64);
+            }
+            for (task, run) in task_runs {
+                let task = task.as_str();
+                gauge!(TASK_LAST_RUN, "task" => task).set(run.at.timestamp_millis() as f64 / 1000.0);
+                gauge!(TASK_LAST_DURATION, "task" => task).set(run.duration.as_secs_f64());
+                gauge!(TASK_LAST_OK, "task" => task).set(f64::from(u8::from(run.error.is_none())));
+                counter!(TASK_RUNS, "task" => task).absolute(run.runs);
+                counter!(TASK_FAILURES, "task" => task).absolute(run.failures);
             }
         });
         self.handle.render()

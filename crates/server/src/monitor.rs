@@ -388,8 +388,12 @@ impl Monitor {
             Err(_) => false,
         };
         if deployed && self.board.reconcile_due(&key, &s.spec, self.reconcile_backoff) {
-            let job = self.jobs.submit(JobKind::Apply, target, RECONCILE_REQUESTER).await;
-            self.board.reconcile_queued(key, &s.spec, job);
+            // Through the same door as a person's apply: a network removed outside SpawnIt is
+            // applied first, as its own job.
+            match self.jobs.submit_requested(JobKind::Apply, target, RECONCILE_REQUESTER, None).await {
+                Ok(job) => self.board.reconcile_queued(key, &s.spec, job),
+                Err(e) => tracing::warn!("reconcile of {client}/{service} not queued: {e}"),
+            }
         }
     }
 

@@ -189,22 +189,21 @@ impl Oidc {
         id_token: &IdToken,
         nonce: &Nonce,
     ) -> Result<IdTokenClaims, OidcError> {
-        let verify = |metadata: CoreProviderMetadata| -> Result<Result<IdTokenClaims, ClaimsVerificationError>, OidcError> {
-            // Only the asymmetric algorithms the provider announces: never `none`, never an HMAC
-            // keyed with something an attacker may know.
-            let allowed: Vec<CoreJwsSigningAlgorithm> = metadata
-                .id_token_signing_alg_values_supported()
-                .iter()
-                .filter(|a| !a.uses_shared_secret() && **a != CoreJwsSigningAlgorithm::None)
-                .cloned()
-                .collect();
-            let client = self.client(metadata, redirect_uri)?;
-            let verifier = client
-                .id_token_verifier()
-                .set_allowed_algs(allowed)
-                .set_time_fn(|| Utc::now() - EXPIRY_LEEWAY);
-            Ok(id_token.claims(&verifier, nonce).cloned())
-        };
+        let verify =
+            |metadata: CoreProviderMetadata| -> Result<Result<IdTokenClaims, ClaimsVerificationError>, OidcError> {
+                // Only the asymmetric algorithms the provider announces: never `none`, never an HMAC
+                // keyed with something an attacker may know.
+                let allowed: Vec<CoreJwsSigningAlgorithm> = metadata
+                    .id_token_signing_alg_values_supported()
+                    .iter()
+                    .filter(|a| !a.uses_shared_secret() && **a != CoreJwsSigningAlgorithm::None)
+                    .cloned()
+                    .collect();
+                let client = self.client(metadata, redirect_uri)?;
+                let verifier =
+                    client.id_token_verifier().set_allowed_algs(allowed).set_time_fn(|| Utc::now() - EXPIRY_LEEWAY);
+                Ok(id_token.claims(&verifier, nonce).cloned())
+            };
         let claims = match verify(metadata.clone())? {
             // A key SpawnIt does not have, or a signature its key of that id (or its only key, when
             // the token names none) does not verify: the provider may have rotated its keys.
@@ -286,7 +285,8 @@ fn redirect_uri(cfg: &OidcConfig, parts: &axum::http::request::Parts, secure: bo
 
 /// Back to the sign-in page, which shows `message`.
 fn failed(message: impl std::fmt::Display) -> Response {
-    let query: String = form_urlencoded::Serializer::new(String::new()).append_pair("error", &message.to_string()).finish();
+    let query: String =
+        form_urlencoded::Serializer::new(String::new()).append_pair("error", &message.to_string()).finish();
     Redirect::to(&format!("/login?{query}")).into_response()
 }
 
@@ -348,7 +348,11 @@ async fn start_inner(
     let client = oidc.client(oidc.provider().await?, &redirect_uri)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (url, state, nonce) = client
-        .authorize_url(AuthenticationFlow::<openidconnect::core::CoreResponseType>::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .authorize_url(
+            AuthenticationFlow::<openidconnect::core::CoreResponseType>::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
         .add_scope(Scope::new("profile".into()))
         .add_scope(Scope::new("email".into()))
         .set_pkce_challenge(challenge)
@@ -457,8 +461,7 @@ async fn callback_inner(
         Err(RequestTokenError::Request(e)) => return Err(OidcError::Http(error_chain(&e))),
         Err(RequestTokenError::Other(e)) => return Err(OidcError::Provider(e)),
     };
-    let claims =
-        oidc.id_token_verify(metadata, &pending.redirect_uri, &id_token, &Nonce::new(pending.nonce)).await?;
+    let claims = oidc.id_token_verify(metadata, &pending.redirect_uri, &id_token, &Nonce::new(pending.nonce)).await?;
     let user = user_for(store, &oidc.config, &claims).await?;
     Ok((user, pending.next))
 }

@@ -4,7 +4,6 @@
 //! service index record every run here; `/metrics` and the admin page show the snapshot.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -84,35 +83,6 @@ impl TaskRuns {
     pub fn snapshot(&self) -> Vec<(Task, TaskRun)> {
         self.inner.lock().expect("task runs").iter().map(|(t, r)| (*t, r.clone())).collect()
     }
-
-    /// The Prometheus text exposition of the snapshot (tasks that never ran are left out).
-    pub fn prometheus(&self) -> String {
-        let snapshot = self.snapshot();
-        let mut out = String::new();
-        let families: [(&str, &str, &str, fn(&TaskRun) -> String); 5] = [
-            (
-                "spawnit_task_last_run_timestamp_seconds",
-                "gauge",
-                "When the task's last run started (Unix time).",
-                |r| format!("{:.3}", r.at.timestamp_millis() as f64 / 1000.0),
-            ),
-            ("spawnit_task_last_duration_seconds", "gauge", "How long the task's last run took.", |r| {
-                r.duration.as_secs_f64().to_string()
-            }),
-            ("spawnit_task_last_ok", "gauge", "1 when the task's last run succeeded, 0 when it failed.", |r| {
-                u8::from(r.error.is_none()).to_string()
-            }),
-            ("spawnit_task_runs_total", "counter", "Runs of the task.", |r| r.runs.to_string()),
-            ("spawnit_task_failures_total", "counter", "Failed runs of the task.", |r| r.failures.to_string()),
-        ];
-        for (name, kind, help, value) in families {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (task, run) in &snapshot {
-                let _ = writeln!(out, "{name}{{task=\"{}\"}} {}", task.as_str(), value(run));
-            }
-        }
-        out
-    }
 }
 
 #[cfg(test)]
@@ -132,9 +102,5 @@ mod tests {
         assert_eq!((run.runs, run.failures), (2, 1));
         assert_eq!(run.error.as_deref(), Some("the store did not answer"));
         assert_eq!(run.duration, Duration::from_millis(5));
-        let text = runs.prometheus();
-        assert!(text.contains("spawnit_task_last_ok{task=\"lease_keeper\"} 0"), "{text}");
-        assert!(text.contains("spawnit_task_failures_total{task=\"lease_keeper\"} 1"), "{text}");
-        assert!(text.contains("spawnit_task_runs_total{task=\"lease_keeper\"} 2"), "{text}");
     }
 }

@@ -116,7 +116,9 @@ async fn sign_in_sign_out_rate_limit_and_tokens() {
     for task in ["drift_sweep", "lease_keeper"] {
         assert!(row(task).contains(">ok<"), "{}", row(task));
     }
-    assert!(row("index_refresh").contains("not run yet"), "{}", row("index_refresh"));
+    // The index refresh runs every sweep interval (30 s): not yet, or already, on a slow machine.
+    let index_refresh = row("index_refresh");
+    assert!(index_refresh.contains("not run yet") || index_refresh.contains(">ok<"), "{index_refresh}");
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -329,7 +331,7 @@ async fn isolation_matrix_every_route_refuses_other_clients_members_and_anonymou
     // A long job: an apply waiting for the lock this test holds, and a plan queued behind it.
     let svc_lock = store
         .lock_acquire(
-            &spawnit_engine::service_key(&victim_id, &spawnit_model::Id::parse("secretsvc").unwrap()),
+            &spawnit_model::OwnerKey::service(&victim_id, &spawnit_model::Id::parse("secretsvc").unwrap()),
             "isolation-test",
             "apply",
             Duration::from_secs(60),
@@ -338,7 +340,7 @@ async fn isolation_matrix_every_route_refuses_other_clients_members_and_anonymou
         .unwrap();
     let net_lock = store
         .lock_acquire(
-            &spawnit_engine::network_key(&victim_id, &spawnit_model::Id::parse("victimnet").unwrap()),
+            &spawnit_model::OwnerKey::network(&victim_id, &spawnit_model::Id::parse("victimnet").unwrap()),
             "isolation-test",
             "apply",
             Duration::from_secs(60),

@@ -448,13 +448,8 @@ async fn oidc_refuses_forged_or_wrong_id_tokens() {
         let end = u[start..].find('&').map_or(u.len(), |e| start + e);
         format!("{}someoneelsesnonce{}", &u[..start], &u[end..])
     };
-    assert_refused(
-        &t,
-        "a wrong nonce",
-        "nonce mismatch",
-        sign_in_with(&t, "olga-sub", "/catalog", other_nonce).await,
-    )
-    .await;
+    assert_refused(&t, "a wrong nonce", "nonce mismatch", sign_in_with(&t, "olga-sub", "/catalog", other_nonce).await)
+        .await;
     // A provider whose tokens expired two minutes before they were issued.
     proxy.set(&expired.issuer, Forge::Nothing);
     assert_refused(&t, "an expired token", "ID token expired", sign_in_as(&t, "olga-sub").await).await;

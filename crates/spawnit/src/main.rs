@@ -16,12 +16,11 @@ use serde_json::{Value, json};
 use spawnit_aws::{AwsOptions, AwsProvider};
 use spawnit_docker::DockerProvider;
 use spawnit_engine::{
-    Engine, EngineError, EventSink, Providers, RunOptions, ServiceCreate, masked_error, network_key, redacted_plan,
-    service_key,
+    Engine, EngineError, EventSink, Providers, RunOptions, ServiceCreate, masked_error, redacted_plan,
 };
 use spawnit_model::plan::{Plan, PlanStatus};
 use spawnit_model::spec::AwsSettings;
-use spawnit_model::{Exposure, Id, OperationOutcome, ProviderKind, Redactor};
+use spawnit_model::{Exposure, Id, OperationOutcome, OwnerKey, ProviderKind, Redactor};
 use spawnit_store::{Store, StoreLocation};
 
 use crate::cli::{
@@ -300,7 +299,7 @@ async fn run(cli: Cli) -> Result<u8> {
             let external = vec![(format!("network.{} (network layer)", spec.network), containers)];
             print!(
                 "{}",
-                spawnit_engine::to_dot(&service_key(&client.client, &service).to_string(), &resources, &external)
+                spawnit_engine::to_dot(&OwnerKey::service(&client.client, &service).to_string(), &resources, &external)
             );
         }
         Command::Network(cmd) => return network(&engine, cmd).await,
@@ -596,7 +595,7 @@ async fn network(engine: &Engine, cmd: NetworkCommand) -> Result<u8> {
                     Err(_) => "error".to_owned(),
                 };
                 rows.push(
-                    json!({"network": name, "status": status, "key": network_key(&client.client, &name).to_string()}),
+                    json!({"network": name, "status": status, "key": OwnerKey::network(&client.client, &name).to_string()}),
                 );
             }
             match output {

@@ -1,8 +1,8 @@
 //! Networks: create, list, get, and the plan, apply and destroy jobs.
 
 use serde::Deserialize;
-use spawnit_engine::network_key;
 use spawnit_model::Id;
+use spawnit_model::OwnerKey;
 use spawnit_model::plan::PlanStatus;
 use utoipa::ToSchema;
 
@@ -65,7 +65,7 @@ pub async fn network_job(
 
 async fn network_view(s: &AppState, client: &Id, name: &Id) -> Result<NetworkView, ApiError> {
     let plan = s.engine.network_plan(client, name).await?;
-    let state = s.engine.store().state(&network_key(client, name)).await?.map(|v| v.value);
+    let state = s.engine.store().state(&OwnerKey::network(client, name)).await?.map(|v| v.value);
     let reasons: Vec<String> = if plan.status == PlanStatus::Error {
         plan.errors.clone()
     } else {
