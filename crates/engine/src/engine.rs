@@ -10,8 +10,7 @@ use chrono::Utc;
 use serde_json::Value;
 use spawnit_model::plan::{Action, Plan, PlanStatus};
 use spawnit_model::{
-    Exposure, Id, JobEvent, NetworkSpec, OwnerKey, ProviderKind, Redactor, ServiceSpec, State, Template,
-    TemplateRef,
+    Exposure, Id, JobEvent, NetworkSpec, OwnerKey, ProviderKind, Redactor, ServiceSpec, State, Template, TemplateRef,
 };
 use spawnit_plan::{
     TemplateError, ValidationError, network_resources, params_resolve, plan_apply, plan_destroy, render,
