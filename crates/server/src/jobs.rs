@@ -9,7 +9,6 @@
 //! network's apply, queued as its own job ([`Jobs::submit_requested`]): one click deploys.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -128,6 +127,13 @@ impl Job {
     }
 }
 
+/// What [`Jobs::submit_requested`] queued: the job asked for, and the network apply it waits
+/// for when that was queued for it.
+pub struct Submitted {
+    pub job: Arc<Job>,
+    pub network_first: Option<Arc<Job>>,
+}
+
 /// How jobs run and how long they are kept.
 #[derive(Clone, Debug)]
 pub struct JobsConfig {
@@ -231,16 +237,14 @@ impl Jobs {
     }
 
     /// Queues a job a user asked for: a plan or apply of a Docker service whose network is not
-    /// applied yet comes after the network's apply, queued as its own job (audited as asked by
-    /// the same user) unless one is already queued or running. The caller audits the job
-    /// returned.
+    /// applied yet comes after the network's apply, queued as its own job unless one is already
+    /// queued or running. The caller audits what was queued ([`Submitted`]).
     pub async fn submit_requested(
         &self,
         kind: JobKind,
         target: Target,
         requested_by: &str,
-        ip: Option<IpAddr>,
-    ) -> Result<Arc<Job>, EngineError> {
+    ) -> Result<Submitted, EngineError> {
         let network = match (&kind, &target) {
             (JobKind::Plan | JobKind::Apply, Target::Service { client, name }) => {
                 self.inner.engine.service_network_unready(client, name).await?.map(|n| (client.clone(), n))
@@ -248,14 +252,13 @@ impl Jobs {
             _ => None,
         };
         let Some((client, network)) = network else {
-            return Ok(self.submit(kind, target, requested_by).await);
+            return Ok(Submitted { job: self.submit(kind, target, requested_by).await, network_first: None });
         };
-        let engine = &self.inner.engine;
-        match engine.network_create(&client, &network).await {
+        match self.inner.engine.network_create(&client, &network).await {
             Ok(_) | Err(EngineError::AlreadyExists { .. }) => {}
             Err(e) => return Err(e),
         }
-        let first = Target::Network { client: client.clone(), name: network };
+        let first = Target::Network { client, name: network };
         let pending = self
             .inner
             .jobs
@@ -267,25 +270,15 @@ impl Jobs {
                 r.kind == JobKind::Apply && r.target == first && !r.status.is_finished()
             })
             .cloned();
-        let first_job = match pending {
-            Some(job) => job,
+        let (first_job, network_first) = match pending {
+            Some(job) => (job, None),
             None => {
-                let job = self.submit(JobKind::Apply, first.clone(), requested_by).await;
-                let detail = format!("job {}, before {kind} of {target}", job.record().id, kind = kind.as_str());
-                crate::audit::record(
-                    engine.store(),
-                    requested_by,
-                    client.as_str(),
-                    "apply",
-                    first.to_string(),
-                    ip,
-                    detail,
-                )
-                .await;
-                job
+                let job = self.submit(JobKind::Apply, first, requested_by).await;
+                (job.clone(), Some(job))
             }
         };
-        Ok(self.submit_after(kind, target, requested_by, Some(first_job)).await)
+        let job = self.submit_after(kind, target, requested_by, Some(first_job)).await;
+        Ok(Submitted { job, network_first })
     }
 
     /// Queues a job that starts once `after` has finished, and fails if `after` did not succeed.

@@ -390,8 +390,8 @@ impl Monitor {
         if deployed && self.board.reconcile_due(&key, &s.spec, self.reconcile_backoff) {
             // Through the same door as a person's apply: a network removed outside SpawnIt is
             // applied first, as its own job.
-            match self.jobs.submit_requested(JobKind::Apply, target, RECONCILE_REQUESTER, None).await {
-                Ok(job) => self.board.reconcile_queued(key, &s.spec, job),
+            match self.jobs.submit_requested(JobKind::Apply, target, RECONCILE_REQUESTER).await {
+                Ok(submitted) => self.board.reconcile_queued(key, &s.spec, submitted.job),
                 Err(e) => tracing::warn!("reconcile of {client}/{service} not queued: {e}"),
             }
         }

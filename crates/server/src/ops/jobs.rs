@@ -13,8 +13,13 @@ use crate::views::{JobList, JobView};
 /// its network's apply when the network is not applied yet (see [`crate::jobs::Jobs::submit_requested`]).
 /// The caller must already have been checked to see the target.
 pub async fn job_submit(s: &AppState, c: &Caller, kind: JobKind, target: Target) -> Result<JobView, ApiError> {
-    let job = s.jobs.submit_requested(kind, target.clone(), &c.user, c.ip).await?;
-    let record = job.record();
+    let submitted = s.jobs.submit_requested(kind, target.clone(), &c.user).await?;
+    let record = submitted.job.record();
+    if let Some(first) = submitted.network_first {
+        let first = first.record();
+        let detail = format!("job {}, before {} of {target}", first.id, kind.as_str());
+        audit(s, c, first.target.client(), "apply", first.target.to_string(), &detail).await;
+    }
     audit(s, c, target.client(), kind.as_str(), target.to_string(), &format!("job {}", record.id)).await;
     Ok(record)
 }
