@@ -24,10 +24,14 @@ use bollard::query_parameters::{
 use futures::StreamExt;
 use spawnit_engine::{Applied, Provider, ProviderError, Scope};
 use spawnit_model::resource::{
-    Address, ContainerAttrs, DesiredResource, Liveness, ObservedResource, ResourceAttrs, ResourceKind, labels,
+    Address, ContainerAttrs, DesiredResource, Liveness, ObservedResource, ResourceAttrs, ResourceKind, facts, labels,
 };
 use spawnit_model::{Id, Owner, OwnerKey};
 use tokio_util::sync::CancellationToken;
+
+mod balancer;
+
+pub use balancer::HEALTH_WAIT;
 
 /// A plain error message as an error source.
 #[derive(Debug, thiserror::Error)]
@@ -341,6 +345,10 @@ impl Provider for DockerProvider {
                 self.owned_or_absent(scope, "create", address, &c.name).await?;
                 self.container_create(scope, address, c, fingerprint).await
             }
+            ResourceAttrs::LoadBalancer(lb) => {
+                self.owned_or_absent(scope, "create", address, &lb.name).await?;
+                self.balancer_create(scope, address, lb, fingerprint).await
+            }
             ResourceAttrs::SecurityGroup(_) | ResourceAttrs::Instance(_) => {
                 Err(op_error("create", address, Message("not a Docker resource".into())))
             }
@@ -349,7 +357,8 @@ impl Provider for DockerProvider {
     }
 
     /// A container's only in-place update: starting it again (the planner asks for it when the
-    /// container is unchanged but stopped).
+    /// container is unchanged but stopped). A load balancer's: its upstreams (see
+    /// [`balancer`]).
     async fn update(
         &self,
         scope: &Scope,
@@ -362,6 +371,10 @@ impl Provider for DockerProvider {
         if !self.owned_or_absent(scope, "update", address, id).await? {
             return Err(op_error("update", address, Message(format!("container {id} no longer exists"))));
         }
+        if let ResourceAttrs::LoadBalancer(lb) = &resource.attrs {
+            self.balancer_update(address, lb, id).await?;
+            return Ok(id.to_owned().into());
+        }
         self.container_start(address, id).await?;
         Ok(id.to_owned().into())
     }
@@ -373,14 +386,16 @@ impl Provider for DockerProvider {
         id: &str,
         _cancel: &CancellationToken,
     ) -> Result<(), ProviderError> {
-        if matches!(address.kind, ResourceKind::Container | ResourceKind::Volume | ResourceKind::Network)
-            && !self.owned_or_absent(scope, "delete", address, id).await?
+        if matches!(
+            address.kind,
+            ResourceKind::Container | ResourceKind::LoadBalancer | ResourceKind::Volume | ResourceKind::Network
+        ) && !self.owned_or_absent(scope, "delete", address, id).await?
         {
             return Ok(());
         }
         let result = match address.kind {
             ResourceKind::Image | ResourceKind::SecurityGroup | ResourceKind::Instance => Ok(()),
-            ResourceKind::Container => {
+            ResourceKind::Container | ResourceKind::LoadBalancer => {
                 let stop = StopContainerOptions { t: Some(10), ..Default::default() };
                 match self.docker.stop_container(id, Some(stop)).await {
                     Ok(()) => {}
@@ -403,7 +418,7 @@ impl Provider for DockerProvider {
 
 fn kind_name(kind: ResourceKind) -> &'static str {
     match kind {
-        ResourceKind::Container => "container",
+        ResourceKind::Container | ResourceKind::LoadBalancer => "container",
         ResourceKind::Volume => "volume",
         ResourceKind::Network => "network",
         _ => "object",
@@ -419,7 +434,7 @@ impl DockerProvider {
         name_or_id: &str,
     ) -> Result<Option<(String, HashMap<String, String>)>, DockerError> {
         let found = match kind {
-            ResourceKind::Container => self
+            ResourceKind::Container | ResourceKind::LoadBalancer => self
                 .docker
                 .inspect_container(name_or_id, None::<bollard::query_parameters::InspectContainerOptions>)
                 .await
@@ -510,14 +525,26 @@ impl DockerProvider {
             let options = ListContainersOptions { all: true, filters: filters.clone(), ..Default::default() };
             for c in self.docker.list_containers(Some(options)).await? {
                 let Some(l) = c.labels.as_ref() else { continue };
-                let Some((address, fingerprint)) = labelled(ResourceKind::Container, Some(l)) else { continue };
+                let Some((address, fingerprint)) = labelled(ResourceKind::Container, Some(l))
+                    .or_else(|| labelled(ResourceKind::LoadBalancer, Some(l)))
+                else {
+                    continue;
+                };
                 let running =
                     matches!(c.state, Some(ContainerSummaryStateEnum::RUNNING | ContainerSummaryStateEnum::RESTARTING));
                 let owner = owner_of(l);
-                let facts = [("image", c.image), ("status", c.status)]
-                    .into_iter()
-                    .filter_map(|(k, v)| Some((k.to_owned(), v?)))
-                    .collect();
+                let name = c.names.as_ref().and_then(|n| n.first()).map(|n| n.trim_start_matches('/').to_owned());
+                let mut facts: std::collections::BTreeMap<String, String> =
+                    [("image", c.image), ("status", c.status), (facts::NAME, name)]
+                        .into_iter()
+                        .filter_map(|(k, v)| Some((k.to_owned(), v?)))
+                        .collect();
+                if address.kind == ResourceKind::LoadBalancer
+                    && let Some(id) = c.id.as_deref()
+                    && let Some(upstreams) = self.balancer_upstreams(id).await
+                {
+                    facts.insert(facts::UPSTREAMS.to_owned(), upstreams.join(","));
+                }
                 let liveness = if running { Liveness::Running } else { Liveness::Stopped };
                 out.push((
                     owner,

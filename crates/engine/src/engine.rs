@@ -174,6 +174,7 @@ impl Engine {
         }
         let params = params_resolve(&template, &input, None, &mut rand::rng())?;
         let instance = render(&template, &req.client, &req.name, &params)?;
+        spawnit_plan::scaling_check(&template, &instance)?;
         let now = Utc::now();
         let spec = ServiceSpec {
             client: req.client.clone(),
@@ -229,6 +230,7 @@ impl Engine {
         let resolved = params_resolve(&template, params, Some(&current.value.params), &mut rand::rng())?;
         let mut spec = current.value.clone();
         spec.instance = render(&template, client, name, &resolved)?;
+        spawnit_plan::scaling_check(&template, &spec.instance)?;
         spec.params = resolved;
         spec.template.version = template.version.clone();
         spec.secret_params = template.parameters.iter().filter(|(_, p)| p.secret).map(|(n, _)| n.clone()).collect();
@@ -237,6 +239,59 @@ impl Engine {
         self.ports_check(&spec, &template).await?;
         self.store.service_spec_put(&spec, PutCondition::Matches(current.version)).await?;
         Ok(spec)
+    }
+
+    /// Sets how many replicas of a container run (the only replicated one when `container` is
+    /// `None`) by changing the parameter its template reads the count from, as an update does:
+    /// the scale policy's bounds are checked, nothing is applied. Returns the new spec and the
+    /// previous count.
+    pub async fn service_scale(
+        &self,
+        client: &Id,
+        name: &Id,
+        container: Option<&str>,
+        replicas: u32,
+    ) -> Result<(ServiceSpec, u32), EngineError> {
+        let current = self.service_spec(client, name).await?;
+        let replicated: Vec<&String> =
+            current.instance.containers.iter().filter(|(_, c)| c.replicated()).map(|(n, _)| n).collect();
+        let container = match (container, replicated.as_slice()) {
+            (Some(c), _) if replicated.iter().any(|r| r.as_str() == c) => c.to_owned(),
+            (Some(c), _) => {
+                return Err(ValidationError::one(
+                    "container",
+                    format!("{c:?} is not a replicated container of service {client}/{name}"),
+                )
+                .into());
+            }
+            (None, [one]) => one.to_string(),
+            (None, []) => {
+                return Err(ValidationError::one(
+                    "container",
+                    format!("service {client}/{name} has no replicated container"),
+                )
+                .into());
+            }
+            (None, _) => {
+                return Err(ValidationError::one(
+                    "container",
+                    "the service has several replicated containers: name one",
+                )
+                .into());
+            }
+        };
+        let previous = current.instance.containers.get(&container).map(|c| c.replica_count()).unwrap_or(0);
+        let template = self.template(&current.template.id).await?;
+        let Some(param) = template.replicas_param(&container) else {
+            return Err(ValidationError::one(
+                "replicas",
+                format!("container {container} has a fixed replica count in template {}", template.id),
+            )
+            .into());
+        };
+        let params = BTreeMap::from([(param.to_owned(), Value::from(replicas))]);
+        let spec = self.service_update(client, name, &params, None).await?;
+        Ok((spec, previous))
     }
 
     async fn service_spec_versioned(

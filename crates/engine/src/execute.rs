@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use futures::stream::{FuturesUnordered, StreamExt};
 use spawnit_model::plan::{Action, Change, Plan};
-use spawnit_model::resource::{Address, ResourceKind};
-use spawnit_model::{JobEvent, OperationOutcome, Redactor, ResourceState};
+use spawnit_model::resource::{Address, DesiredResource, LoadBalancerAttrs, ResourceAttrs, ResourceKind};
+use spawnit_model::{JobEvent, OperationOutcome, Redactor, ResourceState, State};
 use spawnit_store::{StateWriter, StoreError};
 use tokio_util::sync::CancellationToken;
 
@@ -41,15 +41,33 @@ pub struct ExecutionReport {
     pub duration: Duration,
 }
 
-/// One provider call of a change; a replace is a delete step then a create step.
+/// One provider call (or wait) of a change. A replace is a delete step then a create step, or,
+/// when it is create-before-destroy, a create step, then the old copy's deletion.
+///
+/// A container behind a load balancer that exists also goes through the balancer: it is added
+/// to the upstreams once created (`SyncAfter`; for a rolling replace `SyncCandidate`, which the
+/// provider carries out only once the new copy answers its health check), and it is taken out
+/// of them and given [`DRAIN`] to finish its requests before it is deleted (`SyncBefore`,
+/// `Drain`). A new copy that never turns healthy is deleted again (`Rollback`): the old one
+/// keeps serving and the change fails.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Step {
     Create,
     Update,
     Delete,
+    SyncAfter,
+    SyncCandidate,
+    SyncBefore,
+    Drain,
+    DeleteOld,
+    Rollback,
 }
 
-type StepFuture<'a> = Pin<Box<dyn Future<Output = (usize, Step, Result<Option<Applied>, ProviderError>)> + Send + 'a>>;
+/// How long a replica taken out of its load balancer keeps running before it is stopped.
+pub const DRAIN: Duration = Duration::from_secs(1);
+
+type StepResult = Result<Option<Applied>, ProviderError>;
+type StepFuture<'a> = Pin<Box<dyn Future<Output = (usize, Step, StepResult)> + Send + 'a>>;
 
 fn step_run<'a>(
     provider: &'a dyn Provider,
@@ -67,14 +85,96 @@ fn step_run<'a>(
                 let id = change.existing_id.as_deref().unwrap_or_default();
                 provider.update(scope, d, id, fingerprint, cancel).await.map(Some)
             }
-            (Step::Delete, _) => match change.existing_id.as_deref() {
+            (Step::Delete | Step::DeleteOld, _) => match change.existing_id.as_deref() {
                 Some(id) => provider.delete(scope, &change.address, id, cancel).await.map(|_| None),
                 None => Ok(None),
             },
-            (_, None) => Ok(None),
+            (Step::Drain, _) => {
+                tokio::time::sleep(DRAIN).await;
+                Ok(None)
+            }
+            _ => Ok(None),
         };
         (index, step, result)
     })
+}
+
+/// Sets a load balancer's upstreams (`step` is one of the sync steps of change `index`).
+fn sync_run<'a>(
+    provider: &'a dyn Provider,
+    scope: &'a Scope,
+    index: usize,
+    step: Step,
+    lb: (DesiredResource, String),
+    cancel: &'a CancellationToken,
+) -> StepFuture<'a> {
+    Box::pin(async move {
+        let (desired, id) = lb;
+        let fingerprint = spawnit_plan::fingerprint(&desired.attrs);
+        let result = provider.update(scope, &desired, &id, &fingerprint, cancel).await;
+        (index, step, result.map(|applied| Some(applied.with_attrs(desired))))
+    })
+}
+
+/// Deletes the new copy of a rolling replace that never turned healthy.
+fn rollback_run<'a>(
+    provider: &'a dyn Provider,
+    scope: &'a Scope,
+    index: usize,
+    address: &'a Address,
+    id: String,
+    cancel: &'a CancellationToken,
+) -> StepFuture<'a> {
+    Box::pin(async move {
+        let result = provider.delete(scope, address, &id, cancel).await.map(|_| None);
+        (index, Step::Rollback, result)
+    })
+}
+
+/// The load balancer in front of `address` as recorded now, if it exists and stays.
+fn balancer_live<'p>(plan: &'p Plan, state: &State, address: &Address) -> Option<(&'p Address, LoadBalancerAttrs)> {
+    let lb =
+        plan.changes.iter().find(|c| c.address.kind == ResourceKind::LoadBalancer && c.action != Action::Delete)?;
+    let recorded = state.resources.get(&lb.address)?;
+    let ResourceAttrs::LoadBalancer(attrs) = &recorded.attrs else { return None };
+    attrs.fronts(address).then(|| (&lb.address, attrs.clone()))
+}
+
+/// The load balancer's recorded attributes with the upstreams the recorded replicas give, after
+/// `address` is set to `name` (or taken out, with `None`).
+fn balancer_with(
+    state: &State,
+    lb_address: &Address,
+    mut lb: LoadBalancerAttrs,
+    address: &Address,
+    name: Option<&str>,
+) -> Option<(DesiredResource, String)> {
+    let recorded = state.resources.get(lb_address)?;
+    let mut members: BTreeMap<(u32, String), String> = BTreeMap::new();
+    for (a, r) in &state.resources {
+        if lb.fronts(a) && !a.name.contains('#') && a != address {
+            if let ResourceAttrs::Container(c) = &r.attrs {
+                members.insert((a.replica_index().unwrap_or(0), a.name.clone()), c.name.clone());
+            }
+        }
+    }
+    if let Some(name) = name {
+        members.insert((address.replica_index().unwrap_or(0), address.name.clone()), name.to_owned());
+    }
+    lb.upstreams = members.into_values().collect();
+    let desired = DesiredResource {
+        address: lb_address.clone(),
+        attrs: ResourceAttrs::LoadBalancer(lb),
+        depends_on: recorded.depends_on.clone(),
+    };
+    Some((desired, recorded.id.clone()))
+}
+
+fn container_name_of(change: &Change) -> Option<&str> {
+    match change.desired.as_ref().map(|d| &d.attrs) {
+        Some(ResourceAttrs::Container(c)) => Some(&c.name),
+        _ => None,
+    }
 }
 
 /// Records the state entry of a finished step (images are shared and never recorded).
@@ -102,6 +202,20 @@ async fn step_record(
     state.record(&change.address, entry).await
 }
 
+/// Records a load balancer whose upstreams a sync step set.
+async fn balancer_record(state: &mut StateWriter, applied: Option<Applied>) -> Result<(), StoreError> {
+    let Some(Applied { id, outputs, attrs: Some(desired) }) = applied else { return Ok(()) };
+    let entry = ResourceState {
+        id,
+        fingerprint: spawnit_plan::fingerprint(&desired.attrs),
+        attrs: desired.attrs,
+        depends_on: desired.depends_on,
+        outputs,
+        updated_at: Utc::now(),
+    };
+    state.record(&desired.address, Some(entry)).await
+}
+
 /// Executes `plan`. Returns an error only when state could not be written.
 pub async fn execute(
     plan: &Plan,
@@ -120,7 +234,7 @@ pub async fn execute(
         if current
             .is_none_or(|r| &r.id != id || &r.fingerprint != fp || (!c.outputs.is_empty() && r.outputs != c.outputs))
         {
-            let applied = Applied { id: id.clone(), outputs: c.outputs.clone() };
+            let applied = Applied { id: id.clone(), outputs: c.outputs.clone(), attrs: None };
             step_record(state, c, Step::Create, Some(applied)).await?;
             events(JobEvent::Message {
                 text: format!("{}: recorded {}", c.address, redactor.text(&c.reasons.join("; "))),
@@ -137,6 +251,10 @@ pub async fn execute(
     let mut finished: BTreeSet<&Address> = BTreeSet::new();
     let mut broken: BTreeSet<&Address> = BTreeSet::new();
     let mut step_started: BTreeMap<usize, Instant> = BTreeMap::new();
+    // Changes going through a load balancer, and the new copies of rolling replaces.
+    let mut balanced: BTreeSet<usize> = BTreeSet::new();
+    let mut candidates: BTreeMap<usize, Applied> = BTreeMap::new();
+    let mut rollback_errors: BTreeMap<usize, String> = BTreeMap::new();
     let mut in_flight: FuturesUnordered<StepFuture<'_>> = FuturesUnordered::new();
     let (mut done, mut failed, mut skipped) = (0, 0, 0);
     let mut errors = Vec::new();
@@ -158,14 +276,28 @@ pub async fn execute(
                     events(JobEvent::Message { text: format!("{}: skipped, {dep} failed", change.address) });
                     continue;
                 }
+                events(JobEvent::OperationStarted { address: change.address.clone(), action: change.action });
+                step_started.insert(i, Instant::now());
+                let through = balancer_live(plan, state.state(), &change.address);
+                if through.is_some() {
+                    balanced.insert(i);
+                }
                 let first = match change.action {
                     Action::Create => Step::Create,
                     Action::Update => Step::Update,
+                    Action::Replace if change.create_before_destroy => Step::Create,
+                    Action::Replace | Action::Delete if through.is_some() => Step::SyncBefore,
                     Action::Replace | Action::Delete => Step::Delete,
                     Action::NoOp => continue,
                 };
-                events(JobEvent::OperationStarted { address: change.address.clone(), action: change.action });
-                step_started.insert(i, Instant::now());
+                if first == Step::SyncBefore {
+                    let (lb_address, lb) = through.expect("checked above");
+                    match balancer_with(state.state(), lb_address, lb, &change.address, None) {
+                        Some(lb) => in_flight.push(sync_run(provider, scope, i, first, lb, cancel)),
+                        None => in_flight.push(step_run(provider, scope, i, change, Step::Delete, cancel)),
+                    }
+                    continue;
+                }
                 in_flight.push(step_run(provider, scope, i, change, first, cancel));
             }
         }
@@ -182,35 +314,125 @@ pub async fn execute(
             Some((i, step, result)) = in_flight.next() => {
                 let change = &plan.changes[i];
                 let elapsed = step_started.get(&i).map(|s| s.elapsed()).unwrap_or_default();
-                match result {
-                    Ok(id) => {
-                        step_record(state, change, step, id.clone()).await?;
-                        if change.action == Action::Replace && step == Step::Delete {
-                            if stopping {
-                                skipped += 1;
-                                continue;
-                            }
-                            in_flight.push(step_run(provider, scope, i, change, Step::Create, cancel));
+                let next: Result<Option<Step>, String> = match (step, result) {
+                    (Step::Rollback, result) => {
+                        let why = rollback_errors.remove(&i).unwrap_or_default();
+                        Err(match result {
+                            Ok(_) => format!("{why}; the new copy was removed, the old one keeps serving"),
+                            Err(e) => format!("{why}; removing the new copy failed too: {}", e.chain()),
+                        })
+                    }
+                    (Step::SyncCandidate, Err(e)) => {
+                        // The new copy never turned healthy: remove it, keep the old one.
+                        rollback_errors.insert(i, redactor.text(&e.chain()));
+                        if let Some(new) = candidates.remove(&i) {
+                            in_flight.push(rollback_run(provider, scope, i, &change.address, new.id, cancel));
                             continue;
                         }
-                        done += 1;
-                        finished.insert(&change.address);
-                        events(JobEvent::OperationDone {
-                            address: change.address.clone(),
-                            action: change.action,
-                            id: id.map(|a| a.id).unwrap_or_else(|| change.existing_id.clone().unwrap_or_default()),
-                            duration_ms: elapsed.as_millis() as u64,
-                        });
+                        Err(rollback_errors.remove(&i).unwrap_or_default())
                     }
-                    Err(e) => {
+                    (_, Err(e)) => Err(redactor.text(&e.chain())),
+                    (Step::Create, Ok(applied)) if change.create_before_destroy => {
+                        let applied = applied.unwrap_or_default();
+                        let lb = balancer_live(plan, state.state(), &change.address).and_then(|(a, lb)| {
+                            balancer_with(state.state(), a, lb, &change.address, container_name_of(change))
+                        });
+                        match lb {
+                            Some(lb) if balanced.contains(&i) => {
+                                events(JobEvent::Message {
+                                    text: format!("{}: new copy started, waiting for it to turn healthy", change.address),
+                                });
+                                candidates.insert(i, applied);
+                                in_flight.push(sync_run(provider, scope, i, Step::SyncCandidate, lb, cancel));
+                                Ok(None)
+                            }
+                            _ => {
+                                step_record(state, change, Step::Create, Some(applied)).await?;
+                                Ok(Some(Step::DeleteOld))
+                            }
+                        }
+                    }
+                    (Step::Create | Step::Update, Ok(applied)) => {
+                        step_record(state, change, step, applied.clone()).await?;
+                        let through = balanced.contains(&i).then(|| balancer_live(plan, state.state(), &change.address));
+                        let lb = through.flatten().and_then(|(a, lb)| {
+                            balancer_with(state.state(), a, lb, &change.address, container_name_of(change))
+                        });
+                        match lb {
+                            Some(lb) => {
+                                in_flight.push(sync_run(provider, scope, i, Step::SyncAfter, lb, cancel));
+                                Ok(None)
+                            }
+                            None => Ok(Some(step)),
+                        }
+                    }
+                    (Step::SyncCandidate, Ok(applied)) => {
+                        balancer_record(state, applied).await?;
+                        let new = candidates.remove(&i).unwrap_or_default();
+                        step_record(state, change, Step::Create, Some(new)).await?;
+                        events(JobEvent::Message {
+                            text: format!("{}: new copy healthy and serving; draining the old one", change.address),
+                        });
+                        Ok(Some(Step::Drain))
+                    }
+                    (Step::SyncBefore, Ok(applied)) => {
+                        balancer_record(state, applied).await?;
+                        events(JobEvent::Message {
+                            text: format!("{}: taken out of the load balancer; draining", change.address),
+                        });
+                        Ok(Some(Step::Drain))
+                    }
+                    (Step::SyncAfter, Ok(applied)) => {
+                        balancer_record(state, applied).await?;
+                        Ok(Some(Step::SyncAfter))
+                    }
+                    (Step::Drain, Ok(_)) => Ok(Some(Step::Drain)),
+                    (Step::Delete | Step::DeleteOld, Ok(applied)) => {
+                        if step == Step::Delete {
+                            step_record(state, change, step, applied).await?;
+                        }
+                        Ok(Some(step))
+                    }
+                };
+                // What follows a finished step: another step, or the end of the change.
+                let follow = match next {
+                    Ok(None) => continue,
+                    Ok(Some(Step::Drain)) if step != Step::Drain => Some(Step::Drain),
+                    Ok(Some(Step::Drain)) if change.create_before_destroy => Some(Step::DeleteOld),
+                    Ok(Some(Step::Drain)) => Some(Step::Delete),
+                    Ok(Some(Step::Delete)) if change.action == Action::Replace => Some(Step::Create),
+                    Ok(Some(Step::DeleteOld)) if step != Step::DeleteOld => Some(Step::DeleteOld),
+                    Ok(Some(_)) => None,
+                    Err(error) => {
                         failed += 1;
                         broken.insert(&change.address);
-                        let error = redactor.text(&e.chain());
                         errors.push(format!("{}: {error}", change.address));
                         events(JobEvent::OperationFailed {
                             address: change.address.clone(),
                             action: change.action,
                             error,
+                            duration_ms: elapsed.as_millis() as u64,
+                        });
+                        continue;
+                    }
+                };
+                match follow {
+                    Some(Step::Create) if stopping => skipped += 1,
+                    Some(next) => in_flight.push(step_run(provider, scope, i, change, next, cancel)),
+                    None => {
+                        done += 1;
+                        finished.insert(&change.address);
+                        let id = state
+                            .state()
+                            .resources
+                            .get(&change.address)
+                            .map(|r| r.id.clone())
+                            .filter(|_| change.action != Action::Delete)
+                            .unwrap_or_else(|| change.existing_id.clone().unwrap_or_default());
+                        events(JobEvent::OperationDone {
+                            address: change.address.clone(),
+                            action: change.action,
+                            id,
                             duration_ms: elapsed.as_millis() as u64,
                         });
                     }

@@ -60,6 +60,14 @@ fn published(spec: &ServiceSpec, template: Option<&Template>) -> Vec<(String, Ho
             out.push((field, (port.host, port.protocol)));
         }
     }
+    if let Some(lb) = &spec.instance.load_balancer {
+        let field = params
+            .iter()
+            .find(|p| p.container == spawnit_model::spec::LOAD_BALANCER_ENDPOINT)
+            .map(|p| p.parameter.clone())
+            .unwrap_or_else(|| "load_balancer.host".to_owned());
+        out.push((field, (lb.host, Protocol::Tcp)));
+    }
     out
 }
 
@@ -69,7 +77,8 @@ fn deployed(state: &State) -> BTreeSet<HostPort> {
         .resources
         .values()
         .filter_map(|r| match &r.attrs {
-            ResourceAttrs::Container(c) => Some(c.ports.iter().map(|p| (p.host, p.protocol))),
+            ResourceAttrs::Container(c) => Some(c.ports.iter().map(|p| (p.host, p.protocol)).collect::<Vec<_>>()),
+            ResourceAttrs::LoadBalancer(lb) => Some(vec![(lb.port.host, lb.port.protocol)]),
             _ => None,
         })
         .flatten()
@@ -174,9 +183,10 @@ impl Engine {
     /// creates or replaces would publish a port another program (or another service's
     /// container) holds on this host. `field: reason`, or `None`.
     pub(crate) async fn ports_check_plan(&self, spec: &ServiceSpec, state: &State, plan: &Plan) -> Option<String> {
-        let binds = plan
-            .actions()
-            .any(|c| c.address.kind == ResourceKind::Container && matches!(c.action, Action::Create | Action::Replace));
+        let binds = plan.actions().any(|c| {
+            matches!(c.address.kind, ResourceKind::Container | ResourceKind::LoadBalancer)
+                && matches!(c.action, Action::Create | Action::Replace)
+        });
         if spec.provider != ProviderKind::Docker || !binds {
             return None;
         }

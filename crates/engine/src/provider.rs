@@ -17,11 +17,24 @@ pub struct Applied {
     pub id: String,
     /// Facts worth recording with it (e.g. `public_ip`), shown by `show`.
     pub outputs: BTreeMap<String, String>,
+    /// What was applied, when it is not the change's own desired resource (the executor's
+    /// load-balancer syncs); never set by a provider.
+    pub(crate) attrs: Option<DesiredResource>,
+}
+
+impl Applied {
+    pub fn new(id: String, outputs: BTreeMap<String, String>) -> Applied {
+        Applied { id, outputs, attrs: None }
+    }
+
+    pub(crate) fn with_attrs(self, desired: DesiredResource) -> Applied {
+        Applied { attrs: Some(desired), ..self }
+    }
 }
 
 impl From<String> for Applied {
     fn from(id: String) -> Applied {
-        Applied { id, outputs: BTreeMap::new() }
+        Applied { id, outputs: BTreeMap::new(), attrs: None }
     }
 }
 

@@ -142,6 +142,10 @@ pub struct Change {
     /// adopted or unchanged resource.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub outputs: std::collections::BTreeMap<String, String>,
+    /// For a replace: the new resource is created (and, behind a load balancer, turns healthy
+    /// and takes traffic) before the old one is drained and deleted, as in a rolling update.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub create_before_destroy: bool,
 }
 
 /// An ordered set of changes for one service or network.

@@ -17,8 +17,8 @@ use serde_json::Value;
 use crate::event::JobEvent;
 use crate::plan::{Change, Plan};
 use crate::resource::{
-    Address, ContainerAttrs, DesiredResource, ImageAttrs, IngressRule, InstanceAttrs, NetworkAttrs, PublishedPort,
-    ResourceAttrs, SecurityGroupAttrs, VolumeAttrs, VolumeMount,
+    Address, ContainerAttrs, DesiredResource, ImageAttrs, IngressRule, InstanceAttrs, LoadBalancerAttrs, NetworkAttrs,
+    PublishedPort, ResourceAttrs, SecurityGroupAttrs, VolumeAttrs, VolumeMount,
 };
 use crate::spec::HealthSpec;
 
@@ -185,7 +185,18 @@ impl Redactor {
     }
 
     fn change(&self, change: &Change) -> Change {
-        let Change { address, action, code, reasons, desired, fingerprint, existing_id, depends_on, outputs } = change;
+        let Change {
+            address,
+            action,
+            code,
+            reasons,
+            desired,
+            fingerprint,
+            existing_id,
+            depends_on,
+            outputs,
+            create_before_destroy,
+        } = change;
         let mut reasons = self.texts(reasons);
         let desired = match desired.as_ref().map(|d| self.desired(d)).transpose() {
             Ok(desired) => desired,
@@ -204,6 +215,7 @@ impl Redactor {
             existing_id: existing_id.as_ref().map(|i| self.text(i)),
             depends_on: self.addresses(depends_on),
             outputs: self.text_map(outputs),
+            create_before_destroy: *create_before_destroy,
         }
     }
 
@@ -267,25 +279,44 @@ impl Redactor {
                 volumes: self.texts(volumes),
                 containers: containers.iter().map(|c| self.container(c)).collect::<Result<_, Withheld>>()?,
             }),
+            ResourceAttrs::LoadBalancer(LoadBalancerAttrs {
+                name,
+                image,
+                network,
+                port,
+                target,
+                upstream_port,
+                sticky,
+                health_path,
+                upstreams,
+            }) => {
+                self.number(upstream_port)?;
+                ResourceAttrs::LoadBalancer(LoadBalancerAttrs {
+                    name: self.text(name),
+                    image: self.text(image),
+                    network: self.text(network),
+                    port: self.port(port)?,
+                    target: self.text(target),
+                    upstream_port: *upstream_port,
+                    sticky: *sticky,
+                    health_path: self.text(health_path),
+                    upstreams: self.texts(upstreams),
+                })
+            }
         })
+    }
+
+    fn port(&self, port: &PublishedPort) -> Result<PublishedPort, Withheld> {
+        let PublishedPort { container, host, host_ip, protocol } = port;
+        self.number(container)?;
+        self.number(host)?;
+        Ok(PublishedPort { container: *container, host: *host, host_ip: self.text(host_ip), protocol: *protocol })
     }
 
     fn container(&self, container: &ContainerAttrs) -> Result<ContainerAttrs, Withheld> {
         let ContainerAttrs { name, image, entrypoint, command, env, ports, mounts, network, aliases, health, user } =
             container;
-        let ports = ports
-            .iter()
-            .map(|PublishedPort { container, host, host_ip, protocol }| {
-                self.number(container)?;
-                self.number(host)?;
-                Ok(PublishedPort {
-                    container: *container,
-                    host: *host,
-                    host_ip: self.text(host_ip),
-                    protocol: *protocol,
-                })
-            })
-            .collect::<Result<_, Withheld>>()?;
+        let ports = ports.iter().map(|p| self.port(p)).collect::<Result<_, Withheld>>()?;
         let health = match health {
             Some(HealthSpec { command, interval_s, timeout_s, retries, start_period_s }) => {
                 for n in [interval_s, timeout_s, retries, start_period_s] {
@@ -389,6 +420,7 @@ mod tests {
                     existing_id: Some("sha256:0123abcd".into()),
                     depends_on: vec![],
                     outputs: BTreeMap::new(),
+                    create_before_destroy: false,
                 },
                 Change {
                     address: address.clone(),
@@ -404,6 +436,7 @@ mod tests {
                     existing_id: None,
                     depends_on: vec![image],
                     outputs: BTreeMap::new(),
+                    create_before_destroy: false,
                 },
             ],
             errors: vec![],

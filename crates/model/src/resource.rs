@@ -39,6 +39,10 @@ pub mod facts {
     pub const INGRESS: &str = "ingress";
     /// The instance type found.
     pub const INSTANCE_TYPE: &str = "instance_type";
+    /// A load balancer's upstreams as found in its configuration, comma-separated in order.
+    pub const UPSTREAMS: &str = "upstreams";
+    /// A container's name as found.
+    pub const NAME: &str = "name";
 }
 
 /// What kind of object a resource is.
@@ -54,6 +58,9 @@ pub enum ResourceKind {
     SecurityGroup,
     /// An AWS EC2 instance.
     Instance,
+    /// A load balancer (on Docker: a Caddy container) in front of a container's replicas.
+    #[serde(rename = "load_balancer")]
+    LoadBalancer,
 }
 
 impl ResourceKind {
@@ -65,6 +72,7 @@ impl ResourceKind {
             ResourceKind::Container => "container",
             ResourceKind::SecurityGroup => "security_group",
             ResourceKind::Instance => "instance",
+            ResourceKind::LoadBalancer => "load_balancer",
         }
     }
 }
@@ -81,6 +89,22 @@ impl Address {
     pub fn new(kind: ResourceKind, name: impl Into<String>) -> Address {
         Address { kind, name: name.into() }
     }
+
+    /// The address of replica `index` of container `name`: `container.web[0]`.
+    pub fn replica(name: &str, index: u32) -> Address {
+        Address::new(ResourceKind::Container, format!("{name}[{index}]"))
+    }
+
+    /// The container a (replica's) name belongs to: `web` for `web`, `web[2]` and `web[2]#ab12`.
+    pub fn replica_group(name: &str) -> &str {
+        let name = name.split('#').next().unwrap_or(name);
+        name.split('[').next().unwrap_or(name)
+    }
+
+    /// The replica index in a name such as `web[2]`.
+    pub fn replica_index(&self) -> Option<u32> {
+        self.name.split('#').next()?.split_once('[')?.1.strip_suffix(']')?.parse().ok()
+    }
 }
 
 impl fmt::Display for Address {
@@ -92,7 +116,7 @@ impl fmt::Display for Address {
 /// Why a string is not a resource address.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "{0:?} is not a resource address (expected kind.name, kind one of network, volume, image, container, security_group, instance)"
+    "{0:?} is not a resource address (expected kind.name, kind one of network, volume, image, container, security_group, instance, load_balancer)"
 )]
 pub struct AddressError(String);
 
@@ -107,6 +131,7 @@ impl FromStr for Address {
             "container" => ResourceKind::Container,
             "security_group" => ResourceKind::SecurityGroup,
             "instance" => ResourceKind::Instance,
+            "load_balancer" => ResourceKind::LoadBalancer,
             _ => return Err(AddressError(s.to_owned())),
         };
         if name.is_empty() {
@@ -140,6 +165,41 @@ pub enum ResourceAttrs {
     #[serde(rename = "security_group")]
     SecurityGroup(SecurityGroupAttrs),
     Instance(InstanceAttrs),
+    #[serde(rename = "load_balancer")]
+    LoadBalancer(LoadBalancerAttrs),
+}
+
+/// A load balancer: a proxy container publishing one host port and spreading requests over
+/// `upstreams`, with active health checks and, when `sticky`, a session cookie. Its upstream
+/// list changes in place (a configuration reload); anything else changed means a new one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadBalancerAttrs {
+    /// The engine-wide name of its container.
+    pub name: String,
+    pub image: String,
+    /// The Docker network it shares with its upstreams.
+    pub network: String,
+    /// The published port; `container` is the port the proxy listens on inside.
+    pub port: PublishedPort,
+    /// The container (of the same service) whose replicas it fronts, e.g. `web`.
+    pub target: String,
+    /// The port the upstreams listen on.
+    pub upstream_port: u16,
+    pub sticky: bool,
+    pub health_path: String,
+    /// The upstreams' host names (their container names), in replica order. Not part of the
+    /// fingerprint: a change of upstreams is an update, observed as the fact
+    /// [`facts::UPSTREAMS`].
+    #[serde(default)]
+    pub upstreams: Vec<String>,
+}
+
+impl LoadBalancerAttrs {
+    /// Whether `address` is one of the containers this load balancer fronts (`container.web`,
+    /// `container.web[2]`, or a leftover copy `container.web[2]#…`).
+    pub fn fronts(&self, address: &Address) -> bool {
+        address.kind == ResourceKind::Container && Address::replica_group(&address.name) == self.target
+    }
 }
 
 /// An AWS security group: one ingress rule per published port and allowed CIDR (plus SSH

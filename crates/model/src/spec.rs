@@ -185,6 +185,64 @@ pub struct Instance {
     #[serde(default)]
     pub volumes: BTreeMap<String, VolumeSpec>,
     pub containers: BTreeMap<String, ContainerSpec>,
+    /// A load balancer in front of one container's replicas: the only published port of that
+    /// container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<LoadBalancerSpec>,
+}
+
+/// The most replicas a container may have.
+pub const MAX_REPLICAS: u32 = 20;
+
+/// The image of a load balancer when the template names none: Caddy 2.
+pub const LOAD_BALANCER_IMAGE: &str = "caddy:2";
+
+/// A load balancer (a Caddy container) in front of one container's replicas.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadBalancerSpec {
+    /// The container it fronts (a key of [`Instance::containers`]).
+    pub container: String,
+    /// The port the fronted container listens on.
+    #[serde(deserialize_with = "lenient::number")]
+    pub port: u16,
+    /// The host port it publishes.
+    #[serde(deserialize_with = "lenient::number")]
+    pub host: u16,
+    /// Sticky sessions: a cookie keeps a browser on the replica that first answered it.
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub sticky: bool,
+    /// The path of the active health check; a replica answering it with 2xx or 3xx is healthy.
+    #[serde(default = "default_health_path")]
+    pub health_path: String,
+    #[serde(default = "default_lb_image")]
+    pub image: String,
+    /// URL scheme shown for its endpoint.
+    #[serde(default = "default_lb_scheme")]
+    pub scheme: String,
+}
+
+fn default_health_path() -> String {
+    "/".to_owned()
+}
+fn default_lb_image() -> String {
+    LOAD_BALANCER_IMAGE.to_owned()
+}
+fn default_lb_scheme() -> String {
+    "http".to_owned()
+}
+
+/// Target tracking on CPU: the autoscaler keeps the replicas' average CPU near the target.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScalePolicy {
+    #[serde(deserialize_with = "lenient::number")]
+    pub min: u32,
+    #[serde(deserialize_with = "lenient::number")]
+    pub max: u32,
+    /// Average CPU per replica to aim for, in percent of one core.
+    #[serde(deserialize_with = "lenient::number")]
+    pub target_cpu_percent: u32,
 }
 
 /// A named Docker volume owned by the service.
@@ -217,6 +275,25 @@ pub struct ContainerSpec {
     /// `uid[:gid]` or a user name, as `docker run --user`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// How many copies run, each a resource of its own (`container.web[0]`, …). A container
+    /// that declares neither this nor `scale` runs once, as `container.web`.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient::number_opt")]
+    pub replicas: Option<u32>,
+    /// Bounds and CPU target for the autoscaler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<ScalePolicy>,
+}
+
+impl ContainerSpec {
+    /// Whether it runs as numbered replicas (`container.web[0]`, …).
+    pub fn replicated(&self) -> bool {
+        self.replicas.is_some() || self.scale.is_some()
+    }
+
+    /// How many copies run: `replicas`, or the scale policy's minimum, or one.
+    pub fn replica_count(&self) -> u32 {
+        self.replicas.or(self.scale.as_ref().map(|s| s.min)).unwrap_or(1)
+    }
 }
 
 /// Transport protocol of a published port.
@@ -286,6 +363,13 @@ mod lenient {
             Raw::Value(v) => Ok(v),
             Raw::Text(s) => s.trim().parse().map_err(|_| D::Error::custom(format!("{s:?} is not a valid number here"))),
         }
+    }
+
+    pub fn number_opt<'de, D: Deserializer<'de>, T>(d: D) -> Result<Option<T>, D::Error>
+    where
+        T: Deserialize<'de> + std::str::FromStr,
+    {
+        number(d).map(Some)
     }
 
     pub fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
@@ -379,9 +463,22 @@ impl ServiceSpec {
                 });
             }
         }
+        if let Some(lb) = &self.instance.load_balancer {
+            let address = format!("{ip}:{}", lb.host);
+            out.push(Endpoint {
+                container: LOAD_BALANCER_ENDPOINT.to_owned(),
+                name: lb.scheme.clone(),
+                url: Some(format!("{}://{address}", lb.scheme)),
+                address,
+                protocol: Protocol::Tcp,
+            });
+        }
         out
     }
 }
+
+/// The `container` of a load balancer's [`Endpoint`].
+pub const LOAD_BALANCER_ENDPOINT: &str = "load_balancer";
 
 /// The default EC2 instance type: small, general purpose, burstable, in every region.
 pub const AWS_DEFAULT_INSTANCE_TYPE: &str = "t3.micro";

@@ -119,7 +119,26 @@ impl Template {
                 }
             }
         }
+        // A load balancer's published port counts as its own endpoint.
+        let lb_host = self.blueprint.get("load_balancer").and_then(|lb| lb.get("host")).and_then(|h| h.as_str());
+        if let Some(parameter) = lb_host.and_then(|h| h.strip_prefix("${")?.strip_suffix('}'))
+            && self.parameters.contains_key(parameter)
+        {
+            out.push(HostPortParam {
+                container: crate::spec::LOAD_BALANCER_ENDPOINT.to_owned(),
+                port: "http".to_owned(),
+                protocol: crate::spec::Protocol::Tcp,
+                parameter: parameter.to_owned(),
+            });
+        }
         out
+    }
+
+    /// The parameter that sets a container's replica count (`"replicas": "${param}"`), if any.
+    pub fn replicas_param(&self, container: &str) -> Option<&str> {
+        let raw = self.blueprint.get("containers")?.get(container)?.get("replicas")?.as_str()?;
+        let name = raw.strip_prefix("${")?.strip_suffix('}')?;
+        self.parameters.get_key_value(name).map(|(k, _)| k.as_str())
     }
 
     /// Whether a parameter sets a published host port.

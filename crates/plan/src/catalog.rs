@@ -26,6 +26,7 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "prometheus",
     "uptime-kuma",
     "minio",
+    "web-app",
 );
 
 /// The built-in templates, each parsed and checked.

@@ -9,10 +9,12 @@
 //! port and allowed CIDR) and an instance (`instance.main`) whose `user_data` runs the same
 //! containers; [`aws_settings_check`] validates the AWS settings purely, field by field.
 
+use std::collections::BTreeMap;
+
 use sha2::{Digest, Sha256};
 use spawnit_model::resource::{
-    Address, ContainerAttrs, DesiredResource, ImageAttrs, NetworkAttrs, PublishedPort, ResourceAttrs, ResourceKind,
-    VolumeAttrs, VolumeMount,
+    Address, ContainerAttrs, DesiredResource, ImageAttrs, LoadBalancerAttrs, NetworkAttrs, PublishedPort,
+    ResourceAttrs, ResourceKind, VolumeAttrs, VolumeMount,
 };
 use spawnit_model::resource::{IngressRule, InstanceAttrs, SecurityGroupAttrs};
 use spawnit_model::spec::{AwsSettings, Protocol};
@@ -78,16 +80,23 @@ pub fn service_resources_on(spec: &ServiceSpec, network: &str) -> Vec<DesiredRes
 fn docker_resources(spec: &ServiceSpec, network: &str) -> Vec<DesiredResource> {
     let (client, service) = (spec.client.as_str(), spec.name.as_str());
     let naming: DockerNaming = spec.docker_naming;
-    let object_name = |client: &str, service: &str, name: &str| naming.object(client, service, name);
-    let network = network.to_owned();
+    let object_name = |name: &str| naming.object(client, service, name);
+    // The addresses each container stands for: itself, or its replicas.
+    let addresses = |name: &str| -> Vec<Address> {
+        match spec.instance.containers.get(name) {
+            Some(c) if c.replicated() => (0..c.replica_count()).map(|i| Address::replica(name, i)).collect(),
+            _ => vec![Address::new(ResourceKind::Container, name)],
+        }
+    };
     let mut out = Vec::new();
     for name in spec.instance.volumes.keys() {
         out.push(DesiredResource {
             address: Address::new(ResourceKind::Volume, name.as_str()),
-            attrs: ResourceAttrs::Volume(VolumeAttrs { name: object_name(client, service, name) }),
+            attrs: ResourceAttrs::Volume(VolumeAttrs { name: object_name(name) }),
             depends_on: Vec::new(),
         });
     }
+    let mut names: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, c) in &spec.instance.containers {
         let image = Address::new(ResourceKind::Image, name.as_str());
         out.push(DesiredResource {
@@ -97,45 +106,99 @@ fn docker_resources(spec: &ServiceSpec, network: &str) -> Vec<DesiredResource> {
         });
         let mut depends_on = vec![image];
         depends_on.extend(c.volumes.iter().map(|m| Address::new(ResourceKind::Volume, m.volume.as_str())));
-        depends_on.extend(c.depends_on.iter().map(|d| Address::new(ResourceKind::Container, d.as_str())));
+        depends_on.extend(c.depends_on.iter().flat_map(|d| addresses(d)));
         depends_on.sort();
         depends_on.dedup();
+        let attrs = ContainerAttrs {
+            name: object_name(name),
+            image: c.image.clone(),
+            entrypoint: c.entrypoint.clone(),
+            command: c.command.clone(),
+            env: c.env.clone(),
+            ports: c
+                .ports
+                .iter()
+                .map(|p| PublishedPort {
+                    container: p.container,
+                    host: p.host,
+                    host_ip: spec.exposure.host_ip().to_owned(),
+                    protocol: p.protocol,
+                })
+                .collect(),
+            mounts: c
+                .volumes
+                .iter()
+                .map(|m| VolumeMount { volume: object_name(&m.volume), path: m.path.clone(), read_only: m.read_only })
+                .collect(),
+            network: network.to_owned(),
+            aliases: vec![format!("{service}-{name}")],
+            health: c.health.clone(),
+            user: c.user.clone(),
+        };
+        if !c.replicated() {
+            names.entry(name.clone()).or_default().push(attrs.name.clone());
+            out.push(DesiredResource {
+                address: Address::new(ResourceKind::Container, name.as_str()),
+                attrs: ResourceAttrs::Container(attrs),
+                depends_on,
+            });
+            continue;
+        }
+        // Replicas are named after what they run (`spawnit_c_s_web.0.<revision>`), so a new
+        // revision can start beside the old one during a rolling update.
+        let revision =
+            &fingerprint(&ResourceAttrs::Container(ContainerAttrs { name: String::new(), ..attrs.clone() }))[..6];
+        for i in 0..c.replica_count() {
+            let replica = ContainerAttrs { name: object_name(&format!("{name}.{i}.{revision}")), ..attrs.clone() };
+            names.entry(name.clone()).or_default().push(replica.name.clone());
+            out.push(DesiredResource {
+                address: Address::replica(name, i),
+                attrs: ResourceAttrs::Container(replica),
+                depends_on: depends_on.clone(),
+            });
+        }
+    }
+    if let Some(lb) = &spec.instance.load_balancer {
+        let image = Address::new(ResourceKind::Image, BALANCER_IMAGE_NAME);
         out.push(DesiredResource {
-            address: Address::new(ResourceKind::Container, name.as_str()),
-            attrs: ResourceAttrs::Container(ContainerAttrs {
-                name: object_name(client, service, name),
-                image: c.image.clone(),
-                entrypoint: c.entrypoint.clone(),
-                command: c.command.clone(),
-                env: c.env.clone(),
-                ports: c
-                    .ports
-                    .iter()
-                    .map(|p| PublishedPort {
-                        container: p.container,
-                        host: p.host,
-                        host_ip: spec.exposure.host_ip().to_owned(),
-                        protocol: p.protocol,
-                    })
-                    .collect(),
-                mounts: c
-                    .volumes
-                    .iter()
-                    .map(|m| VolumeMount {
-                        volume: object_name(client, service, &m.volume),
-                        path: m.path.clone(),
-                        read_only: m.read_only,
-                    })
-                    .collect(),
-                network: network.clone(),
-                aliases: vec![format!("{service}-{name}")],
-                health: c.health.clone(),
-                user: c.user.clone(),
+            address: image.clone(),
+            attrs: ResourceAttrs::Image(ImageAttrs { reference: lb.image.clone() }),
+            depends_on: Vec::new(),
+        });
+        let mut depends_on = vec![image];
+        depends_on.extend(addresses(&lb.container));
+        out.push(DesiredResource {
+            address: balancer_address(),
+            attrs: ResourceAttrs::LoadBalancer(LoadBalancerAttrs {
+                name: object_name(BALANCER_IMAGE_NAME),
+                image: lb.image.clone(),
+                network: network.to_owned(),
+                port: PublishedPort {
+                    container: crate::balancer::BALANCER_LISTEN_PORT,
+                    host: lb.host,
+                    host_ip: spec.exposure.host_ip().to_owned(),
+                    protocol: Protocol::Tcp,
+                },
+                target: lb.container.clone(),
+                upstream_port: lb.port,
+                sticky: lb.sticky,
+                health_path: lb.health_path.clone(),
+                upstreams: names.remove(&lb.container).unwrap_or_default(),
             }),
             depends_on,
         });
     }
     out
+}
+
+/// The name of a load balancer's image address and container (`image.load_balancer`,
+/// `spawnit_<client>_<service>_load_balancer`): ids never contain `_`, so no container of a
+/// template can have it.
+const BALANCER_IMAGE_NAME: &str = "load_balancer";
+
+/// The address of a service's load balancer.
+pub fn balancer_address() -> Address {
+    Address::new(ResourceKind::LoadBalancer, "main")
 }
 
 /// The Docker network the containers of an AWS service join on their instance.
@@ -253,6 +316,13 @@ pub fn provider_settings_check(spec: &ServiceSpec) -> Result<(), ValidationError
         }
         (ProviderKind::Aws, None) => {
             Err(ValidationError::one("aws.region", "required for provider aws (e.g. eu-west-3)"))
+        }
+        (ProviderKind::Aws, Some(_)) if spec.instance.load_balancer.is_some() => Err(ValidationError::one(
+            "provider",
+            "a template with a load balancer runs on provider docker only for now (aws: one instance per service)",
+        )),
+        (ProviderKind::Aws, Some(_)) if spec.instance.containers.values().any(|c| c.replicated()) => {
+            Err(ValidationError::one("provider", "replicated containers run on provider docker only for now"))
         }
         (ProviderKind::Aws, Some(aws)) => aws_settings_check(aws, spec.exposure),
     }
@@ -379,9 +449,17 @@ fn cidr_check(cidr: &str) -> Result<(), String> {
 
 /// A short, stable hash of a resource's attributes; stored as a label on what it creates, so a
 /// different label means the object was created from other attributes or changed since.
+///
+/// A load balancer's upstreams are left out: they change in place and are observed as a fact.
 pub fn fingerprint(attrs: &ResourceAttrs) -> String {
     // serde_json maps are sorted (no `preserve_order`), so this serialization is canonical.
-    let bytes = serde_json::to_vec(attrs).unwrap_or_default();
+    let bytes = match attrs {
+        ResourceAttrs::LoadBalancer(lb) => {
+            let fixed = ResourceAttrs::LoadBalancer(LoadBalancerAttrs { upstreams: Vec::new(), ..lb.clone() });
+            serde_json::to_vec(&fixed).unwrap_or_default()
+        }
+        _ => serde_json::to_vec(attrs).unwrap_or_default(),
+    };
     let digest = Sha256::digest(&bytes);
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }

@@ -7,17 +7,21 @@
 //! keeps planning free of I/O (the one impurity is the random source that generates secret
 //! parameters). The engine crate runs plans over providers.
 
+mod balancer;
 mod catalog;
 mod desired;
 mod graph;
 mod planner;
 mod render;
 
+pub use balancer::{
+    BALANCER_LISTEN_PORT, CADDYFILE_PATH, STICKY_COOKIE, caddyfile, caddyfile_upstreams, health_path_check,
+};
 pub use catalog::builtin_templates;
 pub use desired::{
-    aws_allowed_cidrs, aws_instance_address, fingerprint, naming_notes, network_name, network_resources,
-    provider_settings_check, service_resources, service_resources_on,
+    aws_allowed_cidrs, aws_instance_address, balancer_address, fingerprint, naming_notes, network_name,
+    network_resources, provider_settings_check, service_resources, service_resources_on,
 };
 pub use graph::{CycleError, dependency_map, to_dot, topological_order};
 pub use planner::{plan_apply, plan_destroy};
-pub use render::{FieldError, TemplateError, ValidationError, params_resolve, render, template_check};
+pub use render::{FieldError, TemplateError, ValidationError, params_resolve, render, scaling_check, template_check};

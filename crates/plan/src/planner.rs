@@ -29,7 +29,7 @@ pub fn plan_apply(
         Err(e) => return Plan::error(subject, e.to_string()),
     };
     let by_address: BTreeMap<&Address, &DesiredResource> = desired.iter().map(|r| (&r.address, r)).collect();
-    let observed_by: BTreeMap<&Address, &ObservedResource> = observed.iter().map(|o| (&o.address, o)).collect();
+    let (observed_by, leftovers) = observed_primary(observed, state, &by_address);
 
     let mut changes: Vec<Change> = Vec::new();
     let mut recreated: BTreeSet<Address> = BTreeSet::new();
@@ -48,6 +48,7 @@ pub fn plan_apply(
             existing_id: seen.map(|o| o.id.clone()),
             depends_on: r.depends_on.clone(),
             outputs: seen.map(observed_outputs).unwrap_or_default(),
+            create_before_destroy: false,
         };
         match seen {
             None if address.kind == ResourceKind::Image => {
@@ -91,11 +92,20 @@ pub fn plan_apply(
                 }
             }
             Some(o) => {
-                let dependency = r.depends_on.iter().find(|d| d.kind != ResourceKind::Image && recreated.contains(*d));
+                // A load balancer follows its replicas by updating its upstreams, never by being
+                // re-created.
+                let dependency = r
+                    .depends_on
+                    .iter()
+                    .filter(|_| address.kind != ResourceKind::LoadBalancer)
+                    .find(|d| d.kind != ResourceKind::Image && recreated.contains(*d));
                 if let Some(dep) = dependency {
                     change.action = Action::Replace;
                     change.code = ReasonCode::ReplaceBecauseDependencyReplaced;
                     change.reasons.push(format!("depends on {dep}, which is re-created"));
+                } else if let Some(drift) = upstream_drift(&r.attrs, recorded.map(|rec| &rec.attrs), o) {
+                    change.action = Action::Update;
+                    (change.code, change.reasons) = drift;
                 } else if let Some(drift) = ingress_drift(&r.attrs, o) {
                     change.action = Action::Update;
                     change.code = ReasonCode::UpdateBecauseChangedOutside;
@@ -115,6 +125,15 @@ pub fn plan_apply(
         }
         if matches!(change.action, Action::Create | Action::Replace) {
             recreated.insert(address.clone());
+        }
+        if change.action == Action::Replace {
+            // A replica whose new copy has another name can start beside the old one.
+            let old_name = recorded.and_then(|rec| container_name(&rec.attrs));
+            change.create_before_destroy =
+                address.replica_index().is_some() && old_name.is_some_and(|old| Some(old) != container_name(&r.attrs));
+            if change.create_before_destroy {
+                change.reasons.push("rolling: the new copy starts and turns healthy before the old one goes".into());
+            }
         }
         change.reasons = change.reasons.iter().map(|r| redactor.text(r)).collect();
         changes.push(change);
@@ -148,7 +167,21 @@ pub fn plan_apply(
             );
         }
     }
+    for o in leftovers {
+        let address =
+            Address::new(o.address.kind, format!("{}#{}", o.address.name, &short_id(&o.id)[..8.min(o.id.len())]));
+        doomed.insert(
+            address,
+            (
+                Some(o.id.clone()),
+                Vec::new(),
+                (ReasonCode::DeleteBecauseFoundByLabels, "a second copy (left by an interrupted update)"),
+            ),
+        );
+    }
     changes.extend(deletes_ordered(doomed));
+    scale_notes(&mut changes, desired, state);
+    rollout_order(&mut changes, desired);
     let status =
         if changes.iter().any(|c| c.action != Action::NoOp) { PlanStatus::Drifted } else { PlanStatus::Compliant };
     Plan { subject: subject.to_owned(), status, changes, errors: Vec::new() }
@@ -156,8 +189,16 @@ pub fn plan_apply(
 
 /// Plans the removal of everything recorded or labelled (images, being shared, stay).
 pub fn plan_destroy(subject: &str, state: &State, observed: &[ObservedResource]) -> Plan {
-    let observed_by: BTreeMap<&Address, &ObservedResource> = observed.iter().map(|o| (&o.address, o)).collect();
+    let (observed_by, leftovers) = observed_primary(observed, state, &BTreeMap::new());
     let mut doomed = BTreeMap::new();
+    for o in leftovers {
+        let address =
+            Address::new(o.address.kind, format!("{}#{}", o.address.name, &short_id(&o.id)[..8.min(o.id.len())]));
+        doomed.insert(
+            address,
+            (Some(o.id.clone()), Vec::new(), (ReasonCode::DeleteBecauseDestroy, "destroy (a second copy)")),
+        );
+    }
     for (address, rec) in &state.resources {
         let id = observed_by.get(address).map(|o| o.id.clone());
         let reason = if id.is_some() {
@@ -200,7 +241,8 @@ fn deletes_ordered(doomed: BTreeMap<Address, Doomed>) -> Vec<Change> {
         }
     }
     // Containers and instances use the rest (volumes, networks, security groups).
-    let consumer = |a: &Address| matches!(a.kind, ResourceKind::Container | ResourceKind::Instance);
+    let consumer =
+        |a: &Address| matches!(a.kind, ResourceKind::Container | ResourceKind::Instance | ResourceKind::LoadBalancer);
     for (address, list) in dependents.iter_mut() {
         if !consumer(address) {
             for other in doomed.keys().filter(|a| consumer(a)) {
@@ -226,9 +268,133 @@ fn deletes_ordered(doomed: BTreeMap<Address, Doomed>) -> Vec<Change> {
                 fingerprint: None,
                 existing_id: id,
                 outputs: Default::default(),
+                create_before_destroy: false,
             })
         })
         .collect()
+}
+
+/// The observed resource of each address, and the others found under an address that already
+/// has one (a replica's old copy left by an interrupted rolling update): the one recorded in
+/// state wins, then the one matching the desired fingerprint, then the first found.
+fn observed_primary<'a>(
+    observed: &'a [ObservedResource],
+    state: &State,
+    desired: &BTreeMap<&Address, &DesiredResource>,
+) -> (BTreeMap<&'a Address, &'a ObservedResource>, Vec<&'a ObservedResource>) {
+    let mut groups: BTreeMap<&Address, Vec<&ObservedResource>> = BTreeMap::new();
+    for o in observed {
+        groups.entry(&o.address).or_default().push(o);
+    }
+    let mut primary = BTreeMap::new();
+    let mut leftovers = Vec::new();
+    for (address, mut found) in groups {
+        let rank = |o: &ObservedResource| {
+            let recorded = state.resources.get(address).is_some_and(|r| r.id == o.id);
+            let wanted = desired.get(address).is_some_and(|d| o.fingerprint.as_deref() == Some(&fingerprint(&d.attrs)));
+            (!recorded, !wanted)
+        };
+        found.sort_by_key(|o| rank(o));
+        let mut found = found.into_iter();
+        if let Some(first) = found.next() {
+            primary.insert(address, first);
+        }
+        if address.kind != ResourceKind::Image {
+            leftovers.extend(found);
+        }
+    }
+    (primary, leftovers)
+}
+
+fn container_name(attrs: &ResourceAttrs) -> Option<&str> {
+    match attrs {
+        ResourceAttrs::Container(c) => Some(&c.name),
+        _ => None,
+    }
+}
+
+/// For a load balancer: how its upstreams (as found on the proxy) differ from the spec's, and
+/// whether the spec changed them (a scale) or someone else did.
+fn upstream_drift(
+    desired: &ResourceAttrs,
+    recorded: Option<&ResourceAttrs>,
+    observed: &ObservedResource,
+) -> Option<(ReasonCode, Vec<String>)> {
+    let ResourceAttrs::LoadBalancer(lb) = desired else { return None };
+    let found: Vec<&str> = observed.facts.get(facts::UPSTREAMS)?.split(',').filter(|u| !u.is_empty()).collect();
+    let wanted: Vec<&str> = lb.upstreams.iter().map(String::as_str).collect();
+    if found == wanted {
+        return None;
+    }
+    let mut reasons: Vec<String> =
+        wanted.iter().filter(|u| !found.contains(u)).map(|u| format!("upstream {u} added")).collect();
+    reasons.extend(found.iter().filter(|u| !wanted.contains(u)).map(|u| format!("upstream {u} removed")));
+    if reasons.is_empty() {
+        reasons.push("upstreams reordered".into());
+    }
+    let by_spec = matches!(recorded, Some(ResourceAttrs::LoadBalancer(rec)) if rec.upstreams != lb.upstreams);
+    let code = if by_spec { ReasonCode::UpdateBecauseSpecChanged } else { ReasonCode::UpdateBecauseChangedOutside };
+    if !by_spec {
+        reasons = reasons.into_iter().map(|r| format!("{r} outside SpawnIt")).collect();
+    }
+    Some((code, reasons))
+}
+
+/// Says "scale web 2 → 3" on the replicas a change of replica count creates or deletes.
+fn scale_notes(changes: &mut [Change], desired: &[DesiredResource], state: &State) {
+    let count = |addresses: &mut dyn Iterator<Item = &Address>| {
+        let mut n: BTreeMap<String, u32> = BTreeMap::new();
+        for a in addresses.filter(|a| a.kind == ResourceKind::Container && a.replica_index().is_some()) {
+            *n.entry(Address::replica_group(&a.name).to_owned()).or_default() += 1;
+        }
+        n
+    };
+    let before = count(&mut state.resources.keys());
+    let after = count(&mut desired.iter().map(|r| &r.address));
+    for change in changes.iter_mut() {
+        if !matches!(change.action, Action::Create | Action::Delete) || change.address.name.contains('#') {
+            continue;
+        }
+        let Some(index) = change.address.replica_index() else { continue };
+        let group = Address::replica_group(&change.address.name);
+        let (b, a) = (before.get(group).copied().unwrap_or(0), after.get(group).copied().unwrap_or(0));
+        let scaled = match change.action {
+            Action::Create => b > 0 && index >= b,
+            _ => index >= a,
+        };
+        if scaled && a != b {
+            change.reasons.push(format!("scale {group} {b} → {a}"));
+        }
+    }
+}
+
+/// Behind a load balancer, the changes of the replicas it fronts happen one at a time, in
+/// replica order (`max_unavailable = 0`: each new copy serves before an old one goes), and the
+/// balancer's own change comes after them.
+fn rollout_order(changes: &mut [Change], desired: &[DesiredResource]) {
+    for lb in desired.iter().filter_map(|r| match &r.attrs {
+        ResourceAttrs::LoadBalancer(lb) => Some((&r.address, lb)),
+        _ => None,
+    }) {
+        let (lb_address, lb) = lb;
+        let members: Vec<usize> = (0..changes.len())
+            .filter(|&i| changes[i].action != Action::NoOp && lb.fronts(&changes[i].address))
+            .collect();
+        let mut previous: Option<Address> = None;
+        for &i in &members {
+            if let Some(p) = previous.take() {
+                if !changes[i].depends_on.contains(&p) {
+                    changes[i].depends_on.push(p);
+                }
+            }
+            previous = Some(changes[i].address.clone());
+        }
+        if let (Some(last), Some(c)) = (previous, changes.iter_mut().find(|c| &c.address == lb_address)) {
+            if c.action != Action::Delete && !c.depends_on.contains(&last) {
+                c.depends_on.push(last);
+            }
+        }
+    }
 }
 
 /// Whether a resource created from `before` can be changed in place into `after`, by kind:

@@ -263,10 +263,146 @@ pub fn render(
             unknown.into_iter().collect::<Vec<_>>().join(", ")
         )));
     }
+    let rendered = conditionals_resolve(rendered).map_err(fail)?.unwrap_or(Value::Null);
     let instance: Instance =
         serde_json::from_value(rendered).map_err(|e| fail(format!("blueprint is not a valid instance: {e}")))?;
     instance_check(&instance).map_err(fail)?;
     Ok(instance)
+}
+
+/// Resolves the blueprint's conditional parts once placeholders are rendered: an object with a
+/// `$when` key (`"true"` or `"false"`, usually `"${param}"`) is kept without that key when true
+/// and removed from its map or array when false; with a `$value` key it stands for that value.
+/// `None`: the whole value is removed.
+fn conditionals_resolve(v: Value) -> Result<Option<Value>, String> {
+    match v {
+        Value::Object(mut map) => {
+            if let Some(when) = map.remove("$when") {
+                let keep = match &when {
+                    Value::Bool(b) => *b,
+                    Value::String(s) if s == "true" => true,
+                    Value::String(s) if s == "false" => false,
+                    other => return Err(format!("$when must be true or false, got {other}")),
+                };
+                if !keep {
+                    return Ok(None);
+                }
+                if let Some(value) = map.remove("$value") {
+                    return conditionals_resolve(value);
+                }
+            }
+            let mut out = serde_json::Map::new();
+            for (k, v) in map {
+                if let Some(v) = conditionals_resolve(v)? {
+                    out.insert(k, v);
+                }
+            }
+            Ok(Some(Value::Object(out)))
+        }
+        Value::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for v in items {
+                if let Some(v) = conditionals_resolve(v)? {
+                    out.push(v);
+                }
+            }
+            Ok(Some(Value::Array(out)))
+        }
+        other => Ok(Some(other)),
+    }
+}
+
+/// Checks replicas, scale policies and the load balancer of a rendered instance. A bad value
+/// that came from a parameter (`"max": "${max_replicas}"`) is reported under the parameter's
+/// name, any other under its place in the blueprint (`load_balancer.container`).
+pub fn scaling_check(template: &Template, instance: &Instance) -> Result<(), ValidationError> {
+    use spawnit_model::spec::MAX_REPLICAS;
+    let mut errors = Vec::new();
+    let mut bad = |path: &[&str], reason: String| {
+        errors.push(FieldError { field: blueprint_field(template, path), reason });
+    };
+    for (name, c) in &instance.containers {
+        let n = name.as_str();
+        if let Some(r) = c.replicas
+            && !(1..=MAX_REPLICAS).contains(&r)
+        {
+            bad(&["containers", n, "replicas"], format!("must be between 1 and {MAX_REPLICAS} (got {r})"));
+        }
+        if let Some(s) = &c.scale {
+            if !(1..=MAX_REPLICAS).contains(&s.min) {
+                bad(
+                    &["containers", n, "scale", "min"],
+                    format!("must be between 1 and {MAX_REPLICAS} (got {})", s.min),
+                );
+            }
+            if s.max > MAX_REPLICAS {
+                bad(&["containers", n, "scale", "max"], format!("must be at most {MAX_REPLICAS} (got {})", s.max));
+            } else if s.max < s.min {
+                bad(
+                    &["containers", n, "scale", "max"],
+                    format!("must be at least the minimum replicas {} (got {})", s.min, s.max),
+                );
+            }
+            if !(1..=1000).contains(&s.target_cpu_percent) {
+                bad(
+                    &["containers", n, "scale", "target_cpu_percent"],
+                    format!("must be between 1 and 1000 percent of a core (got {})", s.target_cpu_percent),
+                );
+            }
+            if let Some(r) = c.replicas
+                && s.min <= s.max
+                && !(s.min..=s.max).contains(&r)
+            {
+                bad(
+                    &["containers", n, "replicas"],
+                    format!("must be between the scale policy's minimum {} and maximum {} (got {r})", s.min, s.max),
+                );
+            }
+        }
+        if c.replicated() && !c.ports.is_empty() {
+            bad(
+                &["containers", n, "ports"],
+                "a replicated container publishes no host port: put a load_balancer in front of it".into(),
+            );
+        }
+    }
+    if let Some(lb) = &instance.load_balancer {
+        if !instance.containers.contains_key(&lb.container) {
+            let known: Vec<&str> = instance.containers.keys().map(String::as_str).collect();
+            bad(
+                &["load_balancer", "container"],
+                format!("{:?} is not a container of this service (it has: {})", lb.container, known.join(", ")),
+            );
+        }
+        if lb.port == 0 {
+            bad(&["load_balancer", "port"], "must not be 0".into());
+        }
+        if lb.host == 0 {
+            bad(&["load_balancer", "host"], "must not be 0".into());
+        }
+        let taken = instance.containers.values().flat_map(|c| &c.ports).any(|p| p.host == lb.host);
+        if taken {
+            bad(&["load_balancer", "host"], format!("host port {} is already published by a container", lb.host));
+        }
+        if let Err(reason) = crate::balancer::health_path_check(&lb.health_path) {
+            bad(&["load_balancer", "health_path"], reason);
+        }
+        if lb.image.trim().is_empty() || lb.image.chars().any(char::is_whitespace) {
+            bad(&["load_balancer", "image"], "must be an image reference".into());
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(ValidationError { errors }) }
+}
+
+/// The name a bad rendered value is reported under: the parameter it was rendered from when the
+/// blueprint holds exactly `${param}` there, else its path (`load_balancer.container`).
+fn blueprint_field(template: &Template, path: &[&str]) -> String {
+    let raw = path.iter().try_fold(&template.blueprint, |v, key| v.get(*key));
+    let param = raw.and_then(Value::as_str).and_then(|s| s.strip_prefix("${")?.strip_suffix('}'));
+    match param {
+        Some(p) if template.parameters.contains_key(p) => p.to_owned(),
+        _ => path.join("."),
+    }
 }
 
 /// Structural checks a rendered instance must pass.
@@ -336,7 +472,8 @@ pub fn template_check(template: &Template) -> Result<(), TemplateError> {
         sample.insert(name.clone(), value);
     }
     let sample_id = Id::parse("sample").map_err(|e| fail(e.to_string()))?;
-    render(template, &sample_id, &sample_id, &sample).map(|_| ())
+    let instance = render(template, &sample_id, &sample_id, &sample)?;
+    scaling_check(template, &instance).map_err(|e| fail(e.to_string()))
 }
 
 #[cfg(test)]

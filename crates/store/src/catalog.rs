@@ -25,11 +25,26 @@ impl Store {
     /// Writes every template that is absent, then `catalog.json` listing them only if there is
     /// none yet: a store seeded once is never overwritten (users may have changed it).
     pub async fn catalog_seed(&self, templates: &[Template]) -> Result<(), StoreError> {
+        // Templates new to this store (a newer SpawnIt's built-ins) join an existing catalog;
+        // those already there are left as the operator keeps them.
+        let mut added = Vec::new();
         for template in templates {
-            ignore_conflict(self.put_json(&Key::template(&template.id), template, PutCondition::Absent).await)?;
+            match self.put_json(&Key::template(&template.id), template, PutCondition::Absent).await {
+                Ok(_) => added.push(template),
+                Err(StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
         let catalog = Catalog { templates: templates.iter().map(CatalogEntry::from).collect() };
-        ignore_conflict(self.put_json(&Key::catalog(), &catalog, PutCondition::Absent).await)
+        match self.put_json(&Key::catalog(), &catalog, PutCondition::Absent).await {
+            Err(StoreError::Conflict { .. }) => {
+                for template in added {
+                    self.template_put(template).await?;
+                }
+                Ok(())
+            }
+            result => result.map(|_| ()),
+        }
     }
 
     /// Adds or replaces a template: its file, then its entry in `catalog.json`.
@@ -53,12 +68,5 @@ impl Store {
                 result => return result.map(|_| ()),
             }
         }
-    }
-}
-
-fn ignore_conflict<T>(result: Result<T, StoreError>) -> Result<(), StoreError> {
-    match result {
-        Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
-        Err(e) => Err(e),
     }
 }
