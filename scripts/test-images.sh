@@ -7,12 +7,18 @@
 #   redis:7                  Debian's redis-server and redis-cli with exactly the shared
 #                            libraries `ldd` lists, a static busybox as /bin/sh, and an
 #                            entrypoint like the official image's
+#   caddy:2                  Debian's caddy with the libraries `ldd` lists and a static busybox
+#                            (sh, wget), /etc/caddy and the official image's command
+#   spawnit-test/webapp:1    a stand-in app (static busybox httpd + CGI): / says which replica
+#   spawnit-test/webapp:2    answered, /health is 200, /burn?seconds=N burns a core; :2 says
+#   spawnit-test/webapp:unhealthy  Version: 2; :unhealthy has no /health (404); also tagged
+#   traefik/whoami:v1.10     as the web-app template's default image, whose / and /health it mimics
 #
 # Each image is made with `docker import` (no Dockerfile builder needed) and labelled
 # spawnit.test-image=<sha256 of its inputs>; an image whose label already matches is left
 # alone, so running this again is a fast no-op.
 #
-# Usage: scripts/test-images.sh [--force] [IMAGE...]   (IMAGE: http-echo, redis; default all)
+# Usage: scripts/test-images.sh [--force] [IMAGE...]   (IMAGE: http-echo, redis, caddy, webapp; default all)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -25,7 +31,7 @@ wanted=()
 for arg in "$@"; do
 	case $arg in
 	--force) force=true ;;
-	http-echo | redis) wanted+=("$arg") ;;
+	http-echo | redis | caddy | webapp) wanted+=("$arg") ;;
 	-h | --help)
 		sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
 		exit 0
@@ -33,7 +39,7 @@ for arg in "$@"; do
 	*) echo "test-images: unknown argument: $arg" >&2; exit 2 ;;
 	esac
 done
-[ ${#wanted[@]} -gt 0 ] || wanted=(http-echo redis)
+[ ${#wanted[@]} -gt 0 ] || wanted=(http-echo redis caddy webapp)
 
 say() { printf 'test-images: %s\n' "$*" >&2; }
 
@@ -170,6 +176,85 @@ build_redis() {
 		'CMD ["redis-server"]'
 }
 
+# Every library ldd lists for the given binaries (and the dynamic loader).
+libs_of() {
+	ldd "$@" | awk '
+		$2 == "=>" && $3 ~ /^\// { print $3 }
+		$1 ~ /^\// && $1 !~ /:$/ { print $1 }' | sort -u
+}
+
+# A static busybox in ROOT/bin with every applet linked.
+busybox_into() {
+	local root=$1 applet
+	mkdir -p "$root/bin"
+	install -m 0755 /bin/busybox "$root/bin/busybox"
+	for applet in $(/bin/busybox --list); do
+		[ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
+	done
+}
+
+build_caddy() {
+	local tag=caddy:2
+	ensure_packages busybox-static caddy
+	local caddy lib_files=() lib
+	caddy=$(readlink -f /usr/bin/caddy)
+	for lib in $(libs_of "$caddy"); do lib_files+=("$lib"); done
+	local hash
+	hash=$(inputs_hash "$tag" /bin/busybox "$caddy" "${lib_files[@]}")
+	up_to_date "$tag" "$hash" && return 0
+
+	local root="$work/caddy"
+	mkdir -p "$root/usr/bin" "$root/etc/caddy" "$root/config/caddy" "$root/data/caddy" "$root/srv"
+	install -d -m 1777 "$root/tmp"
+	install -m 0755 "$caddy" "$root/usr/bin/caddy"
+	for lib in "${lib_files[@]}"; do
+		mkdir -p "$root$(dirname "$lib")"
+		cp -L "$lib" "$root$lib"
+	done
+	busybox_into "$root"
+	printf ':80 {\n\trespond "Caddy works!"\n}\n' >"$root/etc/caddy/Caddyfile"
+	printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
+	printf 'root:x:0:\n' >"$root/etc/group"
+	import_rootfs "$tag" "$hash" "$root" \
+		"ENV PATH=$std_path" \
+		"ENV XDG_CONFIG_HOME=/config" \
+		"ENV XDG_DATA_HOME=/data" \
+		"WORKDIR /srv" \
+		"EXPOSE 80 443 2019" \
+		'CMD ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]'
+}
+
+build_webapp() {
+	ensure_packages busybox-static
+	local files=(/bin/busybox "$assets/webapp/webapp" "$assets/webapp/index.cgi")
+	local variant
+	for variant in 1 2 unhealthy; do
+		local tag=spawnit-test/webapp:$variant
+		local hash
+		hash=$(inputs_hash "$tag" "${files[@]}")
+		up_to_date "$tag" "$hash" && continue
+		local root="$work/webapp-$variant"
+		mkdir -p "$root/www/cgi-bin" "$root/etc"
+		install -d -m 1777 "$root/tmp"
+		busybox_into "$root"
+		install -m 0755 "$assets/webapp/webapp" "$root/webapp"
+		install -m 0755 "$assets/webapp/index.cgi" "$root/www/cgi-bin/index.cgi"
+		mkdir -p "$root/www/burn"
+		[ "$variant" = unhealthy ] || echo ok >"$root/www/health"
+		printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
+		printf 'root:x:0:\n' >"$root/etc/group"
+		local version=$variant
+		[ "$variant" = unhealthy ] && version=3
+		import_rootfs "$tag" "$hash" "$root" \
+			"ENV PATH=$std_path" \
+			"ENV APP_VERSION=$version" \
+			"EXPOSE 80" \
+			'ENTRYPOINT ["/webapp"]'
+	done
+	# The web-app template's default image: the stand-in answers / and /health as it does.
+	docker tag spawnit-test/webapp:1 traefik/whoami:v1.10
+}
+
 command -v docker >/dev/null || { say "docker is not installed"; exit 1; }
 docker info >/dev/null 2>&1 || { say "cannot reach the Docker engine"; exit 1; }
 
@@ -183,5 +268,7 @@ for image in "${wanted[@]}"; do
 	case $image in
 	http-echo) build_http_echo ;;
 	redis) build_redis ;;
+	caddy) build_caddy ;;
+	webapp) build_webapp ;;
 	esac
 done

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\n==> %s\n' "$*"; }
 
-apt_packages=(busybox-static redis-server redis-tools chromium chromium-driver)
+apt_packages=(busybox-static redis-server redis-tools caddy chromium chromium-driver)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -70,7 +70,27 @@ impl DockerProvider {
             .await
             .map_err(|e| op_error("create", address, e))?;
         self.container_start(address, &created.id).await?;
+        self.balancer_wait_serving(address, &created.id).await?;
         Ok(created.id)
+    }
+
+    /// Waits until the proxy's admin endpoint answers (its configuration is loaded); a proxy
+    /// that keeps restarting fails with its last log lines.
+    async fn balancer_wait_serving(&self, address: &Address, id: &str) -> Result<(), ProviderError> {
+        let started = Instant::now();
+        let probe = ["timeout", "2", "wget", "-q", "-O", "/dev/null", "http://localhost:2019/config/"];
+        while started.elapsed() < Duration::from_secs(10) {
+            if let Ok((0, _)) = self.exec(id, &probe).await {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let logs = self.logs_tail(id, 5).await;
+        Err(op_error(
+            "start",
+            address,
+            Message(format!("the load balancer never started serving; its last output: {logs}")),
+        ))
     }
 
     /// Sets the upstreams (and starts the proxy if it was stopped): waits for each new upstream
@@ -120,7 +140,8 @@ impl DockerProvider {
         upstream: &str,
     ) -> Result<(), ProviderError> {
         let url = format!("http://{upstream}:{}{}", lb.upstream_port, lb.health_path);
-        let probe = ["wget", "-q", "-O", "/dev/null", "-T", "2", url.as_str()];
+        // `timeout`, not wget's own -T: both are busybox applets in Caddy's image.
+        let probe = ["timeout", "3", "wget", "-q", "-O", "/dev/null", url.as_str()];
         let started = Instant::now();
         let mut last = String::new();
         while started.elapsed() < HEALTH_WAIT {

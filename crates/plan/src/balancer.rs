@@ -28,7 +28,7 @@ pub const CADDYFILE_PATH: &str = "/etc/caddy/Caddyfile";
 pub fn caddyfile(lb: &LoadBalancerAttrs) -> String {
     let mut out = String::new();
     out.push_str("# Rendered by SpawnIt: changes are overwritten on the next apply.\n");
-    out.push_str("{\n\tadmin localhost:2019\n\tauto_https off\n\tpersist_config off\n}\n");
+    out.push_str("{\n\tadmin localhost:2019\n\tauto_https off\n}\n");
     out.push_str(&format!(":{} {{\n", lb.port.container));
     if lb.upstreams.is_empty() {
         out.push_str("\trespond \"no replica is running\" 503\n}\n");
