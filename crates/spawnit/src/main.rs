@@ -462,6 +462,20 @@ async fn show(engine: &Engine, client: &Id, service: &Id, output: Output) -> Res
                     if spec.secret_params.contains(k) { spawnit_model::redact::MASK.to_owned() } else { v.to_string() };
                 let _ = writeln!(out, "  {k} = {shown}");
             }
+            for (name, c) in spec.instance.containers.iter().filter(|(_, c)| c.replicated()) {
+                let policy = c.scale.as_ref().map_or(String::new(), |s| {
+                    format!(", autoscaled {}–{} at {}% CPU", s.min, s.max, s.target_cpu_percent)
+                });
+                let _ = writeln!(out, "Replicas: {name} × {}{policy}", c.replica_count());
+            }
+            if let Some(lb) = &spec.instance.load_balancer {
+                let sticky = if lb.sticky { "sticky sessions" } else { "round robin" };
+                let _ = writeln!(
+                    out,
+                    "Load balancer: {} on port {} → {}:{} ({sticky}, health {})",
+                    lb.image, lb.host, lb.container, lb.port, lb.health_path
+                );
+            }
             let _ = writeln!(out, "Resources:");
             match &state {
                 Some(s) if !s.resources.is_empty() => {
@@ -509,20 +523,33 @@ async fn status(engine: &Engine, client: &Id, output: Output) -> Result<u8> {
             Ok(p) => (p.plan.status.to_string(), plan_reasons(&redacted_plan(&p.plan, &redactor))),
             Err(e) => ("error".to_owned(), vec![redactor.text(&e.to_string())]),
         };
-        rows.push(json!({"service": service, "template": spec.template.id, "status": status, "reasons": reasons}));
+        let replicas: serde_json::Map<String, Value> = spec
+            .instance
+            .containers
+            .iter()
+            .filter(|(_, c)| c.replicated())
+            .map(|(name, c)| (name.clone(), json!(c.replica_count())))
+            .collect();
+        rows.push(json!({
+            "service": service, "template": spec.template.id, "status": status, "replicas": replicas, "reasons": reasons
+        }));
     }
     match output {
         Output::Json => print_json(&Value::Array(rows))?,
         Output::Text => {
-            println!("{:<24} {:<12} {:<10} REASONS", "SERVICE", "TEMPLATE", "STATUS");
+            println!("{:<24} {:<12} {:<10} {:<10} REASONS", "SERVICE", "TEMPLATE", "STATUS", "REPLICAS");
             for r in &rows {
                 let reasons: Vec<&str> =
                     r["reasons"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                let replicas: Vec<String> =
+                    r["replicas"].as_object().into_iter().flatten().map(|(name, n)| format!("{name}×{n}")).collect();
+                let replicas = if replicas.is_empty() { "-".to_owned() } else { replicas.join(",") };
                 println!(
-                    "{:<24} {:<12} {:<10} {}",
+                    "{:<24} {:<12} {:<10} {:<10} {}",
                     r["service"].as_str().unwrap_or_default(),
                     r["template"].as_str().unwrap_or_default(),
                     r["status"].as_str().unwrap_or_default(),
+                    replicas,
                     reasons.join("; ")
                 );
             }

@@ -48,14 +48,18 @@ pub fn plan_text(plan: &Plan) -> String {
 pub fn event_text(event: &JobEvent) -> Option<String> {
     Some(match event {
         JobEvent::Planned { .. } => return None,
-        JobEvent::OperationStarted { address, action } => format!("{address}: {}...", verb(*action, false)),
+        JobEvent::OperationStarted { address, action } => format!("{address}: {}...", verb(address, *action, false)),
         JobEvent::OperationDone { address, action, id, duration_ms } => {
             let id = if id.len() > 12 && id.bytes().all(|b| b.is_ascii_hexdigit()) { &id[..12] } else { id };
             let id = if id.is_empty() { String::new() } else { format!(" [id={id}]") };
-            format!("{address}: {} after {:.1}s{id}", verb(*action, true), *duration_ms as f64 / 1000.0)
+            format!("{address}: {} after {:.1}s{id}", verb(address, *action, true), *duration_ms as f64 / 1000.0)
         }
         JobEvent::OperationFailed { address, action, error, duration_ms } => {
-            format!("{address}: {} failed after {:.1}s: {error}", verb(*action, false), *duration_ms as f64 / 1000.0)
+            format!(
+                "{address}: {} failed after {:.1}s: {error}",
+                verb(address, *action, false),
+                *duration_ms as f64 / 1000.0
+            )
         }
         JobEvent::Message { text } => text.clone(),
         JobEvent::Finished { outcome, done, failed, skipped, duration_ms } => {
@@ -76,8 +80,13 @@ pub fn event_text(event: &JobEvent) -> Option<String> {
     })
 }
 
-fn verb(action: Action, done: bool) -> &'static str {
+/// What a change does, in words: updating a container starts it again, updating a load
+/// balancer changes its upstreams.
+fn verb(address: &spawnit_model::Address, action: Action, done: bool) -> &'static str {
+    let balancer = address.kind == spawnit_model::ResourceKind::LoadBalancer;
     match (action, done) {
+        (Action::Update, false) if balancer => "Updating",
+        (Action::Update, true) if balancer => "Updated",
         (Action::Create, false) => "Creating",
         (Action::Create, true) => "Created",
         (Action::Update, false) => "Starting",
