@@ -128,8 +128,13 @@ impl DockerProvider {
 
     /// The upstreams of the configuration found in a proxy container; `None` when it has none.
     pub(crate) async fn balancer_upstreams(&self, id: &str) -> Option<Vec<String>> {
-        let text = self.file_get(id, CADDYFILE_PATH).await.ok()??;
-        Some(caddyfile_upstreams(&String::from_utf8_lossy(&text)))
+        self.balancer_config(id).await.map(|text| caddyfile_upstreams(&text))
+    }
+
+    /// The configuration found in a proxy container.
+    pub(crate) async fn balancer_config(&self, id: &str) -> Option<String> {
+        let bytes = self.file_get(id, CADDYFILE_PATH).await.ok()??;
+        Some(String::from_utf8_lossy(&bytes).into_owned())
     }
 
     async fn upstream_wait_healthy(

@@ -541,9 +541,11 @@ impl DockerProvider {
                         .collect();
                 if address.kind == ResourceKind::LoadBalancer
                     && let Some(id) = c.id.as_deref()
-                    && let Some(upstreams) = self.balancer_upstreams(id).await
+                    && let Some(config) = self.balancer_config(id).await
                 {
+                    let upstreams = spawnit_plan::caddyfile_upstreams(&config);
                     facts.insert(facts::UPSTREAMS.to_owned(), upstreams.join(","));
+                    facts.insert(facts::CONFIG_DIGEST.to_owned(), spawnit_plan::config_digest(&config));
                 }
                 let liveness = if running { Liveness::Running } else { Liveness::Stopped };
                 out.push((

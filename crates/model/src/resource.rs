@@ -41,6 +41,8 @@ pub mod facts {
     pub const INSTANCE_TYPE: &str = "instance_type";
     /// A load balancer's upstreams as found in its configuration, comma-separated in order.
     pub const UPSTREAMS: &str = "upstreams";
+    /// A hash of a load balancer's configuration as found (see `spawnit_plan::config_digest`).
+    pub const CONFIG_DIGEST: &str = "config_digest";
     /// A container's name as found.
     pub const NAME: &str = "name";
 }

@@ -60,6 +60,13 @@ pub fn caddyfile_upstreams(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// A short hash of a configuration's text, to tell a configuration edited on the proxy from the
+/// one SpawnIt renders.
+pub fn config_digest(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
 /// A health path is an absolute URL path of safe characters (no spaces, quotes or braces, which
 /// could end the directive it is written into).
 pub fn health_path_check(path: &str) -> Result<(), String> {

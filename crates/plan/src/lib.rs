@@ -15,7 +15,8 @@ mod planner;
 mod render;
 
 pub use balancer::{
-    BALANCER_LISTEN_PORT, CADDYFILE_PATH, STICKY_COOKIE, caddyfile, caddyfile_upstreams, health_path_check,
+    BALANCER_LISTEN_PORT, CADDYFILE_PATH, STICKY_COOKIE, caddyfile, caddyfile_upstreams, config_digest,
+    health_path_check,
 };
 pub use catalog::builtin_templates;
 pub use desired::{

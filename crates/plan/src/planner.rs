@@ -314,7 +314,8 @@ fn container_name(attrs: &ResourceAttrs) -> Option<&str> {
 }
 
 /// For a load balancer: how its upstreams (as found on the proxy) differ from the spec's, and
-/// whether the spec changed them (a scale) or someone else did.
+/// whether the spec changed them (a scale) or someone else did; with the same upstreams, whether
+/// its configuration differs from the one SpawnIt renders.
 fn upstream_drift(
     desired: &ResourceAttrs,
     recorded: Option<&ResourceAttrs>,
@@ -324,7 +325,12 @@ fn upstream_drift(
     let found: Vec<&str> = observed.facts.get(facts::UPSTREAMS)?.split(',').filter(|u| !u.is_empty()).collect();
     let wanted: Vec<&str> = lb.upstreams.iter().map(String::as_str).collect();
     if found == wanted {
-        return None;
+        // Same upstreams: is the rest of the configuration the one SpawnIt renders?
+        let digest = observed.facts.get(facts::CONFIG_DIGEST)?;
+        return (*digest != crate::balancer::config_digest(&crate::balancer::caddyfile(lb))).then(|| {
+            let reason = "its configuration was edited outside SpawnIt: write it again and reload";
+            (ReasonCode::UpdateBecauseChangedOutside, vec![reason.to_owned()])
+        });
     }
     let mut reasons: Vec<String> =
         wanted.iter().filter(|u| !found.contains(u)).map(|u| format!("upstream {u} added")).collect();
