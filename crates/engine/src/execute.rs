@@ -131,10 +131,12 @@ fn rollback_run<'a>(
     })
 }
 
-/// The load balancer in front of `address` as recorded now, if it exists and stays.
+/// The load balancer in front of `address` as recorded now, if it exists and stays (not being
+/// destroyed, nor created again after it was removed outside SpawnIt).
 fn balancer_live<'p>(plan: &'p Plan, state: &State, address: &Address) -> Option<(&'p Address, LoadBalancerAttrs)> {
-    let lb =
-        plan.changes.iter().find(|c| c.address.kind == ResourceKind::LoadBalancer && c.action != Action::Delete)?;
+    let lb = plan.changes.iter().find(|c| {
+        c.address.kind == ResourceKind::LoadBalancer && !matches!(c.action, Action::Delete | Action::Create)
+    })?;
     let recorded = state.resources.get(&lb.address)?;
     let ResourceAttrs::LoadBalancer(attrs) = &recorded.attrs else { return None };
     attrs.fronts(address).then(|| (&lb.address, attrs.clone()))
