@@ -30,8 +30,10 @@ use spawnit_model::{Id, Owner, OwnerKey};
 use tokio_util::sync::CancellationToken;
 
 mod balancer;
+mod stats;
 
 pub use balancer::HEALTH_WAIT;
+pub use stats::cpu_percent;
 
 /// A plain error message as an error source.
 #[derive(Debug, thiserror::Error)]

@@ -31,11 +31,11 @@ use crate::jobs::{JobKind, JobStatus};
 use crate::ops;
 use crate::ops::{
     AUDIT_LIMIT_DEFAULT, AUDIT_LIMIT_MAX, LeaseExtendRequest, LeaseSetRequest, NetworkCreateRequest,
-    ServiceCreateRequest, ServiceUpdateRequest, TokenCreateRequest, UserCreateRequest,
+    ServiceCreateRequest, ServiceScaleRequest, ServiceUpdateRequest, TokenCreateRequest, UserCreateRequest,
 };
 use crate::views::{
     AuditList, HealthView, JobList, JobView, MeView, NetworkList, NetworkView, Readiness, ReadinessChecks,
-    ReadinessView, ServiceList, ServiceView, Status, TokenList, TokenView, UserList, UserView,
+    ReadinessView, ScaleView, ServiceList, ServiceView, Status, TokenList, TokenView, UserList, UserView,
 };
 
 /// The API under `/api`, and the server's own `/healthz`, `/readyz` and `/metrics`, each route
@@ -50,6 +50,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(service_plan))
         .routes(routes!(service_apply))
         .routes(routes!(service_destroy))
+        .routes(routes!(service_scale_get, service_scale))
         .routes(routes!(lease_set, lease_remove))
         .routes(routes!(lease_extend))
         .routes(routes!(network_list, network_create))
@@ -345,6 +346,34 @@ async fn service_destroy(
     ops::service_job(&s, &c, q.client(), &name, JobKind::Destroy).await.map(accepted)
 }
 
+/// The replicas of the service's replicated containers (status, last CPU sample) and the
+/// autoscaler's recent decisions.
+#[utoipa::path(get, path = "/services/{id}/scale", tag = "services",
+    params(("id" = Id, Path, description = "Service name"), ClientQuery),
+    responses((status = 200, description = "Replicas and scaling decisions", body = ScaleView)))]
+async fn service_scale_get(
+    State(s): State<AppState>,
+    c: Caller,
+    Params(q): Params<ClientQuery>,
+    PathId(name): PathId,
+) -> Answer<ScaleView> {
+    ops::service_scale_get(&s, &c, q.client(), &name).await.map(Json)
+}
+
+/// Set a replicated container's replica count and queue an apply job.
+#[utoipa::path(post, path = "/services/{id}/scale", tag = "services",
+    params(("id" = Id, Path, description = "Service name"), ClientQuery), request_body = ServiceScaleRequest,
+    responses((status = 202, description = "The apply job, queued", body = JobView)))]
+async fn service_scale(
+    State(s): State<AppState>,
+    c: Caller,
+    Params(q): Params<ClientQuery>,
+    PathId(name): PathId,
+    Body(body): Body<ServiceScaleRequest>,
+) -> Result<Response, ApiError> {
+    ops::service_scale(&s, &c, q.client(), &name, body).await.map(accepted)
+}
+
 /// Set the service's lease.
 #[utoipa::path(put, path = "/services/{id}/lease", tag = "leases",
     params(("id" = Id, Path, description = "Service name"), ClientQuery), request_body = LeaseSetRequest,
@@ -505,7 +534,7 @@ async fn job_cancel(State(s): State<AppState>, c: Caller, Path(id): Path<String>
 
 /// Live server events of the caller's services.
 #[utoipa::path(get, path = "/events", tag = "events",
-    responses((status = 200, description = "Server-Sent Events: service_status, job, lease_warning, lease_expired",
+    responses((status = 200, description = "Server-Sent Events: service_status, job, lease_warning, lease_expired, scaled",
         content_type = "text/event-stream", body = String)))]
 async fn events(State(s): State<AppState>, caller: Caller) -> Response {
     crate::sse::events_stream(&s.bus, caller).into_response()

@@ -1,5 +1,5 @@
-//! The server's event bus: status changes of services, job lifecycle and lease warnings,
-//! broadcast to every `/api/events` subscriber (each sees its own client's events only).
+//! The server's event bus: status changes of services, job lifecycle, lease warnings and the
+//! autoscaler's scalings, broadcast to every `/api/events` subscriber (each sees its own client's events only).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -20,6 +20,19 @@ pub enum ServerEvent {
     LeaseWarning { client: Id, service: Id, expires_at: DateTime<Utc>, remaining_s: i64, at: DateTime<Utc> },
     /// A service's lease ended: a destroy job was queued.
     LeaseExpired { client: Id, service: Id, job: String, at: DateTime<Utc> },
+    /// The autoscaler changed a replicated container's count (an apply job was queued: `job`).
+    Scaled {
+        client: Id,
+        service: Id,
+        container: String,
+        from: u32,
+        to: u32,
+        avg_cpu_percent: f64,
+        target_cpu_percent: u32,
+        reason: String,
+        job: Option<String>,
+        at: DateTime<Utc>,
+    },
 }
 
 impl ServerEvent {
@@ -28,7 +41,8 @@ impl ServerEvent {
             ServerEvent::ServiceStatus { client, .. }
             | ServerEvent::Job { client, .. }
             | ServerEvent::LeaseWarning { client, .. }
-            | ServerEvent::LeaseExpired { client, .. } => client,
+            | ServerEvent::LeaseExpired { client, .. }
+            | ServerEvent::Scaled { client, .. } => client,
         }
     }
 
@@ -39,6 +53,7 @@ impl ServerEvent {
             ServerEvent::Job { .. } => "job",
             ServerEvent::LeaseWarning { .. } => "lease_warning",
             ServerEvent::LeaseExpired { .. } => "lease_expired",
+            ServerEvent::Scaled { .. } => "scaled",
         }
     }
 }

@@ -308,6 +308,26 @@ impl ServiceIndex {
     }
 }
 
+impl ServiceIndex {
+    /// Every service, of every client, whose spec has a replicated container with a scale
+    /// policy (the autoscaler's candidates), as of now: this server's own writes applied first.
+    pub async fn scalable(&self) -> Result<Vec<(Id, Id)>, StoreError> {
+        self.catch_up().await?;
+        let entries = self.inner.entries.read().expect("service index");
+        let mut out = Vec::new();
+        for (client, services) in entries.iter() {
+            for (name, entry) in services {
+                if let Some(Ok(spec)) = &entry.spec
+                    && spec.instance.containers.values().any(|c| c.replicated() && c.scale.is_some())
+                {
+                    out.push((client.clone(), name.clone()));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 impl Listed {
     pub fn name(&self) -> &Id {
         match self {

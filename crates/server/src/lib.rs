@@ -1,8 +1,8 @@
 //! SpawnIt's server (`spawnit serve`): the JSON API under `/api` (bearer tokens or the web
 //! session, one error shape, an OpenAPI document), the server-rendered web UI, local accounts
 //! and OIDC sign-in, the audit log, jobs streamed by Server-Sent Events, and the background
-//! tasks: the drift monitor, the lease keeper and the refresh of the service index (each one's
-//! last run in [`tasks`]). It keeps no state of its own: specs, state, locks, users, sessions,
+//! tasks: the drift monitor, the lease keeper, the autoscaler and the refresh of the service
+//! index (each one's last run in [`tasks`]). It keeps no state of its own: specs, state, locks, users, sessions,
 //! tokens, audit entries and job records live in the store (the index only mirrors specs and
 //! states), so it can be restarted at any moment, and the CLI can act on the same store.
 
@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod autoscaler;
 pub mod caller;
 pub mod error;
 pub mod events;
@@ -77,6 +78,8 @@ pub struct AppState {
     pub tasks: TaskRuns,
     /// Every service's spec and state in memory, for lists.
     pub index: ServiceIndex,
+    /// The autoscaler's last samples and decisions, and each service's last scaling.
+    pub scaling: autoscaler::ScaleBoard,
     /// Failed sign-ins, per user and address.
     pub rate: accounts::RateLimit,
     /// Whether cookies get `Secure` (the server listens on a non-loopback address).
@@ -118,6 +121,8 @@ pub struct ServerConfig {
     pub lease_warnings: Vec<Duration>,
     /// The waits between failed reconcile applies of a service (10 s doubling up to 10 min).
     pub reconcile_backoff: monitor::Backoff,
+    /// The autoscaler's interval and cooldowns.
+    pub autoscale: autoscaler::AutoscaleConfig,
     /// OIDC sign-in for the web UI.
     pub oidc: Option<oidc::OidcConfig>,
     /// SpawnIt's public URL, e.g. `https://spawnit.example.com` (https: answers carry
@@ -134,6 +139,7 @@ impl Default for ServerConfig {
             lease_every: Duration::from_secs(5),
             lease_warnings: vec![Duration::from_secs(3600), Duration::from_secs(300)],
             reconcile_backoff: monitor::Backoff::default(),
+            autoscale: autoscaler::AutoscaleConfig::default(),
             oidc: None,
             public_url: None,
         }
@@ -149,7 +155,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listener and starts the API, the drift monitor and the lease keeper.
+    /// Binds the listener and starts the API, the drift monitor, the lease keeper and the autoscaler.
     pub async fn start(engine: Engine, docker: DockerProvider, config: ServerConfig) -> Result<Server, ServerError> {
         let bus = EventBus::new();
         let metrics = Arc::new(Metrics::default());
@@ -168,6 +174,7 @@ impl Server {
             metrics: metrics.clone(),
             tasks: task_runs.clone(),
             index: index.clone(),
+            scaling: autoscaler::ScaleBoard::default(),
             rate: accounts::RateLimit::default(),
             secure_cookies: !config.listen.ip().is_loopback() || headers::is_https(config.public_url.as_deref()),
             oidc: config.oidc.clone().map(|c| std::sync::Arc::new(oidc::Oidc::new(c))),
@@ -178,6 +185,7 @@ impl Server {
             .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
         let addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?;
         let stop = CancellationToken::new();
+        let autoscaler = autoscaler::Autoscaler { state: state.clone(), config: config.autoscale };
         let metrics_upkeep = metrics.clone().upkeep_run(stop.clone());
         let monitor = Monitor {
             engine,
@@ -195,6 +203,7 @@ impl Server {
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(monitor.clone().drift_run(rechecks, stop.clone()));
         tasks.spawn(monitor.lease_run(stop.clone()));
+        tasks.spawn(autoscaler.run(stop.clone()));
         tasks.spawn(metrics_upkeep);
         tasks.spawn(index.run(config.sweep_every, task_runs, stop.clone()));
         let shutdown = stop.clone();

@@ -1,7 +1,7 @@
 //! The server's background tasks and what each did last: when it last ran, how long that took,
 //! whether it succeeded (or its error), how often it ran and failed. The drift sweep, the
-//! re-check of single services, the reconcile applies, the lease keeper and the refresh of the
-//! service index record every run here; `/metrics` and the admin page show the snapshot.
+//! re-check of single services, the reconcile applies, the lease keeper, the refresh of the
+//! service index and the autoscaler record every run here; `/metrics` and the admin page show the snapshot.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -22,11 +22,19 @@ pub enum Task {
     LeaseKeeper,
     /// The refresh of the in-memory service index from the store.
     IndexRefresh,
+    /// One round of the autoscaler over every scalable service.
+    Autoscale,
 }
 
 impl Task {
-    pub const ALL: [Task; 5] =
-        [Task::DriftSweep, Task::DriftRecheck, Task::Reconcile, Task::LeaseKeeper, Task::IndexRefresh];
+    pub const ALL: [Task; 6] = [
+        Task::DriftSweep,
+        Task::DriftRecheck,
+        Task::Reconcile,
+        Task::LeaseKeeper,
+        Task::IndexRefresh,
+        Task::Autoscale,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -35,6 +43,7 @@ impl Task {
             Task::Reconcile => "reconcile",
             Task::LeaseKeeper => "lease_keeper",
             Task::IndexRefresh => "index_refresh",
+            Task::Autoscale => "autoscale",
         }
     }
 }

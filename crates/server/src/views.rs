@@ -386,3 +386,51 @@ impl From<Result<(), String>> for CheckView {
         CheckView { ok: result.is_ok(), error: result.err() }
     }
 }
+
+/// The replicas of a service's replicated containers, their last CPU samples, and the
+/// autoscaler's recent decisions (`GET /api/services/{id}/scale`).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ScaleView {
+    pub client: Id,
+    pub name: Id,
+    pub containers: Vec<ReplicatedContainerView>,
+    /// The autoscaler's last decisions, newest first (kept in memory: empty after a restart).
+    pub decisions: Vec<crate::autoscaler::ScaleDecision>,
+}
+
+/// A replicated container: its count, its scale policy, its replicas.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ReplicatedContainerView {
+    /// Its name in the service, e.g. `app`.
+    pub container: String,
+    /// The replica count the spec asks for.
+    pub replicas: u32,
+    /// The autoscaler's bounds and target, when it has one.
+    pub policy: Option<ScalePolicyView>,
+    /// The replicas recorded in the service's state.
+    pub instances: Vec<ReplicaView>,
+}
+
+/// A scale policy: the autoscaler keeps the average CPU near `target_cpu_percent`.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ScalePolicyView {
+    pub min: u32,
+    pub max: u32,
+    /// Percent of one core per replica.
+    pub target_cpu_percent: u32,
+}
+
+/// One replica.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ReplicaView {
+    /// E.g. `container.app[0]`.
+    pub address: String,
+    /// The Docker container id.
+    pub id: String,
+    /// As Docker reports it now (`running (healthy)`, `exited`…); absent when it is gone or
+    /// Docker did not answer.
+    pub status: Option<String>,
+    /// The autoscaler's last sample, percent of one core.
+    pub cpu_percent: Option<f64>,
+    pub sampled_at: Option<DateTime<Utc>>,
+}

@@ -196,6 +196,22 @@ pub enum Command {
         #[arg(long)]
         public: Option<bool>,
     },
+    /// Set how many replicas of a replicated container run (the desired count in the spec;
+    /// applies nothing: run `spawnit plan` / `spawnit apply` as after `update`). The count must
+    /// lie within the container's scale policy (min..max) when it has one.
+    #[command(after_help = "Examples:\n  spawnit scale shop 3\n  spawnit scale shop 2 --container worker\n  spawnit apply shop")]
+    Scale {
+        #[arg(value_parser = parse_id)]
+        service: Id,
+        /// The new replica count.
+        #[arg(value_name = "N")]
+        replicas: u32,
+        /// The replicated container; needed only when the service has several.
+        #[arg(long)]
+        container: Option<String>,
+        #[command(flatten)]
+        client: ClientArg,
+    },
     /// Show what apply would change.
     Plan {
         #[arg(value_parser = parse_id)]
@@ -334,6 +350,15 @@ pub struct ServeArgs {
     /// The longest wait between failed reconcile applies.
     #[arg(long, env = "SPAWNIT_RECONCILE_BACKOFF_MAX", default_value = "10m", value_parser = parse_duration)]
     pub reconcile_backoff_max: Duration,
+    /// Time between two CPU samplings of the scalable services by the autoscaler.
+    #[arg(long, env = "SPAWNIT_AUTOSCALE_INTERVAL", default_value = "10s", value_parser = parse_duration_positive)]
+    pub autoscale_interval: Duration,
+    /// The autoscaler scales a service out only when its last scaling is older than this.
+    #[arg(long, env = "SPAWNIT_SCALE_OUT_COOLDOWN", default_value = "30s", value_parser = parse_duration)]
+    pub scale_out_cooldown: Duration,
+    /// The autoscaler scales a service in only when its last scaling is older than this.
+    #[arg(long, env = "SPAWNIT_SCALE_IN_COOLDOWN", default_value = "2m", value_parser = parse_duration)]
+    pub scale_in_cooldown: Duration,
     /// How long before a lease ends a warning is published (repeatable).
     #[arg(long = "lease-warning", default_values = ["1h", "5m"], value_parser = parse_duration)]
     pub lease_warnings: Vec<Duration>,

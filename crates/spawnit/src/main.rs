@@ -233,6 +233,17 @@ async fn run(cli: Cli) -> Result<u8> {
             engine.service_update(&client.client, &service, &params, exposure).await?;
             println!("Updated service {}/{service}. Run `spawnit plan {service}` to see the changes.", client.client);
         }
+        Command::Scale { service, replicas, container, client } => {
+            let (spec, from) =
+                engine.service_scale(&client.client, &service, container.as_deref(), replicas).await?;
+            let container = container.unwrap_or_else(|| {
+                spec.instance.containers.iter().find(|(_, c)| c.replicated()).map(|(n, _)| n.clone()).unwrap_or_default()
+            });
+            println!(
+                "Scaled {container} of service {}/{service}: {from} → {replicas} replicas. Run `spawnit plan {service}` to see the changes, `spawnit apply {service}` to make them.",
+                client.client
+            );
+        }
         Command::Plan { service, client, detailed_exitcode, output } => {
             let planned = engine.service_plan(&client.client, &service).await?;
             let code = plan_print(&planned.plan, output, detailed_exitcode, &planned.redactor)?;
@@ -672,6 +683,11 @@ async fn serve(engine: Engine, args: ServeArgs) -> Result<()> {
             cap: args.reconcile_backoff_max.max(args.reconcile_backoff),
         },
         lease_warnings: args.lease_warnings,
+        autoscale: spawnit_server::autoscaler::AutoscaleConfig {
+            interval: args.autoscale_interval,
+            scale_out_cooldown: args.scale_out_cooldown,
+            scale_in_cooldown: args.scale_in_cooldown,
+        },
         oidc: match (args.oidc_issuer, args.oidc_client_id, args.oidc_client_secret) {
             (Some(issuer), Some(client_id), Some(client_secret)) => Some(spawnit_server::oidc::OidcConfig {
                 issuer,

@@ -1,4 +1,4 @@
-//! Services: create, list, get, update, delete, and the plan, apply and destroy jobs.
+//! Services: create, list, get, update, scale, delete, and the plan, apply and destroy jobs.
 
 use std::collections::BTreeMap;
 
@@ -17,7 +17,10 @@ use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::index::{ListQuery, Listed};
 use crate::jobs::{JobKind, Target};
-use crate::views::{JobView, ServiceList, ServiceListItem, ServiceView, Status, UnreadableServiceView, param_values};
+use crate::views::{
+    JobView, ReplicaView, ReplicatedContainerView, ScalePolicyView, ScaleView, ServiceList, ServiceListItem,
+    ServiceView, Status, UnreadableServiceView, param_values,
+};
 
 /// What a new service is made of.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
@@ -199,4 +202,92 @@ pub async fn service_job(
     let client = c.client_for(client)?;
     s.engine.service_spec(&client, name).await?;
     super::job_submit(s, c, kind, Target::Service { client, name: name.clone() }).await
+}
+
+/// A new replica count for a replicated container.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceScaleRequest {
+    /// How many replicas run (within the container's scale policy, when it has one).
+    #[schema(minimum = 1, maximum = 20)]
+    pub replicas: u32,
+    /// The replicated container; needed only when the service has several.
+    #[serde(default)]
+    pub container: Option<String>,
+}
+
+/// Sets a replicated container's count (re-renders the spec, compare-and-swap) and queues an
+/// apply job; bad input changes nothing. The autoscaler's cooldowns start again.
+pub async fn service_scale(
+    s: &AppState,
+    c: &Caller,
+    client: Option<&str>,
+    name: &Id,
+    req: ServiceScaleRequest,
+) -> Result<JobView, ApiError> {
+    let client = c.client_for(client)?;
+    if let Some(container) = &req.container {
+        super::id_check("container", container)?;
+    }
+    let (spec, from) = s.engine.service_scale(&client, name, req.container.as_deref(), req.replicas).await?;
+    let container = req.container.clone().unwrap_or_else(|| {
+        spec.instance.containers.iter().find(|(_, c)| c.replicated()).map(|(n, _)| n.clone()).unwrap_or_default()
+    });
+    s.scaling.scaled(&client, name);
+    let target = Target::Service { client: client.clone(), name: name.clone() };
+    audit(s, c, &client, "scale", target.to_string(), &format!("{container}: {from} → {}", req.replicas)).await;
+    let _ = s.recheck.send((client.clone(), name.clone()));
+    super::job_submit(s, c, JobKind::Apply, target).await
+}
+
+/// The replicas of a service's replicated containers (with their status and last CPU sample)
+/// and the autoscaler's recent decisions.
+pub async fn service_scale_get(
+    s: &AppState,
+    c: &Caller,
+    client: Option<&str>,
+    name: &Id,
+) -> Result<ScaleView, ApiError> {
+    let client = c.client_for(client)?;
+    let spec = s.engine.service_spec(&client, name).await?;
+    let state = s.engine.service_state(&client, name).await?;
+    let redactor = spawnit_model::Redactor::for_spec(&spec);
+    let mut containers = Vec::new();
+    for (container, cs) in spec.instance.containers.iter().filter(|(_, c)| c.replicated()) {
+        let replicas = state.as_ref().map(|st| crate::autoscaler::replica_ids(st, container)).unwrap_or_default();
+        let ids: Vec<String> = replicas.iter().map(|(_, id)| id.clone()).collect();
+        // The page still shows the replicas while Docker does not answer, without a status.
+        let statuses = s.docker.container_statuses(&ids).await.unwrap_or_default();
+        let samples = s.scaling.samples(&client, name, container);
+        let instances = replicas
+            .into_iter()
+            .map(|(address, id)| {
+                let sample = samples.iter().find(|x| x.id == id);
+                ReplicaView {
+                    address: redactor.text(&address.to_string()),
+                    status: statuses.get(&id).cloned(),
+                    cpu_percent: sample.and_then(|x| x.cpu_percent),
+                    sampled_at: sample.map(|x| x.at),
+                    id,
+                }
+            })
+            .collect();
+        containers.push(ReplicatedContainerView {
+            container: redactor.text(container),
+            replicas: cs.replica_count(),
+            policy: cs.scale.as_ref().map(|p| ScalePolicyView {
+                min: p.min,
+                max: p.max,
+                target_cpu_percent: p.target_cpu_percent,
+            }),
+            instances,
+        });
+    }
+    let decisions = s
+        .scaling
+        .decisions(&client, name)
+        .into_iter()
+        .map(|d| crate::autoscaler::ScaleDecision { reason: redactor.text(&d.reason), ..d })
+        .collect();
+    Ok(ScaleView { client, name: name.clone(), containers, decisions })
 }

@@ -1,5 +1,6 @@
 //! The pages of services: the dashboard, the catalog, configuring a template into a service,
-//! a service (plan, apply, destroy, lease, its jobs and graph), and cancelling a job.
+//! a service (plan, apply, destroy, lease, its replicas and scaling, its jobs and graph), and
+//! cancelling a job.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -466,6 +467,7 @@ pub(super) async fn service_page(
     let resources = spawnit_engine::service_resources(spec);
     let has_state = state.as_ref().is_some_and(|st| !st.resources.is_empty());
     let reconcile = s.board.reconcile_failing(&client, &name);
+    let scaling = ops::service_scale_get(&s, &c, Some(client.as_str()), &name).await?;
     let body = html! {
         p.crumbs { a href="/" { "Dashboard" } " / " (name) }
         div.heading {
@@ -525,6 +527,9 @@ pub(super) async fn service_page(
                     }
                 }
             }
+        }
+        @if !scaling.containers.is_empty() {
+            (replicas_section(&c, &name, &qs, &scaling))
         }
         section.card #plan {
             h2 { "Plan" }
@@ -597,16 +602,84 @@ pub(super) async fn service_page(
     Ok(page(name.as_str(), &c, body))
 }
 
+/// The Replicas section: each replicated container's replicas (status, last CPU sample), its
+/// scale policy, a form to set its count, and the autoscaler's recent decisions.
+fn replicas_section(c: &Caller, name: &Id, qs: &str, scaling: &crate::views::ScaleView) -> Markup {
+    let cpu = |p: Option<f64>| p.map(|p| format!("{p:.1}%")).unwrap_or_else(|| "—".to_owned());
+    html! {
+        section.card #replicas {
+            h2 { "Replicas" }
+            @for g in &scaling.containers {
+                h3 { (g.container) ": " (g.replicas) " replica" @if g.replicas != 1 { "s" } }
+                @if let Some(p) = &g.policy {
+                    p.muted.policy { "Autoscaling between " (p.min) " and " (p.max) " replicas, target " (p.target_cpu_percent) "% CPU per replica." }
+                } @else {
+                    p.muted.policy { "A fixed count: no autoscaling." }
+                }
+                @if g.instances.is_empty() {
+                    p.muted { "No replica runs yet: apply the service." }
+                } @else {
+                    table.list.replicas {
+                        thead { tr { th { "Replica" } th { "Container" } th { "Status" } th { "CPU" } th { "Sampled" } } }
+                        tbody {
+                            @for r in &g.instances {
+                                tr {
+                                    td { code { (r.address) } }
+                                    td { code title=(r.id) { (r.id.chars().take(12).collect::<String>()) } }
+                                    td { (r.status.as_deref().unwrap_or("gone")) }
+                                    td.cpu { (cpu(r.cpu_percent)) }
+                                    td { @if let Some(at) = r.sampled_at { (time(at)) } @else { span.muted { "not yet" } } }
+                                }
+                            }
+                        }
+                    }
+                }
+                form.inline.scale method="post" action=(format!("/services/{name}/scale{qs}")) {
+                    (csrf_field(c))
+                    input type="hidden" name="container" value=(g.container);
+                    label for=(format!("replicas-{}", g.container)) { "Replicas" }
+                    input #(format!("replicas-{}", g.container)) type="number" name="replicas" min=(g.policy.as_ref().map_or(1, |p| p.min)) max=(g.policy.as_ref().map_or(spawnit_model::spec::MAX_REPLICAS, |p| p.max)) value=(g.replicas) required;
+                    button type="submit" { "Scale and apply" }
+                }
+            }
+            h3 { "Autoscaler decisions" }
+            @if scaling.decisions.is_empty() {
+                p.muted { "No scaling decided since the server started." }
+            } @else {
+                table.list #decisions {
+                    thead { tr { th { "When" } th { "Container" } th { "Change" } th { "Average CPU" } th { "Reason" } } }
+                    tbody {
+                        @for d in &scaling.decisions {
+                            tr {
+                                td { (time(d.at)) }
+                                td { (d.container) }
+                                td { (d.from) " → " (d.to) }
+                                td { (format!("{:.1}%", d.avg_cpu_percent)) " (target " (d.target_cpu_percent) "%)" }
+                                td { (d.reason) @if let Some(e) = &d.error { " " span.error { (e) } } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn format_remaining(at: chrono::DateTime<Utc>) -> String {
     let s = (at - Utc::now()).num_seconds().max(0);
     format!("{}h {:02}m {:02}s", s / 3600, (s % 3600) / 60, s % 60)
 }
 
-/// The fields of a service's action forms: the lease length (`lease` only).
+/// The fields of a service's action forms: the lease length (`lease` only), the replica
+/// count and its container (`scale` only).
 #[derive(Deserialize)]
 pub(super) struct ServiceActionForm {
     #[serde(default)]
     ttl: String,
+    #[serde(default)]
+    replicas: String,
+    #[serde(default)]
+    container: String,
 }
 
 pub(super) async fn service_action(
@@ -627,6 +700,18 @@ pub(super) async fn service_action(
             let ttl = ops::Ttl::Text(form.ttl).duration()?;
             ops::lease_add(&s, &c, asked, &name, ttl).await?;
             return Ok(Redirect::to(&client_url(&c, &client, &path, None)).into_response());
+        }
+        "scale" => {
+            let replicas = form.replicas.trim().parse::<u32>().map_err(|_| {
+                UiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("Replicas must be a whole number, not {:?}.", form.replicas.chars().take(40).collect::<String>()),
+                )
+            })?;
+            let container = (!form.container.is_empty()).then_some(form.container);
+            let req = ops::ServiceScaleRequest { replicas, container };
+            let job = ops::service_scale(&s, &c, asked, &name, req).await?;
+            return Ok(Redirect::to(&client_url(&c, &client, &path, Some(&job.id))).into_response());
         }
         "delete" => {
             ops::service_delete(&s, &c, asked, &name).await?;
