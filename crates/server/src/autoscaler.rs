@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -176,7 +176,7 @@ pub struct ReplicaSample {
 #[derive(Default)]
 struct Scaling {
     /// The last scaling (by the autoscaler or through the API, the UI): for the cooldowns.
-    last_scaled: Option<Instant>,
+    last_scaled: Option<DateTime<Utc>>,
     decisions: VecDeque<ScaleDecision>,
     /// The last samples, by replicated container.
     samples: BTreeMap<String, Vec<ReplicaSample>>,
@@ -189,15 +189,17 @@ pub struct ScaleBoard {
 }
 
 impl ScaleBoard {
-    /// Records a scaling of the service now (starts its cooldowns).
-    pub fn scaled(&self, client: &Id, service: &Id) {
+    /// Records a scaling of the service decided at `at` (starts its cooldowns).
+    pub fn scaled(&self, client: &Id, service: &Id, at: DateTime<Utc>) {
         let mut inner = self.inner.lock().expect("scale board");
-        inner.entry((client.clone(), service.clone())).or_default().last_scaled = Some(Instant::now());
+        inner.entry((client.clone(), service.clone())).or_default().last_scaled = Some(at);
     }
 
     fn since_last_scaling(&self, client: &Id, service: &Id) -> Option<Duration> {
         let inner = self.inner.lock().expect("scale board");
-        inner.get(&(client.clone(), service.clone()))?.last_scaled.map(|t| t.elapsed())
+        let at = inner.get(&(client.clone(), service.clone()))?.last_scaled?;
+        // A clock set back counts as "just now".
+        Some((Utc::now() - at).to_std().unwrap_or_default())
     }
 
     fn decision_add(&self, client: &Id, service: &Id, decision: ScaleDecision) {
@@ -388,9 +390,11 @@ impl Autoscaler {
     ) -> Result<(), AutoscaleError> {
         let s = &self.state;
         let (client, name) = (&spec.client, &spec.name);
+        // The decision's time: after the cooldown check, and the start of the next cooldown.
+        let at = Utc::now();
         let (_, from) = s.engine.service_scale(client, name, Some(container), to).await?;
         let from = if from == 0 { current } else { from };
-        s.scaling.scaled(client, name);
+        s.scaling.scaled(client, name, at);
         let caller = Caller {
             user: AUTOSCALER_USER.to_owned(),
             client: client.clone(),
@@ -406,7 +410,6 @@ impl Autoscaler {
             Ok(job) => (Some(job.id.clone()), None),
             Err(e) => (None, Some(e.message.clone())),
         };
-        let at = Utc::now();
         s.scaling.decision_add(
             client,
             name,
@@ -541,7 +544,7 @@ mod tests {
         assert_eq!(decisions.len(), DECISIONS_KEPT);
         assert_eq!(decisions[0].from, DECISIONS_KEPT as u32 + 4);
         assert!(board.since_last_scaling(&c, &s).is_none());
-        board.scaled(&c, &s);
+        board.scaled(&c, &s, Utc::now());
         assert!(board.since_last_scaling(&c, &s).is_some());
     }
 }

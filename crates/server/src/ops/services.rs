@@ -229,11 +229,12 @@ pub async fn service_scale(
     if let Some(container) = &req.container {
         super::id_check("container", container)?;
     }
+    let at = chrono::Utc::now();
     let (spec, from) = s.engine.service_scale(&client, name, req.container.as_deref(), req.replicas).await?;
     let container = req.container.clone().unwrap_or_else(|| {
         spec.instance.containers.iter().find(|(_, c)| c.replicated()).map(|(n, _)| n.clone()).unwrap_or_default()
     });
-    s.scaling.scaled(&client, name);
+    s.scaling.scaled(&client, name, at);
     let target = Target::Service { client: client.clone(), name: name.clone() };
     audit(s, c, &client, "scale", target.to_string(), &format!("{container}: {from} → {}", req.replicas)).await;
     let _ = s.recheck.send((client.clone(), name.clone()));
