@@ -194,6 +194,7 @@ const PAGES_POST: &[&str] = &[
     "/services/{svc}/apply",
     "/services/{svc}/destroy",
     "/services/{svc}/lease",
+    "/services/{svc}/scale",
     "/services/{svc}/delete",
     "/services/{svc}/plan?client={client}",
     "/services/{svc}/apply?client={client}",
@@ -280,6 +281,9 @@ async fn isolation_matrix_every_route_refuses_other_clients_members_and_anonymou
     assert_eq!(status, 201, "{body}");
     let (status, body) = t.post("/api/networks", json!({"name": "victimnet"})).await;
     assert_eq!(status, 201, "{body}");
+    // A replicated service, for the scale routes (its apply waits for the lock held below).
+    let (status, body) = t.post("/api/services", json!({"template": "web-app", "name": "scalesvc"})).await;
+    assert_eq!(status, 201, "{body}");
     let store = spawnit_store::Store::open_local(t.dir.path()).unwrap();
     let victim_id = spawnit_model::Id::parse(&victim).unwrap();
     let spare_token = spawnit_server::auth::token_create(&store, "alice", &victim_id, Role::Member).await.unwrap();
@@ -341,6 +345,15 @@ async fn isolation_matrix_every_route_refuses_other_clients_members_and_anonymou
     let net_lock = store
         .lock_acquire(
             &spawnit_model::OwnerKey::network(&victim_id, &spawnit_model::Id::parse("victimnet").unwrap()),
+            "isolation-test",
+            "apply",
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    let scale_lock = store
+        .lock_acquire(
+            &spawnit_model::OwnerKey::service(&victim_id, &spawnit_model::Id::parse("scalesvc").unwrap()),
             "isolation-test",
             "apply",
             Duration::from_secs(60),
@@ -424,6 +437,14 @@ async fn isolation_matrix_every_route_refuses_other_clients_members_and_anonymou
             [200, 404, 404],
         ),
         op(M::DELETE, "/api/services/{id}/lease", &format!("{svc}/lease"), None, [200, 404, 404]),
+        op(M::GET, "/api/services/{id}/scale", &format!("{svc}/scale"), None, [200, 404, 404]),
+        op(
+            M::POST,
+            "/api/services/{id}/scale",
+            "/api/services/scalesvc/scale",
+            Some(json!({"replicas": 3})),
+            [202, 404, 404],
+        ),
         op(M::GET, "/api/networks", "/api/networks", None, [200, 404, 200]),
         op(M::POST, "/api/networks", "/api/networks", Some(json!({"name": "x-net"})), [201, 404, 201]),
         op(M::GET, "/api/networks/{id}", net, None, [200, 404, 404]),
@@ -464,6 +485,7 @@ async fn isolation_matrix_every_route_refuses_other_clients_members_and_anonymou
         marker,
         "secretsvc",
         "doomedsvc",
+        "scalesvc",
         "victimnet",
         job_id.as_str(),
         long_id.as_str(),
@@ -530,6 +552,7 @@ async fn isolation_matrix_every_route_refuses_other_clients_members_and_anonymou
     assert_eq!(t.get(&format!("/api/jobs/{long_id}")).await.1["status"], "cancelled");
     svc_lock.release().await.unwrap();
     net_lock.release().await.unwrap();
+    scale_lock.release().await.unwrap();
 }
 
 /// Every log line the server writes in this test process, at every level.

@@ -187,6 +187,9 @@ async fn scaling_beyond_the_policy_is_refused_naming_the_field_and_changes_nothi
         (json!({"replicas": 2, "container": "nope"}), "container"),
         (json!({"replicas": 2, "container": "Not An Id"}), "container"),
         (json!({"replicas": -1}), "replicas"),
+        (json!({"replicas": 0}), "replicas"),
+        (json!({"replicas": 2.5}), "replicas"),
+        (json!({"replicas": 21}), "replicas"),
         (json!({}), "replicas"),
     ];
     for (body, field) in refused {

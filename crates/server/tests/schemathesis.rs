@@ -76,6 +76,8 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
         "lease_set",
         "lease_remove",
         "lease_extend",
+        "service_scale_get",
+        "service_scale",
     ] {
         config.push_str(&format!(
             "\n[[operations]]\ninclude-operation-id = \"{op}\"\nparameters = {{ \"path.id\" = {{ dictionary = \"services\", probability = 0.5 }} }}\n"

@@ -11,6 +11,9 @@ document and the server, so the positive_data_acceptance failure it raises is dr
 - the aws provider: its settings (`aws`, `aws.*`) are checked by that provider's rules and need
   the provider, which the test server does not configure (code provider_missing);
 - time: a lease's `expires_at` must be in the future when the request arrives.
+- a service's replicas: which of its containers are replicated, and the bounds of their scale
+  policy, are the stored service's (service_scale); the 422 then names the container or the
+  template's replicas parameter and says why.
 
 Every other failure, of every check, is kept.
 """
@@ -39,6 +42,13 @@ def _runtime_fact(operation_id, response):
     if operation_id in BODY_FIELDS:
         documented = BODY_FIELDS[operation_id] - {"aws"}
         return all(f not in documented and f != "body" for f in fields)
+    if operation_id == "service_scale":
+        return all(
+            "replicated container" in d.get("reason", "")
+            or "fixed replica count" in d.get("reason", "")
+            or "scale policy" in d.get("reason", "")
+            for d in error["details"]
+        )
     if operation_id == "lease_set":
         return all(d.get("field") == "expires_at" and "future" in d.get("reason", "") for d in error["details"])
     return False

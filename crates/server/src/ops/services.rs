@@ -208,11 +208,13 @@ pub async fn service_job(
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceScaleRequest {
-    /// How many replicas run (within the container's scale policy, when it has one).
-    #[schema(minimum = 1, maximum = 20)]
-    pub replicas: u32,
+    /// How many replicas run (within the container's scale policy, when it has one). Any JSON
+    /// number: `3` and `3.0` are the same whole number.
+    #[schema(value_type = u32, minimum = 1, maximum = 20)]
+    pub replicas: serde_json::Number,
     /// The replicated container; needed only when the service has several.
     #[serde(default)]
+    #[schema(value_type = Option<Id>)]
     pub container: Option<String>,
 }
 
@@ -226,17 +228,27 @@ pub async fn service_scale(
     req: ServiceScaleRequest,
 ) -> Result<JobView, ApiError> {
     let client = c.client_for(client)?;
+    let max = spawnit_model::spec::MAX_REPLICAS;
+    let replicas = req
+        .replicas
+        .as_u64()
+        .or_else(|| req.replicas.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64))
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| {
+            ApiError::invalid("replicas", format!("must be a whole number between 1 and {max} (got {})", req.replicas))
+        })?;
     if let Some(container) = &req.container {
         super::id_check("container", container)?;
     }
     let at = chrono::Utc::now();
-    let (spec, from) = s.engine.service_scale(&client, name, req.container.as_deref(), req.replicas).await?;
+    let (spec, from) = s.engine.service_scale(&client, name, req.container.as_deref(), replicas).await?;
     let container = req.container.clone().unwrap_or_else(|| {
         spec.instance.containers.iter().find(|(_, c)| c.replicated()).map(|(n, _)| n.clone()).unwrap_or_default()
     });
     s.scaling.scaled(&client, name, at);
     let target = Target::Service { client: client.clone(), name: name.clone() };
-    audit(s, c, &client, "scale", target.to_string(), &format!("{container}: {from} → {}", req.replicas)).await;
+    audit(s, c, &client, "scale", target.to_string(), &format!("{container}: {from} → {replicas}")).await;
     let _ = s.recheck.send((client.clone(), name.clone()));
     super::job_submit(s, c, JobKind::Apply, target).await
 }

@@ -702,6 +702,8 @@ pub(super) async fn service_action(
             return Ok(Redirect::to(&client_url(&c, &client, &path, None)).into_response());
         }
         "scale" => {
+            // Another client's service does not exist, whatever the form holds.
+            s.engine.service_spec(&client, &name).await?;
             let replicas = form.replicas.trim().parse::<u32>().map_err(|_| {
                 UiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -709,7 +711,7 @@ pub(super) async fn service_action(
                 )
             })?;
             let container = (!form.container.is_empty()).then_some(form.container);
-            let req = ops::ServiceScaleRequest { replicas, container };
+            let req = ops::ServiceScaleRequest { replicas: replicas.into(), container };
             let job = ops::service_scale(&s, &c, asked, &name, req).await?;
             return Ok(Redirect::to(&client_url(&c, &client, &path, Some(&job.id))).into_response());
         }
