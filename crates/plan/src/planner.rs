@@ -935,6 +935,266 @@ mod tests {
         assert_eq!(codes(&destroy).into_iter().map(|c| c.1).collect::<Vec<_>>(), [DeleteBecauseDestroy; 2]);
     }
 
+    /// Replica `i` of container `app` running `image`, named after its revision as
+    /// `desired.rs` names it.
+    fn replica(i: u32, image: &str) -> DesiredResource {
+        let revision = &fingerprint(&ResourceAttrs::Image(ImageAttrs { reference: image.into() }))[..6];
+        DesiredResource {
+            address: Address::replica("app", i),
+            attrs: ResourceAttrs::Container(ContainerAttrs {
+                name: format!("spawnit_c_s_app.{i}.{revision}"),
+                image: image.into(),
+                entrypoint: None,
+                command: vec![],
+                env: Default::default(),
+                ports: vec![],
+                mounts: vec![],
+                network: "spawnit_c_default".into(),
+                aliases: vec!["s-app".into()],
+                health: None,
+                user: None,
+            }),
+            depends_on: vec![Address::new(ResourceKind::Image, "app")],
+        }
+    }
+
+    /// `n` replicas of `image` behind a load balancer whose upstreams are their names.
+    fn balanced(n: u32, image: &str) -> Vec<DesiredResource> {
+        use spawnit_model::resource::{LoadBalancerAttrs, PublishedPort};
+        use spawnit_model::spec::Protocol;
+        let lb_image = Address::new(ResourceKind::Image, "load_balancer");
+        let mut out = vec![
+            DesiredResource {
+                address: Address::new(ResourceKind::Image, "app"),
+                attrs: ResourceAttrs::Image(ImageAttrs { reference: image.into() }),
+                depends_on: vec![],
+            },
+            DesiredResource {
+                address: lb_image.clone(),
+                attrs: ResourceAttrs::Image(ImageAttrs { reference: "caddy:2".into() }),
+                depends_on: vec![],
+            },
+        ];
+        out.extend((0..n).map(|i| replica(i, image)));
+        let upstreams = out.iter().filter_map(|r| container_name(&r.attrs).map(str::to_owned)).collect();
+        let mut depends_on = vec![lb_image];
+        depends_on.extend((0..n).map(|i| Address::replica("app", i)));
+        out.push(DesiredResource {
+            address: Address::new(ResourceKind::LoadBalancer, "main"),
+            attrs: ResourceAttrs::LoadBalancer(LoadBalancerAttrs {
+                name: "spawnit_c_s_load_balancer".into(),
+                image: "caddy:2".into(),
+                network: "spawnit_c_default".into(),
+                port: PublishedPort {
+                    container: 8080,
+                    host: 18000,
+                    host_ip: "127.0.0.1".into(),
+                    protocol: Protocol::Tcp,
+                },
+                target: "app".into(),
+                upstream_port: 80,
+                sticky: true,
+                health_path: "/health".into(),
+                upstreams,
+            }),
+            depends_on,
+        });
+        out
+    }
+
+    /// The world once `d` was applied: all recorded and running, the proxy serving the
+    /// recorded upstreams.
+    fn balanced_world(d: &[DesiredResource]) -> (State, Vec<ObservedResource>) {
+        let mut state = State::new("l");
+        let mut obs = Vec::new();
+        for r in d {
+            let id = format!("id-{}", r.address.name);
+            if r.address.kind != ResourceKind::Image {
+                recorded(&mut state, r, &id);
+            }
+            let mut o = observed(r, &id, Liveness::Running);
+            if let ResourceAttrs::LoadBalancer(lb) = &r.attrs {
+                o.facts.insert(facts::UPSTREAMS.into(), lb.upstreams.join(","));
+            }
+            obs.push(o);
+        }
+        (state, obs)
+    }
+
+    fn change<'p>(plan: &'p Plan, address: &str) -> &'p Change {
+        plan.changes
+            .iter()
+            .find(|c| c.address.to_string() == address)
+            .unwrap_or_else(|| panic!("no change for {address}: {:?}", actions(plan)))
+    }
+
+    fn name_of(r: &DesiredResource) -> String {
+        container_name(&r.attrs).unwrap_or_default().to_owned()
+    }
+
+    #[test]
+    fn replicas_behind_a_load_balancer_roll_one_at_a_time_and_the_balancer_changes_last() {
+        let (state, obs) = balanced_world(&balanced(3, "app:1"));
+        assert_eq!(plan_apply("s", &balanced(3, "app:1"), &state, &obs, &secret()).status, PlanStatus::Compliant);
+
+        let plan = plan_apply("s", &balanced(3, "app:2"), &state, &obs, &secret());
+        assert_eq!(
+            actions(&plan),
+            [
+                ("image.app".into(), Action::NoOp),
+                ("image.load_balancer".into(), Action::NoOp),
+                ("container.app[0]".into(), Action::Replace),
+                ("container.app[1]".into(), Action::Replace),
+                ("container.app[2]".into(), Action::Replace),
+                ("load_balancer.main".into(), Action::Update),
+            ]
+        );
+        // Each replica waits for the one before it; the first for no other replica.
+        let replicas: Vec<Address> = (0..3).map(|i| Address::replica("app", i)).collect();
+        assert!(!change(&plan, "container.app[0]").depends_on.iter().any(|d| replicas.contains(d)));
+        assert!(change(&plan, "container.app[1]").depends_on.contains(&replicas[0]));
+        assert!(change(&plan, "container.app[2]").depends_on.contains(&replicas[1]));
+        assert!(!change(&plan, "container.app[2]").depends_on.contains(&replicas[0]), "a chain, not a fan-in");
+        assert!(change(&plan, "load_balancer.main").depends_on.contains(&replicas[2]));
+        let order =
+            topological_order(&plan.changes.iter().map(|c| (c.address.clone(), c.depends_on.clone())).collect())
+                .unwrap();
+        let at = |a: &str| order.iter().position(|o| o.to_string() == a).unwrap();
+        assert!(at("container.app[0]") < at("container.app[1]") && at("container.app[1]") < at("container.app[2]"));
+        assert!(at("container.app[2]") < at("load_balancer.main"));
+
+        // Scaling out: the new replica, then the balancer.
+        let plan = plan_apply("s", &balanced(4, "app:1"), &state, &obs, &secret());
+        assert!(change(&plan, "load_balancer.main").depends_on.contains(&Address::replica("app", 3)));
+        // Scaling in: replicas leave one at a time, the balancer's own change after the last.
+        let plan = plan_apply("s", &balanced(1, "app:1"), &state, &obs, &secret());
+        assert_eq!(change(&plan, "container.app[1]").action, Action::Delete);
+        assert!(change(&plan, "container.app[2]").depends_on.contains(&replicas[1]));
+        assert!(change(&plan, "load_balancer.main").depends_on.contains(&replicas[2]));
+    }
+
+    #[test]
+    fn a_replica_whose_name_changes_is_created_before_its_old_copy_goes() {
+        let old = balanced(3, "app:1");
+        let (state, obs) = balanced_world(&old);
+        let new = balanced(3, "app:2");
+        let plan = plan_apply("s", &new, &state, &obs, &secret());
+        for i in 0..3 {
+            let c = change(&plan, &format!("container.app[{i}]"));
+            assert!(c.create_before_destroy, "{c:?}");
+            assert_eq!(c.code, ReasonCode::ReplaceBecauseCannotUpdate);
+            assert_eq!(
+                c.reasons,
+                [
+                    "image changed app:1 → app:2".to_owned(),
+                    format!("name changed {} → {}", name_of(&old[2 + i]), name_of(&new[2 + i])),
+                    "rolling: the new copy starts and turns healthy before the old one goes".to_owned(),
+                ]
+            );
+        }
+
+        // A replica changed under the same name cannot start beside its old copy.
+        let mut same_name = balanced(3, "app:1");
+        if let ResourceAttrs::Container(c) = &mut same_name[2].attrs {
+            c.env.insert("MODE".into(), "b".into());
+        }
+        let plan = plan_apply("s", &same_name, &state, &obs, &secret());
+        let c = change(&plan, "container.app[0]");
+        assert_eq!((c.action, c.create_before_destroy), (Action::Replace, false), "{c:?}");
+        assert!(!c.reasons.iter().any(|r| r.starts_with("rolling")), "{c:?}");
+
+        // Nor is a container that is not a replica, even renamed.
+        let d = desired("redis:7");
+        let mut state = State::new("l");
+        for r in &d[1..] {
+            recorded(&mut state, r, "id1");
+        }
+        let obs: Vec<_> = d.iter().map(|r| observed(r, "id1", Liveness::Running)).collect();
+        let mut renamed = desired("redis:7");
+        if let ResourceAttrs::Container(c) = &mut renamed[2].attrs {
+            c.name = "spawnit-c-s-web2".into();
+        }
+        let c = &plan_apply("s", &renamed, &state, &obs, &secret()).changes[2];
+        assert_eq!((c.action, c.create_before_destroy), (Action::Replace, false), "{c:?}");
+    }
+
+    #[test]
+    fn a_second_copy_of_a_replica_is_deleted_under_its_own_address() {
+        let d = balanced(3, "app:2");
+        let (state, mut obs) = balanced_world(&d);
+        // Left by an interrupted rolling update: the old copy, still labelled container.app[0].
+        let stray = "0123456789abcdef".repeat(4);
+        let mut second = observed(&balanced(3, "app:1")[2], &stray, Liveness::Running);
+        assert_eq!(second.address, Address::replica("app", 0));
+        second.facts.insert("image".into(), "app:1".into());
+        obs.push(second);
+
+        let plan = plan_apply("s", &d, &state, &obs, &secret());
+        assert_eq!(plan.status, PlanStatus::Drifted);
+        // The recorded copy stays the replica; the other goes under an address of its own.
+        let kept = change(&plan, "container.app[0]");
+        assert_eq!((kept.action, kept.existing_id.as_deref()), (Action::NoOp, Some("id-app[0]")));
+        let c = change(&plan, "container.app[0]#01234567");
+        assert_eq!(c.action, Action::Delete);
+        assert_eq!(c.code, ReasonCode::DeleteBecauseFoundByLabels);
+        assert_eq!(c.existing_id.as_deref(), Some(stray.as_str()));
+        assert_eq!(c.reasons, ["a second copy (left by an interrupted update)"]);
+        assert_eq!(plan.changes.iter().filter(|c| c.action != Action::NoOp).count(), 1, "{:?}", actions(&plan));
+        assert_eq!(Address::replica_group("app[0]#01234567"), "app");
+
+        // Destroy removes both copies.
+        let destroy = plan_destroy("s", &state, &obs);
+        let c = change(&destroy, "container.app[0]#01234567");
+        assert_eq!((c.action, c.existing_id.as_deref()), (Action::Delete, Some(stray.as_str())));
+        assert_eq!(change(&destroy, "container.app[0]").existing_id.as_deref(), Some("id-app[0]"));
+    }
+
+    #[test]
+    fn upstream_drift_is_an_update_with_reasons_and_never_a_replace() {
+        let d = balanced(3, "app:1");
+        let names: Vec<String> = d[2..5].iter().map(name_of).collect();
+
+        // Edited outside SpawnIt: one upstream missing, one unknown.
+        let (state, mut obs) = balanced_world(&d);
+        let lb = obs.iter_mut().find(|o| o.address.kind == ResourceKind::LoadBalancer).unwrap();
+        lb.facts.insert(facts::UPSTREAMS.into(), format!("{},{},intruder", names[0], names[1]));
+        let plan = plan_apply("s", &d, &state, &obs, &secret());
+        let c = change(&plan, "load_balancer.main");
+        assert_eq!((c.action, c.code), (Action::Update, ReasonCode::UpdateBecauseChangedOutside));
+        assert_eq!(
+            c.reasons,
+            [
+                format!("upstream {} added outside SpawnIt", names[2]),
+                "upstream intruder removed outside SpawnIt".into()
+            ]
+        );
+        assert_eq!(plan.changes.iter().filter(|c| c.action != Action::NoOp).count(), 1);
+
+        // Scaled by the spec: an update with the spec's reasons, and the replicas say why.
+        let (state, obs) = balanced_world(&d);
+        let out = balanced(4, "app:1");
+        let plan = plan_apply("s", &out, &state, &obs, &secret());
+        let c = change(&plan, "load_balancer.main");
+        assert_eq!((c.action, c.code), (Action::Update, ReasonCode::UpdateBecauseSpecChanged));
+        assert_eq!(c.reasons, [format!("upstream {} added", name_of(&out[5]))]);
+        assert_eq!(change(&plan, "container.app[3]").reasons, ["not yet created", "scale app 3 → 4"]);
+        let plan = plan_apply("s", &balanced(2, "app:1"), &state, &obs, &secret());
+        assert_eq!(change(&plan, "load_balancer.main").reasons, [format!("upstream {} removed", names[2])]);
+        assert_eq!(change(&plan, "container.app[2]").reasons, ["no longer in the spec", "scale app 3 → 2"]);
+
+        // Every replica replaced: the balancer is updated, never re-created.
+        let plan = plan_apply("s", &balanced(3, "app:2"), &state, &obs, &secret());
+        let c = change(&plan, "load_balancer.main");
+        assert_eq!((c.action, c.code), (Action::Update, ReasonCode::UpdateBecauseSpecChanged));
+        assert!(c.reasons.iter().all(|r| r.starts_with("upstream ")), "{c:?}");
+        // A replica removed outside SpawnIt is created again; the proxy, unchanged, stays.
+        let (state, mut obs) = balanced_world(&d);
+        obs.retain(|o| o.address != Address::replica("app", 1));
+        let plan = plan_apply("s", &d, &state, &obs, &secret());
+        assert_eq!(change(&plan, "container.app[1]").reasons, ["removed outside SpawnIt (was id-app[1])"]);
+        assert_eq!(change(&plan, "load_balancer.main").action, Action::NoOp);
+    }
+
     #[test]
     fn removed_resources_are_deleted_dependents_first() {
         let d = desired("redis:7");

@@ -564,6 +564,87 @@ mod tests {
         assert_eq!(next["debug"], json!(true));
     }
 
+    /// A replicated `app` behind a load balancer, its bounds and target from parameters.
+    fn scaled_template() -> Template {
+        serde_json::from_value(json!({
+            "id": "t", "name": "T", "category": "demo", "description": "d", "version": "1.0.0",
+            "parameters": {
+                "replicas": {"type": "integer", "default": 2},
+                "lo": {"type": "integer", "default": 1},
+                "hi": {"type": "integer", "default": 4},
+                "target": {"type": "string", "default": "app"}
+            },
+            "blueprint": {
+                "containers": {"app": {
+                    "image": "img:1",
+                    "replicas": "${replicas}",
+                    "scale": {"min": "${lo}", "max": "${hi}", "target_cpu_percent": 70}
+                }},
+                "load_balancer": {"container": "${target}", "port": 80, "host": 8080, "sticky": true}
+            }
+        }))
+        .unwrap()
+    }
+
+    fn scaling_errors(t: &Template, input: &[(&str, Value)]) -> Vec<(String, String)> {
+        let input = input.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+        let params = params_resolve(t, &input, None, &mut rand::rng()).unwrap();
+        let id = Id::parse("s").unwrap();
+        let instance = render(t, &id, &id, &params).unwrap();
+        match scaling_check(t, &instance) {
+            Ok(()) => Vec::new(),
+            Err(e) => e.errors.into_iter().map(|e| (e.field, e.reason)).collect(),
+        }
+    }
+
+    #[test]
+    fn a_load_balancer_fronting_a_missing_container_is_refused_naming_the_field() {
+        template_check(&scaled_template()).unwrap();
+        let mut t = scaled_template();
+        t.blueprint["load_balancer"]["container"] = json!("nope");
+        let err = template_check(&t).unwrap_err();
+        assert!(
+            err.reason.contains("load_balancer.container: \"nope\" is not a container of this service (it has: app)"),
+            "{err}"
+        );
+        // The same value from a parameter is reported under the parameter's name.
+        let t = scaled_template();
+        assert_eq!(
+            scaling_errors(&t, &[("target", json!("nope"))]),
+            [("target".to_owned(), "\"nope\" is not a container of this service (it has: app)".to_owned())]
+        );
+    }
+
+    #[test]
+    fn replica_bounds_from_parameters_are_refused_under_the_parameter_name() {
+        let t = scaled_template();
+        assert_eq!(scaling_errors(&t, &[]), []);
+        assert_eq!(
+            scaling_errors(&t, &[("lo", json!(3)), ("hi", json!(2))]),
+            [("hi".to_owned(), "must be at least the minimum replicas 3 (got 2)".to_owned())]
+        );
+        assert_eq!(
+            scaling_errors(&t, &[("replicas", json!(9))]),
+            [("replicas".to_owned(), "must be between the scale policy's minimum 1 and maximum 4 (got 9)".to_owned())]
+        );
+        assert_eq!(
+            scaling_errors(&t, &[("replicas", json!(0)), ("lo", json!(0))]),
+            [
+                ("replicas".to_owned(), "must be between 1 and 20 (got 0)".to_owned()),
+                ("lo".to_owned(), "must be between 1 and 20 (got 0)".to_owned()),
+            ]
+        );
+        assert_eq!(
+            scaling_errors(&t, &[("hi", json!(21))]),
+            [("hi".to_owned(), "must be at most 20 (got 21)".to_owned())]
+        );
+        // A fixed bad value in the blueprint is reported under its place.
+        let mut fixed = scaled_template();
+        fixed.blueprint["containers"]["app"]["scale"]["target_cpu_percent"] = json!(0);
+        let err = template_check(&fixed).unwrap_err();
+        assert!(err.reason.contains("containers.app.scale.target_cpu_percent: must be between 1 and 1000"), "{err}");
+    }
+
     #[test]
     fn refuses_templates_that_ask_for_host_access() {
         let mut t = template();
