@@ -2,7 +2,8 @@
 //! It measures plan latency, `spawnit apply` against `docker run -d`, the CPU time of a drift
 //! sweep over N real services, the server's resident memory, the API's latency, and how fast the
 //! server reacts to a cancel and to drift, and prints
-//! one markdown table in which every figure that has a baseline is also given as a ratio to
+//! one markdown table (`--api-scale`: only the API at scale; `--balancer`: only scalable
+//! services, the load balancer and rolling updates, see `balancer`) in which every figure that has a baseline is also given as a ratio to
 //! that baseline, measured in the same run. It is a program, not a test: it asserts nothing
 //! about time; the goals are printed next to the numbers as information.
 //!
@@ -11,6 +12,7 @@
 //! Ctrl-C. Build and run it in release, next to the `spawnit` binary it drives:
 //! `cargo build --release -p spawnit -p spawnit-bench && target/release/spawnit-bench`.
 
+mod balancer;
 mod cleanup;
 mod machine;
 mod measure;
@@ -70,6 +72,20 @@ pub struct Args {
     /// service timed (`--requests` of each) and the server's memory read.
     #[arg(long)]
     pub api_scale: bool,
+    /// Only scalable services: requests/s and p99 through a `web-app` load balancer with 3
+    /// replicas against one replica reached directly, and a rolling update of the 3 replicas
+    /// against 3 plain `docker rm -f` + `docker run -d` replacements.
+    #[arg(long, conflicts_with = "api_scale")]
+    pub balancer: bool,
+    /// `--balancer`: requests per round on each side.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(10..=1_000_000).map(|v| v as usize))]
+    pub balancer_requests: usize,
+    /// `--balancer`: concurrent clients of the closed loop.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=512).map(usize::from))]
+    pub balancer_clients: usize,
+    /// `--balancer`: timed rolling updates (and as many plain replacements), after one warm-up of each.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=100).map(usize::from))]
+    pub rollouts: usize,
 }
 
 fn main() -> ExitCode {
@@ -97,9 +113,13 @@ fn main() -> ExitCode {
     let removed = cleanup.run();
     match outcome {
         Ok(mut printed) => {
-            if let Printed::All(report) = &mut printed {
-                report.duration = started.elapsed();
-                report.cleanup = removed.to_string();
+            match &mut printed {
+                Printed::All(report) => {
+                    report.duration = started.elapsed();
+                    report.cleanup = removed.to_string();
+                }
+                Printed::Balancer(report) => report.cleanup = removed.to_string(),
+                Printed::ApiScale(_) => {}
             }
             print!("{printed}");
             if removed.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
@@ -112,10 +132,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// What a run prints: every measurement, or only the API at scale.
+/// What a run prints: every measurement, only the API at scale, or only scalable services.
 enum Printed {
     All(Box<Report>),
     ApiScale(scale::ScaleReport),
+    Balancer(Box<balancer::BalancerReport>),
 }
 
 impl std::fmt::Display for Printed {
@@ -123,6 +144,7 @@ impl std::fmt::Display for Printed {
         match self {
             Printed::All(report) => report.fmt(f),
             Printed::ApiScale(report) => report.fmt(f),
+            Printed::Balancer(report) => report.fmt(f),
         }
     }
 }
@@ -137,6 +159,9 @@ async fn run(args: &Args, client: &str) -> Result<Printed> {
         return Ok(Printed::ApiScale(scale::api_scale(&spawnit, client, args.requests, scratch.path()).await?));
     }
     let bench = Bench::open(args.clone(), client, scratch.path().to_owned(), spawnit).await?;
+    if args.balancer {
+        return Ok(Printed::Balancer(Box::new(balancer::balancer(&bench).await?)));
+    }
     let machine = Machine::describe(bench.docker.client()).await;
     eprintln!("machine: {machine}");
     eprintln!("client {client}, store {}", bench.store_dir.display());

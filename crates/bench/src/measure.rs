@@ -93,7 +93,7 @@ pub async fn apply_versus_run(b: &Bench) -> Result<ApplyVersusRun> {
 }
 
 /// The Docker name of the bench client's network.
-async fn client_network(b: &Bench) -> Result<String> {
+pub async fn client_network(b: &Bench) -> Result<String> {
     let filters = HashMap::from([("label".to_owned(), vec![format!("spawnit.client={}", b.client)])]);
     let networks = b.docker.client().list_networks(Some(ListNetworksOptions { filters: Some(filters) })).await?;
     match networks.as_slice() {
@@ -144,7 +144,7 @@ async fn docker_run_round(b: &Bench, round: usize, network: &str) -> Result<Dura
 }
 
 /// Runs `spawnit --data-dir STORE ARGS…` as the bench's client; fails on a non-zero exit.
-async fn spawnit_cli(b: &Bench, args: &[&str]) -> Result<()> {
+pub async fn spawnit_cli(b: &Bench, args: &[&str]) -> Result<()> {
     let mut command = Command::new(&b.spawnit);
     command
         .arg("--data-dir")
@@ -157,7 +157,7 @@ async fn spawnit_cli(b: &Bench, args: &[&str]) -> Result<()> {
 }
 
 /// Runs a whole process to its end, its output captured; fails on a non-zero exit.
-async fn process(program: &str, args: &[&str], command: &mut Command) -> Result<()> {
+pub async fn process(program: &str, args: &[&str], command: &mut Command) -> Result<()> {
     let out = command
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)

@@ -31,7 +31,7 @@ pub struct Report {
 }
 
 /// One table row.
-struct Row {
+pub struct Row {
     measurement: String,
     spawnit: String,
     baseline: String,
@@ -40,7 +40,7 @@ struct Row {
 }
 
 impl Row {
-    fn new(measurement: impl Into<String>, spawnit: impl Into<String>) -> Row {
+    pub fn new(measurement: impl Into<String>, spawnit: impl Into<String>) -> Row {
         Row {
             measurement: measurement.into(),
             spawnit: spawnit.into(),
@@ -50,13 +50,13 @@ impl Row {
         }
     }
 
-    fn against(mut self, baseline: String, ratio: String) -> Row {
+    pub fn against(mut self, baseline: String, ratio: String) -> Row {
         self.baseline = baseline;
         self.ratio = ratio;
         self
     }
 
-    fn goal(mut self, goal: &str) -> Row {
+    pub fn goal(mut self, goal: &str) -> Row {
         self.goal = goal.into();
         self
     }
@@ -264,7 +264,7 @@ impl fmt::Display for Report {
 }
 
 /// A markdown table with padded columns.
-fn table(rows: &[Row]) -> String {
+pub fn table(rows: &[Row]) -> String {
     let header = ["measurement", "SpawnIt", "baseline (same run)", "ratio", "goal (information)"];
     let cells: Vec<[&str; 5]> =
         rows.iter().map(|r| [r.measurement.as_str(), &r.spawnit, &r.baseline, &r.ratio, &r.goal]).collect();
