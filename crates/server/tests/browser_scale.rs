@@ -120,10 +120,9 @@ async fn browser_deploys_web_app_with_three_sticky_replicas() {
     let job = confirm_job(&c, &t, "shop", "details.confirm:nth-of-type(1)", "#confirm-apply", "apply").await;
     let page = t.url(&format!("/services/shop?job={job}"));
     let recover = Some(page.as_str());
-    let log = wait_text_at(&c, "#log", "apply finished", Duration::from_secs(180), recover, |t| {
-        t.contains("finished:")
-    })
-    .await;
+    let log =
+        wait_text_at(&c, "#log", "apply finished", Duration::from_secs(180), recover, |t| t.contains("finished:"))
+            .await;
     assert!(log.contains("finished: succeeded"), "the apply did not succeed: {log}");
     let (_, record) = t.get(&format!("/api/jobs/{job}")).await;
     assert_eq!(record["status"], "succeeded", "{record}");
@@ -147,10 +146,7 @@ async fn browser_deploys_web_app_with_three_sticky_replicas() {
     let mut others = Vec::new();
     for i in 0..OTHER_SESSIONS {
         let private = browser(&driver).await;
-        assert!(
-            private.get_named_cookie(STICKY_COOKIE).await.is_err(),
-            "a new session already has the sticky cookie"
-        );
+        assert!(private.get_named_cookie(STICKY_COOKIE).await.is_err(), "a new session already has the sticky cookie");
         let host = replica_shown(&private, &endpoint, false, &format!("separate session {i}")).await;
         if i == 0 || host != first {
             shot(&private, &format!("scale-07-separate-session-{i}")).await;
@@ -176,10 +172,9 @@ async fn browser_deploys_web_app_with_three_sticky_replicas() {
     let job = confirm_job(&c, &t, "shop", "details.confirm:nth-of-type(2)", "#confirm-destroy", "destroy").await;
     let page = t.url(&format!("/services/shop?job={job}"));
     let recover = Some(page.as_str());
-    let log = wait_text_at(&c, "#log", "destroy finished", Duration::from_secs(180), recover, |t| {
-        t.contains("finished:")
-    })
-    .await;
+    let log =
+        wait_text_at(&c, "#log", "destroy finished", Duration::from_secs(180), recover, |t| t.contains("finished:"))
+            .await;
     assert!(log.contains("finished: succeeded"), "the destroy did not succeed: {log}");
     shot(&c, "scale-08-destroyed").await;
     assert!(reqwest::get(&endpoint).await.is_err(), "the load balancer still answers after the destroy");

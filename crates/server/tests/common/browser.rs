@@ -128,7 +128,7 @@ pub async fn click(c: &Client, css: &str) {
 /// started. Chromium aborts a submission when the host's network interfaces change
 /// (ERR_NETWORK_CHANGED: Docker creating or removing networks and containers, ours or another
 /// test's); then nothing was submitted, and the confirmation is done again.
-pub pub async fn confirm_job(c: &Client, t: &TestServer, service: &str, details: &str, button: &str, kind: &str) -> String {
+pub async fn confirm_job(c: &Client, t: &TestServer, service: &str, details: &str, button: &str, kind: &str) -> String {
     let known: Vec<String> = t.get("/api/jobs").await.1["jobs"]
         .as_array()
         .unwrap()
@@ -168,7 +168,6 @@ pub pub async fn confirm_job(c: &Client, t: &TestServer, service: &str, details:
     shot(c, &format!("failed-{kind}-submit")).await;
     panic!("the {kind} confirmation never started a job");
 }
-
 
 /// When the service page says its network is not applied yet, applies it from the page and
 /// waits until the page no longer says so.
