@@ -307,9 +307,12 @@ pub async fn execute(
             if waiting.is_empty() || stopping {
                 break;
             }
+            // A change skipped above may have made others ready (to be skipped in turn).
+            if waiting.values().any(|deps| deps.iter().all(|d| finished.contains(d) || broken.contains(d))) {
+                continue;
+            }
             // Everything left waits on something that will never finish: should not happen
-            // for a plan made by the planner, but never loop forever.
-            skipped += waiting.len();
+            // for a plan made by the planner, but never loop forever (counted as skipped below).
             break;
         }
         tokio::select! {
@@ -476,16 +479,26 @@ mod tests {
     use super::*;
 
     /// Records calls; fails creating `fail`; each call takes `delay`.
+    /// Also keeps the upstreams of each load balancer update and the id of each deletion.
     struct FakeProvider {
         calls: Mutex<Vec<String>>,
         fail: Option<&'static str>,
         delay: Duration,
         running: Mutex<(usize, usize)>,
+        upstreams: Mutex<Vec<Vec<String>>>,
+        deleted: Mutex<Vec<String>>,
     }
 
     impl FakeProvider {
         fn new(fail: Option<&'static str>, delay: Duration) -> FakeProvider {
-            FakeProvider { calls: Mutex::new(Vec::new()), fail, delay, running: Mutex::new((0, 0)) }
+            FakeProvider {
+                calls: Mutex::new(Vec::new()),
+                fail,
+                delay,
+                running: Mutex::new((0, 0)),
+                upstreams: Mutex::new(Vec::new()),
+                deleted: Mutex::new(Vec::new()),
+            }
         }
         async fn call(&self, what: String) -> Result<(), ProviderError> {
             {
@@ -530,10 +543,14 @@ mod tests {
             _: &str,
             _: &CancellationToken,
         ) -> Result<Applied, ProviderError> {
+            if let ResourceAttrs::LoadBalancer(lb) = &r.attrs {
+                self.upstreams.lock().unwrap().push(lb.upstreams.clone());
+            }
             self.call(format!("update {}", r.address)).await?;
             Ok(id.to_owned().into())
         }
-        async fn delete(&self, _: &Scope, a: &Address, _: &str, _: &CancellationToken) -> Result<(), ProviderError> {
+        async fn delete(&self, _: &Scope, a: &Address, id: &str, _: &CancellationToken) -> Result<(), ProviderError> {
+            self.deleted.lock().unwrap().push(id.to_owned());
             self.call(format!("delete {a}")).await
         }
     }
@@ -620,5 +637,223 @@ mod tests {
         assert_eq!((report.done, report.skipped), (4, 1));
         assert_eq!(state.state().resources.len(), 4);
         assert!(!provider.calls.lock().unwrap().iter().any(|c| c.contains("image")));
+    }
+
+    /// `n` replicas of `image` (each named after its revision) behind `load_balancer.main`.
+    fn balanced(n: u32, image: &str) -> Vec<DesiredResource> {
+        use spawnit_model::resource::{ContainerAttrs, PublishedPort};
+        use spawnit_model::spec::Protocol;
+        let revision = &spawnit_plan::fingerprint(&ResourceAttrs::Image(ImageAttrs { reference: image.into() }))[..6];
+        let app_image = Address::new(ResourceKind::Image, "app");
+        let mut out: Vec<DesiredResource> = (0..n)
+            .map(|i| DesiredResource {
+                address: Address::replica("app", i),
+                attrs: ResourceAttrs::Container(ContainerAttrs {
+                    name: format!("spawnit_c_s_app.{i}.{revision}"),
+                    image: image.into(),
+                    entrypoint: None,
+                    command: vec![],
+                    env: Default::default(),
+                    ports: vec![],
+                    mounts: vec![],
+                    network: "spawnit_c_default".into(),
+                    aliases: vec![],
+                    health: None,
+                    user: None,
+                }),
+                depends_on: vec![app_image.clone()],
+            })
+            .collect();
+        let upstreams = out.iter().filter_map(|r| container_name_of_attrs(&r.attrs)).collect();
+        out.push(DesiredResource {
+            address: Address::new(ResourceKind::LoadBalancer, "main"),
+            attrs: ResourceAttrs::LoadBalancer(LoadBalancerAttrs {
+                name: "spawnit_c_s_load_balancer".into(),
+                image: "caddy:2".into(),
+                network: "spawnit_c_default".into(),
+                port: PublishedPort {
+                    container: 8080,
+                    host: 18000,
+                    host_ip: "127.0.0.1".into(),
+                    protocol: Protocol::Tcp,
+                },
+                target: "app".into(),
+                upstream_port: 80,
+                sticky: true,
+                health_path: "/health".into(),
+                upstreams,
+            }),
+            depends_on: (0..n).map(|i| Address::replica("app", i)).collect(),
+        });
+        out.push(DesiredResource {
+            address: app_image,
+            attrs: ResourceAttrs::Image(ImageAttrs { reference: image.into() }),
+            depends_on: vec![],
+        });
+        out
+    }
+
+    fn container_name_of_attrs(attrs: &ResourceAttrs) -> Option<String> {
+        match attrs {
+            ResourceAttrs::Container(c) => Some(c.name.clone()),
+            _ => None,
+        }
+    }
+
+    fn upstreams_of(state: &State) -> Vec<String> {
+        match &state.resources[&Address::new(ResourceKind::LoadBalancer, "main")].attrs {
+            ResourceAttrs::LoadBalancer(lb) => lb.upstreams.clone(),
+            other => panic!("not a load balancer: {other:?}"),
+        }
+    }
+
+    /// Three replicas of `app:1` applied (ids `old-…`), then the plan and execution of the
+    /// rolling update to `app:2`.
+    async fn rolling_update(provider: &FakeProvider) -> (ExecutionReport, State, Vec<JobEvent>) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = writer(&dir).await;
+        // Both images are present locally.
+        let mut observed = vec![ObservedResource {
+            address: Address::new(ResourceKind::Image, "app"),
+            id: "sha256:app".into(),
+            liveness: spawnit_model::resource::Liveness::Present,
+            fingerprint: None,
+            facts: Default::default(),
+        }];
+        for r in balanced(3, "app:1").into_iter().filter(|r| r.address.kind != ResourceKind::Image) {
+            let id = format!("old-{}", r.address.name);
+            let fingerprint = spawnit_plan::fingerprint(&r.attrs);
+            let mut facts = std::collections::BTreeMap::new();
+            if let ResourceAttrs::LoadBalancer(lb) = &r.attrs {
+                facts.insert(spawnit_model::resource::facts::UPSTREAMS.to_owned(), lb.upstreams.join(","));
+            }
+            observed.push(ObservedResource {
+                address: r.address.clone(),
+                id: id.clone(),
+                liveness: spawnit_model::resource::Liveness::Running,
+                fingerprint: Some(fingerprint.clone()),
+                facts,
+            });
+            let entry = ResourceState {
+                id,
+                attrs: r.attrs,
+                fingerprint,
+                depends_on: r.depends_on,
+                outputs: Default::default(),
+                updated_at: Utc::now(),
+            };
+            state.record(&r.address, Some(entry)).await.unwrap();
+        }
+        let plan = plan_apply("s", &balanced(3, "app:2"), state.state(), &observed, &Redactor::default());
+        let replaces = plan.changes.iter().filter(|c| c.action == Action::Replace && c.create_before_destroy);
+        assert_eq!(replaces.count(), 3, "{plan:?}");
+        let scope = Scope { owner: state.owner().clone(), lineage: "l".into() };
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink: EventSink = {
+            let events = events.clone();
+            Arc::new(move |e| events.lock().unwrap().push(e))
+        };
+        let report =
+            execute(&plan, provider, &scope, &mut state, &CancellationToken::new(), &sink, &Redactor::default())
+                .await
+                .unwrap();
+        let events = events.lock().unwrap().clone();
+        (report, state.state().clone(), events)
+    }
+
+    #[tokio::test]
+    async fn a_rolling_replace_creates_then_adds_to_the_balancer_then_deletes_the_old_copy() {
+        let provider = FakeProvider::new(None, Duration::from_millis(1));
+        let (report, state, events) = rolling_update(&provider).await;
+        assert_eq!(report.outcome, OperationOutcome::Succeeded, "{report:?}");
+        assert_eq!((report.done, report.failed, report.skipped), (4, 0, 0));
+        let mut expected = Vec::new();
+        for i in 0..3 {
+            expected.extend([
+                format!("create container.app[{i}]"),
+                "update load_balancer.main".to_owned(),
+                format!("delete container.app[{i}]"),
+            ]);
+        }
+        expected.push("update load_balancer.main".to_owned());
+        assert_eq!(*provider.calls.lock().unwrap(), expected);
+        // The old copies were deleted, each after its new copy joined the balancer.
+        assert_eq!(*provider.deleted.lock().unwrap(), ["old-app[0]", "old-app[1]", "old-app[2]"]);
+        let (old, new): (Vec<String>, Vec<String>) = (
+            balanced(3, "app:1").iter().filter_map(|r| container_name_of_attrs(&r.attrs)).collect(),
+            balanced(3, "app:2").iter().filter_map(|r| container_name_of_attrs(&r.attrs)).collect(),
+        );
+        assert_eq!(
+            *provider.upstreams.lock().unwrap(),
+            [
+                vec![new[0].clone(), old[1].clone(), old[2].clone()],
+                vec![new[0].clone(), new[1].clone(), old[2].clone()],
+                new.clone(),
+                new.clone(),
+            ]
+        );
+        assert_eq!(upstreams_of(&state), new);
+        for i in 0..3 {
+            assert_eq!(state.resources[&Address::replica("app", i)].id, format!("id-app[{i}]"));
+        }
+        // One replica at a time: each is done before the next starts.
+        let order: Vec<String> = events
+            .iter()
+            .filter_map(|e| match e {
+                JobEvent::OperationStarted { address, .. } => Some(format!("start {address}")),
+                JobEvent::OperationDone { address, .. } => Some(format!("done {address}")),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "start container.app[0]",
+                "done container.app[0]",
+                "start container.app[1]",
+                "done container.app[1]",
+                "start container.app[2]",
+                "done container.app[2]",
+                "start load_balancer.main",
+                "done load_balancer.main"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_balancer_update_removes_the_new_copy_and_the_old_keeps_serving() {
+        let provider = FakeProvider::new(Some("load_balancer.main"), Duration::from_millis(1));
+        let (report, state, events) = rolling_update(&provider).await;
+        assert_eq!(report.outcome, OperationOutcome::Failed);
+        assert_eq!((report.done, report.failed, report.skipped), (0, 1, 3), "{report:?}");
+        assert_eq!(
+            *provider.calls.lock().unwrap(),
+            ["create container.app[0]", "update load_balancer.main", "delete container.app[0]"]
+        );
+        // The new copy went, not the old one; state still has the old replicas and upstreams.
+        assert_eq!(*provider.deleted.lock().unwrap(), ["id-app[0]"]);
+        for i in 0..3 {
+            assert_eq!(state.resources[&Address::replica("app", i)].id, format!("old-app[{i}]"));
+        }
+        let old: Vec<String> = balanced(3, "app:1").iter().filter_map(|r| container_name_of_attrs(&r.attrs)).collect();
+        assert_eq!(upstreams_of(&state), old);
+        assert_eq!(report.errors.len(), 1);
+        assert!(report.errors[0].starts_with("container.app[0]: "), "{:?}", report.errors);
+        assert!(
+            report.errors[0].ends_with("the new copy was removed, the old one keeps serving"),
+            "{:?}",
+            report.errors
+        );
+        assert!(events.iter().any(|e| matches!(e,
+            JobEvent::OperationFailed { address, error, .. }
+                if *address == Address::replica("app", 0) && error.contains("keeps serving"))));
+        for skipped in ["container.app[1]", "container.app[2]", "load_balancer.main"] {
+            assert!(
+                events.iter().any(
+                    |e| matches!(e, JobEvent::Message { text } if text.starts_with(&format!("{skipped}: skipped")))
+                ),
+                "{skipped} is not reported skipped: {events:?}"
+            );
+        }
     }
 }
