@@ -145,14 +145,21 @@ async fn cpu_load_scales_out_to_the_maximum_and_back_in_after_the_cooldown() {
         burned += l.await.unwrap();
     }
     assert!(burned > 0, "the load balancer answered the burns");
-    let (event, _) = events.until(Duration::from_secs(120), "scale-in", |e| e.event == "scaled").await;
-    let e = event.data;
-    assert_eq!((e["from"].as_u64(), e["to"].as_u64()), (Some(3), Some(1)), "{e}");
-    assert!(e["reason"].as_str().unwrap().contains("scale in"), "{e}");
-    let since = at(&e) - at(scaled_out.last().unwrap());
-    assert!(since >= chrono::Duration::seconds(10), "the scale-in waited for its cooldown: {since}");
-    let job = t.get(&format!("/api/jobs/{}", e["job"].as_str().unwrap())).await.1;
-    job_succeeds(&t, &job).await;
+    // (The load winds down over a few seconds: the count may go down in more than one step.)
+    let mut scaled_in: Vec<Value> = Vec::new();
+    while scaled_in.last().is_none_or(|e| e["to"] != 1) {
+        let (event, _) = events.until(Duration::from_secs(120), "scale-in", |e| e.event == "scaled").await;
+        let e = event.data;
+        let (from, to) = (e["from"].as_u64().unwrap(), e["to"].as_u64().unwrap());
+        assert!(to < from && to >= 1, "a scale-in once the load is gone: {e}");
+        assert!(e["reason"].as_str().unwrap().contains("scale in"), "{e}");
+        let previous = scaled_in.last().unwrap_or_else(|| scaled_out.last().unwrap());
+        let since = at(&e) - at(previous);
+        assert!(since >= chrono::Duration::seconds(10), "the scale-in waited for its cooldown: {since}: {e}");
+        let job = t.get(&format!("/api/jobs/{}", e["job"].as_str().unwrap())).await.1;
+        job_succeeds(&t, &job).await;
+        scaled_in.push(e);
+    }
     let scale = t.get("/api/services/shop/scale").await.1;
     assert_eq!(scale["containers"][0]["instances"].as_array().unwrap().len(), 1, "{scale}");
     assert!(http_text(port).await.contains("Hostname: "), "the app still answers");
@@ -165,7 +172,7 @@ async fn cpu_load_scales_out_to_the_maximum_and_back_in_after_the_cooldown() {
         .iter()
         .filter(|a| a["action"] == "scale" && a["user"] == "autoscaler" && a["client"] == t.client.as_str())
         .count();
-    assert_eq!(scalings, scaled_out.len() + 1, "{audit:#}");
+    assert_eq!(scalings, scaled_out.len() + scaled_in.len(), "{audit:#}");
 
     let (status, job) = t.post("/api/services/shop/destroy", empty()).await;
     assert_eq!(status, 202, "{job}");
