@@ -42,10 +42,11 @@ impl DockerProvider {
     /// `exited`, …) with its health when it has a health check (`running (healthy)`),
     /// inspected concurrently. A container that no longer exists is left out.
     pub async fn container_statuses(&self, ids: &[String]) -> Result<BTreeMap<String, String>, ProviderError> {
-        let answers = futures::future::join_all(ids.iter().map(|id| {
-            self.docker.inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>)
-        }))
-        .await;
+        let answers =
+            futures::future::join_all(ids.iter().map(|id| {
+                self.docker.inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>)
+            }))
+            .await;
         let mut out = BTreeMap::new();
         for (id, answer) in ids.iter().zip(answers) {
             match answer {
@@ -130,7 +131,8 @@ mod tests {
     #[test]
     fn one_busy_core_of_four_is_100_percent() {
         // The host's 4 CPUs ran 4 s in all; the container used 1 s of them.
-        let s = sample(reading(3_000_000_000, 14_000_000_000, Some(4)), reading(2_000_000_000, 10_000_000_000, Some(4)));
+        let s =
+            sample(reading(3_000_000_000, 14_000_000_000, Some(4)), reading(2_000_000_000, 10_000_000_000, Some(4)));
         assert!((cpu_percent(&s).unwrap() - 100.0).abs() < 1e-9);
     }
 

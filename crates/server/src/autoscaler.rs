@@ -116,7 +116,12 @@ pub fn decide(input: &DecideInput) -> Verdict {
         } else {
             String::new()
         };
-        (clamped, format!("average CPU {avg:.1}% of {n} replica(s), target {target}%: ceil({n} × {avg:.1} / {target}) = {raw}{bound}"))
+        (
+            clamped,
+            format!(
+                "average CPU {avg:.1}% of {n} replica(s), target {target}%: ceil({n} × {avg:.1} / {target}) = {raw}{bound}"
+            ),
+        )
     };
     let hold = |reason: String| Verdict { avg_cpu_percent: avg, desired, scale_to: None, reason };
     if samples.is_empty() && desired == current {
@@ -125,11 +130,8 @@ pub fn decide(input: &DecideInput) -> Verdict {
     if desired == current {
         return hold(format!("{formula}: stays at {current}"));
     }
-    let (direction, cooldown) = if desired > current {
-        ("scale out", input.scale_out_cooldown)
-    } else {
-        ("scale in", input.scale_in_cooldown)
-    };
+    let (direction, cooldown) =
+        if desired > current { ("scale out", input.scale_out_cooldown) } else { ("scale in", input.scale_in_cooldown) };
     if let Some(since) = since_last_scaling
         && since < cooldown
     {
@@ -223,7 +225,10 @@ impl ScaleBoard {
     /// The last samples of a replicated container of the service.
     pub fn samples(&self, client: &Id, service: &Id, container: &str) -> Vec<ReplicaSample> {
         let inner = self.inner.lock().expect("scale board");
-        inner.get(&(client.clone(), service.clone())).and_then(|s| s.samples.get(container).cloned()).unwrap_or_default()
+        inner
+            .get(&(client.clone(), service.clone()))
+            .and_then(|s| s.samples.get(container).cloned())
+            .unwrap_or_default()
     }
 
     /// Forgets the services not in `keep` (deleted ones).

@@ -27,14 +27,8 @@ pub enum Task {
 }
 
 impl Task {
-    pub const ALL: [Task; 6] = [
-        Task::DriftSweep,
-        Task::DriftRecheck,
-        Task::Reconcile,
-        Task::LeaseKeeper,
-        Task::IndexRefresh,
-        Task::Autoscale,
-    ];
+    pub const ALL: [Task; 6] =
+        [Task::DriftSweep, Task::DriftRecheck, Task::Reconcile, Task::LeaseKeeper, Task::IndexRefresh, Task::Autoscale];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -105,7 +105,11 @@ async fn cpu_load_scales_out_to_the_maximum_and_back_in_after_the_cooldown() {
     while scaled_out.last().is_none_or(|e: &Value| e["to"] != 3) {
         let (event, _) = events.until(Duration::from_secs(180), "scaled event", |e| e.event == "scaled").await;
         let e = event.data;
-        assert_eq!((e["client"].as_str(), e["service"].as_str(), e["container"].as_str()), (Some(t.client.as_str()), Some("shop"), Some("app")), "{e}");
+        assert_eq!(
+            (e["client"].as_str(), e["service"].as_str(), e["container"].as_str()),
+            (Some(t.client.as_str()), Some("shop"), Some("app")),
+            "{e}"
+        );
         let (from, to) = (e["from"].as_u64().unwrap(), e["to"].as_u64().unwrap());
         assert!(from < to && to <= 3, "a scale-out under load: {e}");
         assert!(e["avg_cpu_percent"].as_f64().unwrap() > 10.0, "{e}");
@@ -123,9 +127,17 @@ async fn cpu_load_scales_out_to_the_maximum_and_back_in_after_the_cooldown() {
     let app = &scale["containers"][0];
     assert_eq!((app["container"].as_str(), app["replicas"].as_u64()), (Some("app"), Some(3)), "{scale}");
     assert_eq!(app["policy"], json!({"min": 1, "max": 3, "target_cpu_percent": 10}), "{scale}");
-    let addresses: Vec<&str> = app["instances"].as_array().unwrap().iter().map(|r| r["address"].as_str().unwrap()).collect();
+    let addresses: Vec<&str> =
+        app["instances"].as_array().unwrap().iter().map(|r| r["address"].as_str().unwrap()).collect();
     assert_eq!(addresses, ["container.app[0]", "container.app[1]", "container.app[2]"], "{scale}");
-    assert!(app["instances"].as_array().unwrap().iter().all(|r| r["status"].as_str().is_some_and(|s| s.starts_with("running"))), "{scale}");
+    assert!(
+        app["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"].as_str().is_some_and(|s| s.starts_with("running"))),
+        "{scale}"
+    );
     assert_eq!(scale["decisions"].as_array().unwrap().len(), scaled_out.len(), "{scale}");
     assert_eq!(scale["decisions"][0]["to"], 3, "newest first: {scale}");
 
@@ -165,7 +177,8 @@ async fn cpu_load_scales_out_to_the_maximum_and_back_in_after_the_cooldown() {
     assert!(http_text(port).await.contains("Hostname: "), "the app still answers");
 
     // Every scaling is in the audit log, done by the autoscaler.
-    let audit: Value = t.http.get(t.url("/api/audit")).bearer_auth(&t.admin).send().await.unwrap().json().await.unwrap();
+    let audit: Value =
+        t.http.get(t.url("/api/audit")).bearer_auth(&t.admin).send().await.unwrap().json().await.unwrap();
     let scalings = audit["entries"]
         .as_array()
         .unwrap()
@@ -232,9 +245,9 @@ async fn scaling_beyond_the_policy_is_refused_naming_the_field_and_changes_nothi
     let form = [("replicas", "2"), ("container", "app")];
     let (status, _) = t.form(Some(&session), "/services/shop/scale", &form, None).await;
     assert_eq!(status, 403);
-    let (status, answer) =
-        t.form(Some(&session), "/services/shop/scale", &[("replicas", "9"), ("container", "app")], Some(&session.csrf))
-            .await;
+    let (status, answer) = t
+        .form(Some(&session), "/services/shop/scale", &[("replicas", "9"), ("container", "app")], Some(&session.csrf))
+        .await;
     assert_eq!(status, 422, "{answer}");
     assert!(answer.contains("replicas"), "{answer}");
     let (status, answer) =

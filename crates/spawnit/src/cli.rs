@@ -199,7 +199,9 @@ pub enum Command {
     /// Set how many replicas of a replicated container run (the desired count in the spec;
     /// applies nothing: run `spawnit plan` / `spawnit apply` as after `update`). The count must
     /// lie within the container's scale policy (min..max) when it has one.
-    #[command(after_help = "Examples:\n  spawnit scale shop 3\n  spawnit scale shop 2 --container worker\n  spawnit apply shop")]
+    #[command(
+        after_help = "Examples:\n  spawnit scale shop 3\n  spawnit scale shop 2 --container worker\n  spawnit apply shop"
+    )]
     Scale {
         #[arg(value_parser = parse_id)]
         service: Id,

@@ -234,10 +234,14 @@ async fn run(cli: Cli) -> Result<u8> {
             println!("Updated service {}/{service}. Run `spawnit plan {service}` to see the changes.", client.client);
         }
         Command::Scale { service, replicas, container, client } => {
-            let (spec, from) =
-                engine.service_scale(&client.client, &service, container.as_deref(), replicas).await?;
+            let (spec, from) = engine.service_scale(&client.client, &service, container.as_deref(), replicas).await?;
             let container = container.unwrap_or_else(|| {
-                spec.instance.containers.iter().find(|(_, c)| c.replicated()).map(|(n, _)| n.clone()).unwrap_or_default()
+                spec.instance
+                    .containers
+                    .iter()
+                    .find(|(_, c)| c.replicated())
+                    .map(|(n, _)| n.clone())
+                    .unwrap_or_default()
             });
             println!(
                 "Scaled {container} of service {}/{service}: {from} → {replicas} replicas. Run `spawnit plan {service}` to see the changes, `spawnit apply {service}` to make them.",

@@ -1,7 +1,8 @@
-//! `spawnit scale` (the verb): sets the desired replica count of a replicated container in the spec (the
-//! plan shows the new replica, apply makes it, as after `update`); a count outside the scale
-//! policy, or a service without replicas, is refused naming the field, and nothing is stored.
-//! Real binary, real store, real Docker engine (the plan observes it).
+//! `spawnit scale SERVICE N` (the verb): sets the desired replica count of a replicated
+//! container in the spec (the plan shows the new replica, apply makes it, as after `update`); a
+//! count outside the scale policy, or a container that is not replicated, is refused naming the
+//! field, and nothing is stored. Real binary, real store, real Docker engine (the plan observes
+//! it). The scaling itself through the load balancer is in `cli_scale.rs`.
 
 mod common;
 

@@ -707,7 +707,10 @@ pub(super) async fn service_action(
             let replicas = form.replicas.trim().parse::<u32>().map_err(|_| {
                 UiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    format!("Replicas must be a whole number, not {:?}.", form.replicas.chars().take(40).collect::<String>()),
+                    format!(
+                        "Replicas must be a whole number, not {:?}.",
+                        form.replicas.chars().take(40).collect::<String>()
+                    ),
                 )
             })?;
             let container = (!form.container.is_empty()).then_some(form.container);
