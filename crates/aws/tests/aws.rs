@@ -23,6 +23,14 @@ async fn every_catalog_template_plans_applies_and_destroys_on_aws() {
     assert!(catalog.templates.len() >= 13);
     for entry in &catalog.templates {
         let service = format!("s-{}", entry.id);
+        let template = w.engine.template(&entry.id).await.unwrap();
+        if template.blueprint.get("load_balancer").is_some() {
+            // Replicas behind a load balancer run on Docker only for now: refused, naming why.
+            let refused = w.create(entry.id.as_str(), &service, w.settings(), &[]).await.unwrap_err().to_string();
+            assert!(refused.contains("provider: a template with a load balancer runs on provider docker"), "{refused}");
+            assert!(w.engine.service_spec(&w.client, &id(&service)).await.is_err(), "nothing stored");
+            continue;
+        }
         let spec = w.create(entry.id.as_str(), &service, w.settings(), &[]).await.unwrap();
 
         let planned = w.engine.service_plan(&w.client, &id(&service)).await.unwrap();

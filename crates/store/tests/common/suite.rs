@@ -473,12 +473,17 @@ pub async fn catalog_seed_never_overwrites(f: &Fixture) {
     assert_eq!(ids(after_user.clone()), ["redis", "postgres", "minecraft"]);
     assert_eq!(after_user.templates[0].description, "changed by a user");
 
-    // Seeding again (a restart with newer built-ins) keeps what is there.
+    // Seeding again (a restart with newer built-ins) keeps what is there; a built-in new to
+    // this store joins its catalog.
     store
         .catalog_seed(&[template("redis", "built-in v2"), template("mysql", "built-in v2")])
         .await
         .expect("seed again");
-    assert_eq!(store.catalog().await.expect("catalog"), after_user);
+    let after_seed = store.catalog().await.expect("catalog");
+    assert_eq!(ids(after_seed.clone()), ["redis", "postgres", "minecraft", "mysql"]);
+    assert_eq!(after_seed.templates[..3], after_user.templates[..]);
+    store.catalog_seed(&[template("mysql", "built-in v3")]).await.expect("seed a third time");
+    assert_eq!(store.catalog().await.expect("catalog"), after_seed, "a built-in already there is never re-added");
     let redis = store.template(&id("redis")).await.expect("template").expect("present");
     assert_eq!(redis.description, "changed by a user");
     let minecraft = store.template(&id("minecraft")).await.expect("template").expect("present");
