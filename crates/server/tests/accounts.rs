@@ -282,7 +282,8 @@ async fn isolation_matrix_every_route_refuses_other_clients_members_and_anonymou
     let (status, body) = t.post("/api/networks", json!({"name": "victimnet"})).await;
     assert_eq!(status, 201, "{body}");
     // A replicated service, for the scale routes (its apply waits for the lock held below).
-    let (status, body) = t.post("/api/services", json!({"template": "web-app", "name": "scalesvc"})).await;
+    let scalesvc = json!({"template": "web-app", "name": "scalesvc", "params": {"http_port": free_port()}});
+    let (status, body) = t.post("/api/services", scalesvc).await;
     assert_eq!(status, 201, "{body}");
     let store = spawnit_store::Store::open_local(t.dir.path()).unwrap();
     let victim_id = spawnit_model::Id::parse(&victim).unwrap();

@@ -196,7 +196,9 @@ async fn cpu_load_scales_out_to_the_maximum_and_back_in_after_the_cooldown() {
 async fn scaling_beyond_the_policy_is_refused_naming_the_field_and_changes_nothing() {
     images_required();
     let t = TestServer::start(|_| {}).await;
-    let params = json!({"image": "spawnit-test/webapp:1", "replicas": 2, "min_replicas": 1, "max_replicas": 3});
+    // A port of its own: a scale re-renders the spec, whose port is checked again.
+    let params = json!({"image": "spawnit-test/webapp:1", "replicas": 2, "min_replicas": 1, "max_replicas": 3,
+        "http_port": free_port()});
     let (status, created) =
         t.post("/api/services", json!({"template": "web-app", "name": "shop", "params": params})).await;
     assert_eq!(status, 201, "{created}");

@@ -24,6 +24,8 @@ fn scale_sets_the_count_in_the_spec_and_refuses_counts_outside_the_policy() {
         "replicas=2",
         "--set",
         "max_replicas=3",
+        "--set",
+        &format!("http_port={}", common::free_port()),
     ]);
     let show = |w: &World| w.ok(&["show", "shop", "--output", "json"]).stdout;
     let before = show(&w);
