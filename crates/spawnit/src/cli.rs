@@ -203,6 +203,7 @@ pub enum Command {
         after_help = "Examples:\n  spawnit scale shop 3\n  spawnit scale shop 2 --container worker\n  spawnit apply shop"
     )]
     Scale {
+        /// The service.
         #[arg(value_parser = parse_id)]
         service: Id,
         /// The new replica count.

@@ -617,7 +617,7 @@ fn replicas_section(c: &Caller, name: &Id, qs: &str, scaling: &crate::views::Sca
                     p.muted.policy { "A fixed count: no autoscaling." }
                 }
                 @if g.instances.is_empty() {
-                    p.muted { "No replica runs yet: apply the service." }
+                    p.muted { "No replica recorded yet: apply the service." }
                 } @else {
                     table.list.replicas {
                         thead { tr { th { "Replica" } th { "Container" } th { "Status" } th { "CPU" } th { "Sampled" } } }
