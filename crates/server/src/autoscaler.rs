@@ -299,6 +299,10 @@ impl Autoscaler {
     /// Looks at every scalable service once; returns how many scalings it decided. One
     /// service's failure does not stop the others: the first one is returned at the end.
     pub async fn round(&self) -> Result<usize, AutoscaleError> {
+        // A store served read-only takes no new spec: nothing to decide.
+        if self.state.engine.store().read_only_reason().is_some() {
+            return Ok(0);
+        }
         let services = self.state.index.scalable().await?;
         self.state.scaling.retain(&services);
         let mut scaled = 0;
