@@ -194,11 +194,15 @@ fn destroy_leaves_nothing(w: &World) {
     assert_eq!(w.labelled(None), Vec::<String>::new());
 }
 
+/// One request of a [`Load`]: when it ended, and the replica's hostname and version or why it
+/// failed.
+type Sample = (Instant, Result<(String, String), String>);
+
 /// A request loop through the load balancer, without a cookie, in a thread of its own until
 /// stopped: every answer or failure is kept with its time.
 struct Load {
     stop: Arc<AtomicBool>,
-    samples: Arc<Mutex<Vec<(Instant, Result<(String, String), String>)>>>,
+    samples: Arc<Mutex<Vec<Sample>>>,
     thread: Option<JoinHandle<()>>,
 }
 
