@@ -21,6 +21,7 @@ async fn every_catalog_template_plans_applies_and_destroys_on_aws() {
     let w = World::new().await;
     let catalog = w.engine.store().catalog().await.unwrap();
     assert!(catalog.templates.len() >= 13);
+    let mut deployed = Vec::new();
     for entry in &catalog.templates {
         let service = format!("s-{}", entry.id);
         let template = w.engine.template(&entry.id).await.unwrap();
@@ -32,6 +33,7 @@ async fn every_catalog_template_plans_applies_and_destroys_on_aws() {
             continue;
         }
         let spec = w.create(entry.id.as_str(), &service, w.settings(), &[]).await.unwrap();
+        deployed.push(service.clone());
 
         let planned = w.engine.service_plan(&w.client, &id(&service)).await.unwrap();
         assert_eq!(planned.plan.status, PlanStatus::Drifted, "{}", entry.id);
@@ -81,9 +83,10 @@ async fn every_catalog_template_plans_applies_and_destroys_on_aws() {
         assert!(endpoints.iter().all(|e| e.address.starts_with(ip.as_str())), "{endpoints:?}");
         assert_eq!(endpoints.len(), wanted.len());
     }
-    for entry in &catalog.templates {
-        let report = w.destroy(&format!("s-{}", entry.id)).await;
-        assert_eq!(report.outcome, OperationOutcome::Succeeded, "{}: {:?}", entry.id, report.errors);
+    assert!(deployed.len() >= 13, "{deployed:?}");
+    for service in &deployed {
+        let report = w.destroy(service).await;
+        assert_eq!(report.outcome, OperationOutcome::Succeeded, "{service}: {:?}", report.errors);
     }
     assert!(w.instances(None).await.is_empty(), "no tagged instance left");
     assert!(w.groups(None).await.is_empty(), "no tagged security group left");
