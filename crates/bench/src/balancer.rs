@@ -12,6 +12,12 @@
 //!    `docker run -d`, one container after the other). While SpawnIt rolls, one client keeps
 //!    requesting through the load balancer and every failed request is counted.
 //!
+//! 3. The time from CPU load to the first scale-out: a `web-app` service of one replica (at most
+//!    two, target 10 % CPU) under a `spawnit serve` whose autoscaler samples every 2 s; from the
+//!    moment `/burn` requests start through its load balancer, to the `scaled` event on
+//!    `/api/events` and to the end of the apply job that decision queued. Baseline: the same
+//!    scale-out asked by hand at once, `POST /api/services/{id}/scale` until its job ends.
+//!
 //! Everything is made for the bench's client and carries its label, so the final cleanup removes
 //! it whatever happens.
 
@@ -28,7 +34,9 @@ use tokio::process::Command;
 
 use crate::machine::Machine;
 use crate::measure::{client_network, process, spawnit_cli};
+use crate::reaction::{Sse, call, job_wait};
 use crate::report::{Row, table};
+use crate::serve::Served;
 use crate::stats::{ms, quantile, ratio};
 use crate::{Bench, free_port};
 
@@ -87,6 +95,21 @@ pub struct DuringRollout {
     pub examples: Vec<String>,
 }
 
+/// Measurement 3, per round.
+#[derive(Default)]
+pub struct Autoscale {
+    /// Load started → the autoscaler's `scaled` event.
+    pub decided: Vec<Duration>,
+    /// Load started → the apply job of that decision finished.
+    pub scaled_out: Vec<Duration>,
+    /// `POST …/scale` by hand → its apply job finished.
+    pub by_hand: Vec<Duration>,
+    /// The decisions' average CPU, in percent of one core.
+    pub avg_cpu: Vec<f64>,
+    /// `/burn` requests the load balancer answered.
+    pub burns: usize,
+}
+
 /// Everything `--balancer` measured.
 pub struct BalancerReport {
     pub machine: Machine,
@@ -102,6 +125,7 @@ pub struct BalancerReport {
     /// Three `docker rm -f` + `docker run -d`, per timed round.
     pub replace: Vec<Duration>,
     pub during_rollout: DuringRollout,
+    pub autoscale: Autoscale,
     /// Whether the build this ran from was optimised.
     pub release: bool,
     pub duration: Duration,
@@ -123,7 +147,7 @@ pub async fn balancer(b: &Bench) -> Result<BalancerReport> {
     eprintln!("client {}, store {}", b.client, b.store_dir.display());
     let (clients, requests) = (b.args.balancer_clients, b.args.balancer_requests);
 
-    eprintln!("[1/2] {requests} requests by {clients} clients, {ROUNDS} rounds: load balancer vs one replica");
+    eprintln!("[1/3] {requests} requests by {clients} clients, {ROUNDS} rounds: load balancer vs one replica");
     let lb_port = free_port()?;
     spawnit_cli(
         b,
@@ -187,7 +211,7 @@ pub async fn balancer(b: &Bench) -> Result<BalancerReport> {
     docker_cli(&["rm", "-f", &direct_name]).await?;
 
     let rollouts = b.args.rollouts;
-    eprintln!("[2/2] rolling update of {REPLICAS} replicas vs {REPLICAS} docker rm -f + run ({rollouts} rounds each)");
+    eprintln!("[2/3] rolling update of {REPLICAS} replicas vs {REPLICAS} docker rm -f + run ({rollouts} rounds each)");
     let network = client_network(b).await?;
     let plain: Vec<String> = (0..REPLICAS).map(|i| format!("{}-plain-{i}", b.client)).collect();
     for name in &plain {
@@ -216,6 +240,9 @@ pub async fn balancer(b: &Bench) -> Result<BalancerReport> {
     spawnit_cli(b, &["destroy", SERVICE, "--auto-approve"]).await?;
     spawnit_cli(b, &["delete", SERVICE]).await?;
 
+    eprintln!("[3/3] CPU load → first scale-out by the autoscaler vs a scale-out by hand ({rollouts} rounds)");
+    let autoscale = autoscale(b, rollouts).await?;
+
     Ok(BalancerReport {
         machine,
         clients,
@@ -226,6 +253,7 @@ pub async fn balancer(b: &Bench) -> Result<BalancerReport> {
         rollout,
         replace,
         during_rollout,
+        autoscale,
         release: !cfg!(debug_assertions),
         duration: started.elapsed(),
         cleanup: String::new(),
@@ -374,6 +402,117 @@ async fn rolling_update(b: &Bench, url: &str, image: &str, during: &mut DuringRo
     Ok(took)
 }
 
+/// The service the autoscaler scales.
+const BURST: &str = "burst";
+/// `spawnit serve --autoscale-interval`.
+const AUTOSCALE_INTERVAL: Duration = Duration::from_secs(2);
+/// Clients looping on `/burn` during a round.
+const BURNERS: usize = 4;
+/// Seconds each `/burn` request burns a core.
+const BURN_SECONDS: u64 = 2;
+
+/// Measurement 3: `rounds` times, the autoscaler's scale-out 1 → 2 under load, and the same
+/// scale-out by hand; back to one replica by hand (untimed) after each.
+async fn autoscale(b: &Bench, rounds: usize) -> Result<Autoscale> {
+    let port = free_port()?;
+    let port_set = format!("http_port={port}");
+    let image_set = format!("image={}", WEBAPP_IMAGES[0]);
+    let sets = [&image_set, "replicas=1", "min_replicas=1", "max_replicas=2", "target_cpu=10", &port_set];
+    let mut args = vec!["create", "web-app", BURST];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    spawnit_cli(b, &args).await?;
+    spawnit_cli(b, &["apply", BURST, "--auto-approve"]).await?;
+    let interval = format!("{}s", AUTOSCALE_INTERVAL.as_secs());
+    // No cooldown before a scale-out; none of the autoscaler's scale-ins during the run.
+    let extra = ["--autoscale-interval", &interval, "--scale-out-cooldown", "0s", "--scale-in-cooldown", "1h"];
+    let served = Served::start_with(&b.spawnit, &b.store_dir, &b.scratch.join("serve-autoscale.log"), &extra).await?;
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/");
+    answering(&http, &url).await?;
+    let mut events = Sse::open(&http, &served, "/api/events").await?;
+    let scale_path = format!("/api/services/{BURST}/scale?client={}", b.client);
+    let scale = |replicas: u32| {
+        let (http, served, path) = (&http, &served, &scale_path);
+        async move {
+            let body = serde_json::json!({ "replicas": replicas });
+            let job = call(http, served, reqwest::Method::POST, path, Some(body), 202).await?;
+            let status = job_wait(http, served, &job).await?;
+            ensure!(status == "succeeded", "scaling {BURST} to {replicas} by hand ended {status}");
+            anyhow::Ok(())
+        }
+    };
+    let mut out = Autoscale::default();
+    for round in 0..rounds {
+        eprintln!("      round {}: load", round + 1);
+        let since = chrono::Utc::now();
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = Instant::now();
+        let burners: Vec<_> = (0..BURNERS)
+            .map(|_| {
+                let (stop, url) = (stop.clone(), format!("{url}burn?seconds={BURN_SECONDS}"));
+                tokio::spawn(async move {
+                    let http = reqwest::Client::new();
+                    let mut burns = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        match get_text(&http, &url).await {
+                            Ok(_) => burns += 1,
+                            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                        }
+                    }
+                    burns
+                })
+            })
+            .collect();
+        let decision = events
+            .until("the autoscaler's scale-out", |name, data| {
+                name == "scaled"
+                    && data["service"] == BURST
+                    && data["at"]
+                        .as_str()
+                        .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+                        .is_some_and(|at| at >= since)
+            })
+            .await;
+        let decided = started.elapsed();
+        let job = decision.as_ref().ok().map(|d| serde_json::json!({ "id": d["job"] }));
+        let finished = match &job {
+            Some(job) => Some(job_wait(&http, &served, job).await),
+            None => None,
+        };
+        let scaled_out = started.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        for burner in burners {
+            out.burns += burner.await.context("a burner panicked")?;
+        }
+        let decision = decision?;
+        ensure!(
+            decision["from"] == 1 && decision["to"] == 2,
+            "the autoscaler's first decision was not 1 → 2: {decision}"
+        );
+        let status = finished.context("no job")??;
+        ensure!(status == "succeeded", "the autoscaler's scale-out job ended {status}: {decision}");
+        out.decided.push(decided);
+        out.scaled_out.push(scaled_out);
+        out.avg_cpu.push(decision["avg_cpu_percent"].as_f64().unwrap_or(f64::NAN));
+        // The last burns are over; let the autoscaler sample idle replicas before going back.
+        tokio::time::sleep(AUTOSCALE_INTERVAL * 2).await;
+        scale(1).await?;
+        eprintln!("      round {}: by hand", round + 1);
+        let started = Instant::now();
+        scale(2).await?;
+        out.by_hand.push(started.elapsed());
+        scale(1).await?;
+    }
+    // An open event stream would hold the server's graceful shutdown.
+    drop(events);
+    served.stop().await?;
+    spawnit_cli(b, &["destroy", BURST, "--auto-approve"]).await?;
+    spawnit_cli(b, &["delete", BURST]).await?;
+    Ok(out)
+}
+
 /// The baseline's `docker run -d` arguments for one plain replica.
 fn plain_run(b: &Bench, name: &str, network: &str, image: &str) -> Vec<String> {
     [
@@ -457,6 +596,26 @@ impl BalancerReport {
                     .goal("0 (zero downtime)"),
             );
         }
+        let a = &self.autoscale;
+        if !a.scaled_out.is_empty() {
+            for (label, q) in [("median", 0.5), ("max", 1.0)] {
+                let (d, i) = (quantile(&a.decided, q), AUTOSCALE_INTERVAL);
+                rows.push(
+                    Row::new(format!("3. CPU load → `scaled` event (1 → 2), {label} of {}", a.decided.len()), ms(d))
+                        .against(format!("{} (the sampling interval)", ms(i)), ratio(d, i)),
+                );
+            }
+            for (label, q) in [("median", 0.5), ("max", 1.0)] {
+                let (s, h) = (quantile(&a.scaled_out, q), quantile(&a.by_hand, q));
+                rows.push(
+                    Row::new(
+                        format!("3. CPU load → scale-out applied (1 → 2), {label} of {}", a.scaled_out.len()),
+                        ms(s),
+                    )
+                    .against(format!("{} (`POST …/scale` by hand → applied)", ms(h)), ratio(s, h)),
+                );
+            }
+        }
         rows
     }
 }
@@ -515,7 +674,19 @@ impl fmt::Display for BalancerReport {
                  rollouts one client (no cookie) requested through the load balancer every 20 ms.",
                 WEBAPP_IMAGES[0], WEBAPP_IMAGES[1]
             ),
-            "3: time from CPU load to the first scale-out: not measured (the autoscaler had not landed).".to_owned(),
+            format!(
+                "3: `spawnit serve --autoscale-interval {}s --scale-out-cooldown 0s --scale-in-cooldown 1h` on the \
+                 bench's store; `web-app` `{BURST}` with 1 replica (min 1, max 2, target 10 % CPU: the CPU a \
+                 container gets depends on the host's cgroups). Load: {BURNERS} clients looping on \
+                 `/burn?seconds={BURN_SECONDS}` through its load balancer ({} burns answered in all); timed from \
+                 the first burn sent to the `scaled` event on `/api/events` (the decision; average CPU it saw: {}) \
+                 and to the end of the apply job it queued (job polled every 50 ms). Baseline: the same scale-out \
+                 asked at once by hand, `POST /api/services/{BURST}/scale` with 2 replicas until its job ends: \
+                 what the autoscaler adds to it is detection. Back to 1 replica by hand after each, untimed.",
+                AUTOSCALE_INTERVAL.as_secs(),
+                self.autoscale.burns,
+                self.autoscale.avg_cpu.iter().map(|c| format!("{c:.0} %")).collect::<Vec<_>>().join(", ")
+            ),
         ];
         if !self.release {
             notes.push(
@@ -536,6 +707,14 @@ impl fmt::Display for BalancerReport {
         }
         for e in &self.during_rollout.examples {
             let _ = writeln!(out, "- Seen during a rollout: {e}.");
+        }
+        if self.during_rollout.examples.iter().any(|e| e.contains("connection closed before message completed")) {
+            let _ = writeln!(
+                out,
+                "- \"connection closed before message completed\": the prober reused a keep-alive connection \
+                 that Caddy closed as idle at that moment (a `caddy reload` ends the old configuration's idle \
+                 connections); reqwest does not retry such a request, browsers retry an idempotent one."
+            );
         }
         let _ = writeln!(out, "- Cleanup: {}.", self.cleanup);
         f.write_str(&out)

@@ -81,7 +81,18 @@ fn remove(list: &[&str], remove: &[&str], failures: &mut Vec<String>) -> usize {
     if ids.is_empty() {
         return 0;
     }
-    match Command::new("docker").args(remove).args(&ids).stdout(Stdio::null()).stderr(Stdio::piped()).output() {
+    let run = || Command::new("docker").args(remove).args(&ids).stdout(Stdio::null()).stderr(Stdio::piped()).output();
+    // Docker sometimes fails to remove a container's files at the first try (fuse-overlayfs:
+    // "directory not empty") and succeeds at the next.
+    let first = run();
+    let outcome = match first {
+        Ok(out) if !out.status.success() => {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            run()
+        }
+        other => other,
+    };
+    match outcome {
         Ok(out) if out.status.success() => ids.len(),
         Ok(out) => {
             failures.push(format!("docker {}: {}", remove.join(" "), String::from_utf8_lossy(&out.stderr).trim()));

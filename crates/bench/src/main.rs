@@ -83,7 +83,8 @@ pub struct Args {
     /// `--balancer`: concurrent clients of the closed loop.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=512).map(usize::from))]
     pub balancer_clients: usize,
-    /// `--balancer`: timed rolling updates (and as many plain replacements), after one warm-up of each.
+    /// `--balancer`: timed rolling updates (and as many plain replacements, after one warm-up of
+    /// each), and rounds of scale-out by the autoscaler and by hand.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=100).map(usize::from))]
     pub rollouts: usize,
 }

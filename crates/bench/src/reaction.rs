@@ -36,13 +36,13 @@ pub struct Reaction {
 }
 
 /// One Server-Sent Events stream, read chunk by chunk.
-struct Sse {
+pub struct Sse {
     response: reqwest::Response,
     buffer: String,
 }
 
 impl Sse {
-    async fn open(http: &reqwest::Client, served: &Served, path: &str) -> Result<Sse> {
+    pub async fn open(http: &reqwest::Client, served: &Served, path: &str) -> Result<Sse> {
         let url = format!("{}{path}", served.base);
         let response = http.get(&url).bearer_auth(&served.token).send().await.with_context(|| format!("GET {url}"))?;
         ensure!(response.status().is_success(), "GET {url}: {}", response.status());
@@ -77,7 +77,7 @@ impl Sse {
     }
 
     /// Events until one matches; returns it.
-    async fn until(&mut self, what: &str, matches: impl Fn(&str, &Value) -> bool) -> Result<Value> {
+    pub async fn until(&mut self, what: &str, matches: impl Fn(&str, &Value) -> bool) -> Result<Value> {
         loop {
             let (name, data) = self.next().await.with_context(|| format!("waiting for {what}"))?;
             if matches(&name, &data) {
@@ -88,7 +88,7 @@ impl Sse {
 }
 
 /// A JSON request with the admin token; fails unless it answers `expected`.
-async fn call(
+pub async fn call(
     http: &reqwest::Client,
     served: &Served,
     method: reqwest::Method,
@@ -109,7 +109,7 @@ async fn call(
 }
 
 /// Waits until a job has finished; returns its status.
-async fn job_wait(http: &reqwest::Client, served: &Served, job: &Value) -> Result<String> {
+pub async fn job_wait(http: &reqwest::Client, served: &Served, job: &Value) -> Result<String> {
     let id = job["id"].as_str().context("not a job")?;
     let deadline = Instant::now() + GUARD;
     loop {

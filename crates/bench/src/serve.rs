@@ -36,9 +36,14 @@ impl Served {
     /// so the admin token is printed), on a free port; retries with another port if that one
     /// was taken in between.
     pub async fn start(spawnit: &Path, data_dir: &Path, log: &Path) -> Result<Served> {
+        Served::start_with(spawnit, data_dir, log, &[]).await
+    }
+
+    /// Like [`Served::start`], with more arguments for `spawnit serve`.
+    pub async fn start_with(spawnit: &Path, data_dir: &Path, log: &Path, extra: &[&str]) -> Result<Served> {
         let mut last_error = None;
         for _ in 0..3 {
-            match Served::start_once(spawnit, data_dir, log).await {
+            match Served::start_once(spawnit, data_dir, log, extra).await {
                 Ok(served) => return Ok(served),
                 Err(e) if format!("{e:#}").contains("cannot listen") => last_error = Some(e),
                 Err(e) => return Err(e),
@@ -47,7 +52,7 @@ impl Served {
         Err(last_error.expect("three attempts"))
     }
 
-    async fn start_once(spawnit: &Path, data_dir: &Path, log: &Path) -> Result<Served> {
+    async fn start_once(spawnit: &Path, data_dir: &Path, log: &Path, extra: &[&str]) -> Result<Served> {
         let port = crate::free_port()?;
         let listen = format!("127.0.0.1:{port}");
         let stderr = std::fs::File::create(log).with_context(|| format!("create {}", log.display()))?;
@@ -55,6 +60,7 @@ impl Served {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["serve", "--listen", &listen])
+            .args(extra)
             .env_remove("SPAWNIT_STORE")
             .env_remove("SPAWNIT_LISTEN")
             .stdin(Stdio::null())

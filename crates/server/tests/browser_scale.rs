@@ -127,6 +127,14 @@ async fn browser_deploys_web_app_with_three_sticky_replicas() {
     let (_, record) = t.get(&format!("/api/jobs/{job}")).await;
     assert_eq!(record["status"], "succeeded", "{record}");
     wait_text_at(&c, "main h1 .badge", "compliant badge", Duration::from_secs(30), recover, |t| t == "compliant").await;
+    // The page again: its Replicas section lists the three running replicas.
+    let _ = c.goto(&t.url("/services/shop")).await;
+    let page = t.url("/services/shop");
+    let replicas = wait_text_at(&c, "#replicas", "running replicas", Duration::from_secs(30), Some(&page), |t| {
+        t.contains("container.app[2]") && t.matches("running").count() >= 3
+    })
+    .await;
+    assert!(replicas.contains("app: 3 replicas"), "{replicas}");
     shot(&c, "scale-04-applied").await;
     let endpoint = c.find(Locator::Css("ul.endpoints a")).await.unwrap().attr("href").await.unwrap().unwrap();
     assert_eq!(endpoint, format!("http://127.0.0.1:{port}"), "the load balancer's endpoint");
@@ -167,8 +175,8 @@ async fn browser_deploys_web_app_with_three_sticky_replicas() {
     assert_eq!(replica_shown(&c, &endpoint, false, "back in the first session").await, first);
 
     // Destroy from the service page.
-    c.goto(&t.url("/services/shop")).await.unwrap();
-    click(&c, "#plan details.confirm:nth-of-type(2) summary").await;
+    // (The confirmation opens its details itself, and loads the page again if Chromium aborted it.)
+    let _ = c.goto(&t.url("/services/shop")).await;
     let job = confirm_job(&c, &t, "shop", "details.confirm:nth-of-type(2)", "#confirm-destroy", "destroy").await;
     let page = t.url(&format!("/services/shop?job={job}"));
     let recover = Some(page.as_str());

@@ -135,7 +135,7 @@ pub async fn confirm_job(c: &Client, t: &TestServer, service: &str, details: &st
         .iter()
         .map(|j| j["id"].as_str().unwrap().to_owned())
         .collect();
-    for attempt in 0..3 {
+    for attempt in 0..5 {
         if attempt > 0 {
             let _ = c.goto(&t.url(&format!("/services/{service}"))).await;
         }
