@@ -126,6 +126,8 @@ pub struct BalancerReport {
     pub replace: Vec<Duration>,
     pub during_rollout: DuringRollout,
     pub autoscale: Autoscale,
+    /// Failures the run got past, as text.
+    pub seen: Vec<String>,
     /// Whether the build this ran from was optimised.
     pub release: bool,
     pub duration: Duration,
@@ -237,11 +239,11 @@ pub async fn balancer(b: &Bench) -> Result<BalancerReport> {
     for name in &plain {
         docker_cli(&["rm", "-f", name]).await?;
     }
-    spawnit_cli(b, &["destroy", SERVICE, "--auto-approve"]).await?;
-    spawnit_cli(b, &["delete", SERVICE]).await?;
+    let mut seen = Vec::new();
+    destroy(b, SERVICE, &mut seen).await?;
 
     eprintln!("[3/3] CPU load → first scale-out by the autoscaler vs a scale-out by hand ({rollouts} rounds)");
-    let autoscale = autoscale(b, rollouts).await?;
+    let autoscale = autoscale(b, rollouts, &mut seen).await?;
 
     Ok(BalancerReport {
         machine,
@@ -254,6 +256,7 @@ pub async fn balancer(b: &Bench) -> Result<BalancerReport> {
         replace,
         during_rollout,
         autoscale,
+        seen,
         release: !cfg!(debug_assertions),
         duration: started.elapsed(),
         cleanup: String::new(),
@@ -413,7 +416,7 @@ const BURN_SECONDS: u64 = 2;
 
 /// Measurement 3: `rounds` times, the autoscaler's scale-out 1 → 2 under load, and the same
 /// scale-out by hand; back to one replica by hand (untimed) after each.
-async fn autoscale(b: &Bench, rounds: usize) -> Result<Autoscale> {
+async fn autoscale(b: &Bench, rounds: usize, seen: &mut Vec<String>) -> Result<Autoscale> {
     let port = free_port()?;
     let port_set = format!("http_port={port}");
     let image_set = format!("image={}", WEBAPP_IMAGES[0]);
@@ -508,9 +511,22 @@ async fn autoscale(b: &Bench, rounds: usize) -> Result<Autoscale> {
     // An open event stream would hold the server's graceful shutdown.
     drop(events);
     served.stop().await?;
-    spawnit_cli(b, &["destroy", BURST, "--auto-approve"]).await?;
-    spawnit_cli(b, &["delete", BURST]).await?;
+    destroy(b, BURST, seen).await?;
     Ok(out)
+}
+
+/// `spawnit destroy` + `spawnit delete`. A failed destroy is tried once more (Docker on
+/// fuse-overlayfs sometimes fails to remove a container's files at the first try) and its
+/// error kept in `seen`.
+async fn destroy(b: &Bench, service: &str, seen: &mut Vec<String>) -> Result<()> {
+    if let Err(e) = spawnit_cli(b, &["destroy", service, "--auto-approve"]).await {
+        let text = format!("{e:#}");
+        let reason = text.lines().rev().find(|l| l.contains("Error:")).unwrap_or(&text).trim().to_owned();
+        seen.push(format!("`spawnit destroy {service}` failed once, then passed when run again: {reason}"));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        spawnit_cli(b, &["destroy", service, "--auto-approve"]).await?;
+    }
+    spawnit_cli(b, &["delete", service]).await
 }
 
 /// The baseline's `docker run -d` arguments for one plain replica.
@@ -656,7 +672,8 @@ impl fmt::Display for BalancerReport {
                  Caddy and the replicas share this machine's CPUs. busybox httpd closes every connection and \
                  listens with a queue of 9: when more connections wait, the kernel drops the SYN \
                  (ListenOverflows, read from /proc/<pid>/net/netstat of each app container) and the client's \
-                 TCP sends it again 1 s later, which is where a p99 near 1 s comes from; Caddy keeps the \
+                 TCP sends it again 1 s later: the requests of ≥ 1 s (they make the p99 when they are over 1 % \
+                 of all); Caddy keeps the \
                  clients' connections and retries a failed dial on another replica (`lb_try_duration`).",
                 WEBAPP_IMAGES[0],
                 self.clients,
@@ -715,6 +732,9 @@ impl fmt::Display for BalancerReport {
                  that Caddy closed as idle at that moment (a `caddy reload` ends the old configuration's idle \
                  connections); reqwest does not retry such a request, browsers retry an idempotent one."
             );
+        }
+        for e in &self.seen {
+            let _ = writeln!(out, "- Seen: {e}.");
         }
         let _ = writeln!(out, "- Cleanup: {}.", self.cleanup);
         f.write_str(&out)
