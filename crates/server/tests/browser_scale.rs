@@ -1,11 +1,11 @@
 //! A scalable service from the web UI in a real headless Chromium (issue 11, "done when"): a new
-//! user signs in → catalog → configures `web-app` with 3 replicas of the stand-in app, sticky
-//! sessions on → sees the plan (three replicas and the load balancer) → applies → the job
-//! succeeds → opens the load balancer's endpoint: every reload names the same replica (the
-//! `spawnit_lb` cookie), and a separate browser session with its own cookie jar (a new WebDriver
-//! session: a new Chromium profile, like a private window) reaches another replica → destroy.
-//! Screenshots go to `target/ui-screenshots/scale-*.png`.
-
+//! user signs in → catalog → configures `web-app` with 3 replicas (at least 3, so that the
+//! autoscaler leaves them) of the stand-in app, sticky sessions on → sees the plan (three
+//! replicas and the load balancer) → applies → the job succeeds → opens the load balancer's
+//! endpoint: every reload names the same replica (the `spawnit_lb` cookie), and a separate
+//! browser session with its own cookie jar (a new WebDriver session: a new Chromium profile,
+//! like a private window) reaches another replica → destroy. Screenshots go to
+//! `target/ui-screenshots/scale-*.png`.
 mod common;
 
 use std::time::{Duration, Instant};
@@ -86,6 +86,9 @@ async fn browser_deploys_web_app_with_three_sticky_replicas() {
     fill(&c, "#f-name", "shop").await;
     fill(&c, "#p-image", IMAGE).await;
     fill(&c, "#p-replicas", "3").await;
+    // At least 3 too: idle replicas would otherwise be scaled in by the autoscaler (to the
+    // template's minimum of 1), taking a session's replica away in the middle of the test.
+    fill(&c, "#p-min_replicas", "3").await;
     let sticky = c.find(Locator::Css("#p-sticky")).await.expect("a sticky sessions box");
     if sticky.prop("checked").await.unwrap().as_deref() != Some("true") {
         sticky.click().await.unwrap();
@@ -103,6 +106,7 @@ async fn browser_deploys_web_app_with_three_sticky_replicas() {
     let (status, spec) = t.get("/api/services/shop").await;
     assert_eq!(status, 200, "{spec}");
     assert_eq!(spec["params"]["replicas"], 3, "{spec}");
+    assert_eq!(spec["params"]["min_replicas"], 3, "{spec}");
     assert_eq!(spec["params"]["sticky"], true, "{spec}");
     assert_eq!(spec["params"]["image"], IMAGE, "{spec}");
     assert_eq!(spec["params"]["http_port"], port, "{spec}");
@@ -197,7 +201,17 @@ async fn browser_deploys_web_app_with_three_sticky_replicas() {
         );
     }
     let label = format!("label=spawnit.client={}", t.client);
-    assert_eq!(docker(&["ps", "-aq", "--filter", &label]).trim(), "", "containers left after the destroy");
+    let left = docker(&["ps", "-a", "--filter", &label, "--format", "{{.Names}} {{.Status}}"]);
+    if !left.trim().is_empty() {
+        let jobs = t.get("/api/jobs").await.1;
+        let jobs: Vec<String> = jobs["jobs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|j| format!("{} {} by {} at {}", j["kind"], j["status"], j["requested_by"], j["created_at"]))
+            .collect();
+        panic!("containers left after the destroy:\n{left}\njobs, newest first:\n{}", jobs.join("\n"));
+    }
 
     c.close().await.unwrap();
     drop(driver);
