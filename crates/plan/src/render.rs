@@ -351,6 +351,7 @@ pub fn scaling_check(template: &Template, instance: &Instance) -> Result<(), Val
             }
             if let Some(r) = c.replicas
                 && s.min <= s.max
+                && s.max <= MAX_REPLICAS
                 && !(s.min..=s.max).contains(&r)
             {
                 bad(
