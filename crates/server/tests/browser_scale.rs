@@ -6,6 +6,7 @@
 //! browser session with its own cookie jar (a new WebDriver session: a new Chromium profile,
 //! like a private window) reaches another replica → destroy. Screenshots go to
 //! `target/ui-screenshots/scale-*.png`.
+
 mod common;
 
 use std::time::{Duration, Instant};
@@ -43,16 +44,15 @@ async fn replica_shown(c: &Client, url: &str, reload: bool, what: &str) -> Strin
     while Instant::now() < deadline {
         let loaded = if reload && first { c.refresh().await } else { c.goto(url).await };
         first = false;
-        if loaded.is_ok() {
-            if let Ok(body) = c.find(Locator::Css("body")).await {
-                if let Ok(text) = body.text().await {
-                    if let Some(host) = text.lines().find_map(|l| l.strip_prefix("Hostname:")) {
-                        assert!(text.contains("Version: 1"), "{what}: not the deployed version: {text}");
-                        return host.trim().to_owned();
-                    }
-                    last = text;
-                }
+        if loaded.is_ok()
+            && let Ok(body) = c.find(Locator::Css("body")).await
+            && let Ok(text) = body.text().await
+        {
+            if let Some(host) = text.lines().find_map(|l| l.strip_prefix("Hostname:")) {
+                assert!(text.contains("Version: 1"), "{what}: not the deployed version: {text}");
+                return host.trim().to_owned();
             }
+            last = text;
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
