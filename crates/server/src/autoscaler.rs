@@ -303,7 +303,7 @@ impl Autoscaler {
         if self.state.engine.store().read_only_reason().is_some() {
             return Ok(0);
         }
-        let services = self.state.index.scalable().await?;
+        let services = self.state.index.scalable()?;
         self.state.scaling.retain(&services);
         let mut scaled = 0;
         let mut first_error = None;

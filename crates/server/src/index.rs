@@ -310,9 +310,9 @@ impl ServiceIndex {
 
 impl ServiceIndex {
     /// Every service, of every client, whose spec has a replicated container with a scale
-    /// policy (the autoscaler's candidates), as of now: this server's own writes applied first.
-    pub async fn scalable(&self) -> Result<Vec<(Id, Id)>, StoreError> {
-        self.catch_up().await?;
+    /// policy (the autoscaler's candidates), as the index holds them: no store access (the
+    /// autoscaler reads each candidate's spec again before it decides).
+    pub fn scalable(&self) -> Result<Vec<(Id, Id)>, StoreError> {
         let entries = self.inner.entries.read().expect("service index");
         let mut out = Vec::new();
         for (client, services) in entries.iter() {
