@@ -186,7 +186,13 @@ async fn browser_deploys_web_app_with_three_sticky_replicas() {
     // (The confirmation opens its details itself, and loads the page again if Chromium aborted it.)
     let _ = c.goto(&t.url("/services/shop")).await;
     let job = confirm_job(&c, &t, "shop", "details.confirm:nth-of-type(2)", "#confirm-destroy", "destroy").await;
+    // The job's end is read from the API, then the page is loaded again and must show the whole
+    // log. (Here Chromium's live log of the destroy lagged by up to a minute, and so did loading
+    // the page, while the server answered the same requests from reqwest at once.)
+    let record = t.job_wait(&serde_json::json!({ "id": job })).await;
+    assert_eq!(record["status"], "succeeded", "{record}");
     let page = t.url(&format!("/services/shop?job={job}"));
+    let _ = c.goto(&page).await;
     let recover = Some(page.as_str());
     let log =
         wait_text_at(&c, "#log", "destroy finished", Duration::from_secs(180), recover, |t| t.contains("finished:"))
