@@ -406,7 +406,15 @@ impl Provider for DockerProvider {
                     Err(_) => {}
                 }
                 let options = RemoveContainerOptions { force: true, ..Default::default() };
-                self.docker.remove_container(id, Some(options)).await
+                match self.docker.remove_container(id, Some(options.clone())).await {
+                    // Some storage drivers (fuse-overlayfs) fail a removal once with "directory
+                    // not empty" while the stopped container's files settle: try once more.
+                    Err(e) if !is_not_found(&e) => {
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                        self.docker.remove_container(id, Some(options)).await
+                    }
+                    result => result,
+                }
             }
             ResourceKind::Volume => self.docker.remove_volume(id, Some(RemoveVolumeOptions { force: false })).await,
             ResourceKind::Network => self.docker.remove_network(id).await,

@@ -414,10 +414,17 @@ impl Autoscaler {
         let detail = format!("{container}: {from} → {to}; {}", verdict.reason);
         crate::ops::audit(s, &caller, client, "scale", format!("service {client}/{name}"), &detail).await;
         let target = Target::Service { client: client.clone(), name: name.clone() };
-        let queued = crate::ops::job_submit(s, &caller, JobKind::Apply, target).await;
+        // Sampling took a while: a destroy (or any job) that came meanwhile wins, and a service
+        // destroyed meanwhile is not deployed again by an apply queued after it.
+        let deployed = s.engine.service_state(client, name).await?.is_some_and(|st| !st.resources.is_empty());
+        let queued = if s.jobs.busy(&target) || !deployed {
+            Err("not applied: the service was being changed or destroyed meanwhile".to_owned())
+        } else {
+            crate::ops::job_submit(s, &caller, JobKind::Apply, target).await.map_err(|e| e.message.clone())
+        };
         let (job, error) = match &queued {
             Ok(job) => (Some(job.id.clone()), None),
-            Err(e) => (None, Some(e.message.clone())),
+            Err(e) => (None, Some(e.clone())),
         };
         s.scaling.decision_add(
             client,
