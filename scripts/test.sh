@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs SpawnIt's whole test suite on real parts, installing first what the tests need:
-# Debian packages (static busybox and Redis binaries for the locally built test images, the Redis
+# Debian packages (static busybox, Redis and Caddy binaries for the locally built test images, the Redis
 # client, Chromium and its WebDriver for the browser tests), moto_server (a real S3 and EC2 API on
 # loopback), schemathesis and oidc-provider-mock (a real OpenID provider on loopback) from PyPI,
 # and the test images themselves.
