@@ -7,6 +7,7 @@ pub mod duration;
 pub mod event;
 pub mod id;
 pub mod lock;
+pub mod node;
 pub mod owner;
 pub mod plan;
 pub mod redact;

@@ -65,6 +65,11 @@ impl Key {
         Key("spawnit-store.lock.json".into())
     }
 
+    /// `cluster/leases.json`: who rents which Swarm node.
+    pub fn node_leases() -> Key {
+        Key("cluster/leases.json".into())
+    }
+
     /// `clients`: the directory holding one directory per client.
     pub fn clients() -> Key {
         Key("clients".into())

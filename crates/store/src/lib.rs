@@ -14,6 +14,7 @@
 //! catalog/templates/<template>.template.json
 //! clients/<client>/services/<service>/{spec,state,lock}.json
 //! clients/<client>/networks/<network>/{spec,state,lock}.json
+//! cluster/leases.json        who rents which Swarm node (see [`Store::lease_book_update`])
 //! spawnit-store.json          the format marker (see [`format`])
 //! spawnit-store.lock.json     held while a migration runs
 //! ```
@@ -23,6 +24,7 @@ mod catalog;
 mod error;
 pub mod format;
 mod key;
+mod leases;
 mod location;
 mod lock;
 pub mod migrate;
@@ -34,6 +36,7 @@ mod watch;
 pub use error::StoreError;
 pub use format::{FORMAT_CURRENT, FormatMarker, FormatOutcome};
 pub use key::{Collection, Key};
+pub use leases::LeaseUpdateError;
 pub use location::{S3Credentials, S3Options, StoreLocation};
 pub use lock::{LockError, LockGuard};
 pub use state::StateWriter;

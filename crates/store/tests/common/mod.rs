@@ -82,6 +82,7 @@ macro_rules! store_suite {
             matches_stale_conflicts,
             racing_creates_have_one_winner,
             racing_updates_have_one_winner,
+            lease_racers_for_the_last_node_have_one_winner,
             lists_skip_invalid_names,
             deleting_an_owner_removes_it_from_lists,
             corrupt_object_names_its_key,

@@ -180,6 +180,41 @@ pub async fn racing_updates_have_one_winner(f: &Fixture) {
     }
 }
 
+/// Clients racing to rent nodes through two handles: every node goes to exactly one client,
+/// the losers get "not enough free" and the book holds exactly the winners' leases.
+pub async fn lease_racers_for_the_last_node_have_one_winner(f: &Fixture) {
+    use spawnit_model::node::{LeaseError, NodeCandidate};
+    let stores = [f.store.clone(), f.reopen()];
+    let free: Vec<NodeCandidate> =
+        (0..3).map(|i| NodeCandidate { node_id: format!("node{i}"), hostname: format!("w{i}") }).collect();
+    let results = join_all((0..12).map(|i| {
+        let (store, free) = (stores[i % 2].clone(), free.clone());
+        tokio::spawn(async move {
+            let client = id(&format!("client-{i}"));
+            store
+                .lease_book_update(|book| book.rent(&client, 1, &free, Utc::now(), Duration::from_secs(3600)))
+                .await
+        })
+    }))
+    .await;
+    let results: Vec<_> = results.into_iter().map(|r| r.expect("racer task")).collect();
+    let won: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).flatten().collect();
+    assert_eq!(won.len(), 3, "three nodes, three winners: {results:?}");
+    for r in results.iter().filter(|r| r.is_err()) {
+        match r {
+            Err(spawnit_store::LeaseUpdateError::Refused(LeaseError::NotEnoughFree { asked: 1, free: 0 })) => {}
+            other => panic!("a loser is told the pool is empty, got {other:?}"),
+        }
+    }
+    let book = f.store.lease_book().await.expect("read").expect("written").value;
+    let mut stored: Vec<(String, String)> =
+        book.leases.values().map(|l| (l.node_id.clone(), l.client.to_string())).collect();
+    let mut winners: Vec<(String, String)> = won.iter().map(|l| (l.node_id.clone(), l.client.to_string())).collect();
+    stored.sort();
+    winners.sort();
+    assert_eq!(stored, winners, "the book holds exactly the winners, one node each");
+}
+
 // ---- lists ----
 
 pub async fn lists_skip_invalid_names(f: &Fixture) {
