@@ -13,12 +13,17 @@
 #   spawnit-test/webapp:2    answered, /health is 200, /burn?seconds=N burns a core; :2 says
 #   spawnit-test/webapp:unhealthy  Version: 2; :unhealthy has no /health (404); also tagged
 #   traefik/whoami:v1.10     as the web-app template's default image, whose / and /health it mimics
+#   spawnit-test/swarm-node:1  a Docker engine in a container, to run a multi-node Swarm on one
+#                            machine (crates/testkit): Debian's dockerd, containerd, runc,
+#                            docker-init, docker-proxy, tini, iptables and the docker CLI with the
+#                            libraries `ldd` lists, a static busybox, and
+#                            scripts/test-images/swarm-node/entrypoint.sh
 #
 # Each image is made with `docker import` (no Dockerfile builder needed) and labelled
 # spawnit.test-image=<sha256 of its inputs>; an image whose label already matches is left
 # alone, so running this again is a fast no-op.
 #
-# Usage: scripts/test-images.sh [--force] [IMAGE...]   (IMAGE: http-echo, redis, caddy, webapp; default all)
+# Usage: scripts/test-images.sh [--force] [IMAGE...]   (IMAGE: http-echo, redis, caddy, webapp, swarm-node; default all)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -31,7 +36,7 @@ wanted=()
 for arg in "$@"; do
 	case $arg in
 	--force) force=true ;;
-	http-echo | redis | caddy | webapp) wanted+=("$arg") ;;
+	http-echo | redis | caddy | webapp | swarm-node) wanted+=("$arg") ;;
 	-h | --help)
 		sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
 		exit 0
@@ -39,7 +44,7 @@ for arg in "$@"; do
 	*) echo "test-images: unknown argument: $arg" >&2; exit 2 ;;
 	esac
 done
-[ ${#wanted[@]} -gt 0 ] || wanted=(http-echo redis caddy webapp)
+[ ${#wanted[@]} -gt 0 ] || wanted=(http-echo redis caddy webapp swarm-node)
 
 say() { printf 'test-images: %s\n' "$*" >&2; }
 
@@ -255,6 +260,43 @@ build_webapp() {
 	docker tag spawnit-test/webapp:1 traefik/whoami:v1.10
 }
 
+build_swarm_node() {
+	local tag=spawnit-test/swarm-node:1
+	ensure_packages busybox-static docker.io containerd runc tini iptables
+	local bins=(/usr/sbin/dockerd /usr/bin/containerd /usr/bin/containerd-shim-runc-v2 /usr/sbin/runc
+		/usr/bin/docker-init /usr/sbin/docker-proxy /usr/bin/tini /usr/sbin/xtables-legacy-multi)
+	local cli
+	cli=$(command -v docker)
+	local lib_files=() lib
+	for lib in $(libs_of "${bins[@]}" "$cli" /usr/lib/x86_64-linux-gnu/xtables/*.so 2>/dev/null); do lib_files+=("$lib"); done
+	local hash
+	hash=$(inputs_hash "$tag" /bin/busybox "$cli" "${bins[@]}" "$assets/swarm-node/entrypoint.sh")
+	up_to_date "$tag" "$hash" && return 0
+
+	local root="$work/swarm-node" bin
+	mkdir -p "$root/usr/bin" "$root/usr/sbin" "$root/usr/local/bin" "$root/etc" "$root/var/lib/docker" "$root/usr/lib/x86_64-linux-gnu"
+	install -d -m 1777 "$root/tmp"
+	busybox_into "$root"
+	for bin in "${bins[@]}"; do install -m 0755 "$(readlink -f "$bin")" "$root$bin"; done
+	install -m 0755 "$cli" "$root/usr/bin/docker"
+	for lib in "${lib_files[@]}"; do
+		mkdir -p "$root$(dirname "$lib")"
+		cp -L "$lib" "$root$lib"
+	done
+	cp -a /usr/lib/x86_64-linux-gnu/xtables "$root/usr/lib/x86_64-linux-gnu/"
+	for bin in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
+		ln -sf xtables-legacy-multi "$root/usr/sbin/$bin"
+	done
+	install -m 0755 "$assets/swarm-node/entrypoint.sh" "$root/usr/local/bin/swarm-node"
+	printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
+	printf 'root:x:0:\n' >"$root/etc/group"
+	printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
+	import_rootfs "$tag" "$hash" "$root" \
+		"ENV PATH=$std_path" \
+		"VOLUME /var/lib/docker" \
+		'ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/swarm-node"]'
+}
+
 command -v docker >/dev/null || { say "docker is not installed"; exit 1; }
 docker info >/dev/null 2>&1 || { say "cannot reach the Docker engine"; exit 1; }
 
@@ -270,5 +312,6 @@ for image in "${wanted[@]}"; do
 	redis) build_redis ;;
 	caddy) build_caddy ;;
 	webapp) build_webapp ;;
+	swarm-node) build_swarm_node ;;
 	esac
 done
