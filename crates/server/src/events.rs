@@ -1,8 +1,11 @@
-//! The server's event bus: status changes of services, job lifecycle, lease warnings and the
-//! autoscaler's scalings, broadcast to every `/api/events` subscriber (each sees its own client's events only).
+//! The server's event bus: status changes of services, job lifecycle, lease warnings, the
+//! autoscaler's scalings and the cluster monitor's node events, broadcast to every
+//! `/api/events` subscriber (each sees its own client's events only; an event of no client,
+//! such as a pool node going down, is for admins).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use spawnit_cluster::ClusterEvent;
 use spawnit_model::Id;
 use tokio::sync::broadcast;
 
@@ -33,16 +36,23 @@ pub enum ServerEvent {
         job: Option<String>,
         at: DateTime<Utc>,
     },
+    /// The cluster monitor saw or did something: `node_down`, `degraded`, `healed`,
+    /// `node_returned`, `node_cleaned`, `lease_replaced`, `node_lease_warning`, … (serialized
+    /// as the event itself, its `type` the event's name).
+    #[serde(untagged)]
+    Cluster(ClusterEvent),
 }
 
 impl ServerEvent {
-    pub fn client(&self) -> &Id {
+    /// The client the event concerns; `None`: admins only.
+    pub fn client(&self) -> Option<&Id> {
         match self {
             ServerEvent::ServiceStatus { client, .. }
             | ServerEvent::Job { client, .. }
             | ServerEvent::LeaseWarning { client, .. }
             | ServerEvent::LeaseExpired { client, .. }
-            | ServerEvent::Scaled { client, .. } => client,
+            | ServerEvent::Scaled { client, .. } => Some(client),
+            ServerEvent::Cluster(e) => e.client(),
         }
     }
 
@@ -54,6 +64,7 @@ impl ServerEvent {
             ServerEvent::LeaseWarning { .. } => "lease_warning",
             ServerEvent::LeaseExpired { .. } => "lease_expired",
             ServerEvent::Scaled { .. } => "scaled",
+            ServerEvent::Cluster(e) => e.name(),
         }
     }
 }

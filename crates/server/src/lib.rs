@@ -1,10 +1,11 @@
 //! SpawnIt's server (`spawnit serve`): the JSON API under `/api` (bearer tokens or the web
 //! session, one error shape, an OpenAPI document), the server-rendered web UI, local accounts
 //! and OIDC sign-in, the audit log, jobs streamed by Server-Sent Events, and the background
-//! tasks: the drift monitor, the lease keeper, the autoscaler and the refresh of the service
-//! index (each one's last run in [`tasks`]). It keeps no state of its own: specs, state, locks, users, sessions,
-//! tokens, audit entries and job records live in the store (the index only mirrors specs and
-//! states), so it can be restarted at any moment, and the CLI can act on the same store.
+//! tasks: the drift monitor, the lease keeper, the autoscaler, the refresh of the service
+//! index and, with a Swarm cluster, the cluster monitor (each one's last run in [`tasks`]). It
+//! keeps no state of its own: specs, state, locks, users, sessions, tokens, audit entries,
+//! job records and node leases live in the store (the index only mirrors specs and states),
+//! so it can be restarted at any moment, and the CLI can act on the same store.
 
 pub mod accounts;
 pub mod api;
@@ -12,6 +13,7 @@ pub mod audit;
 pub mod auth;
 pub mod autoscaler;
 pub mod caller;
+pub mod cluster_monitor;
 pub mod error;
 pub mod events;
 pub mod headers;
@@ -88,6 +90,8 @@ pub struct AppState {
     pub oidc: Option<std::sync::Arc<oidc::Oidc>>,
     /// Whether SpawnIt's public URL is https (answers then carry `Strict-Transport-Security`).
     pub https: bool,
+    /// The Swarm cluster's nodes and leases, when a Swarm manager is configured.
+    pub cluster: Option<spawnit_cluster::Cluster>,
 }
 
 /// The whole HTTP application: the API, the web pages, and what every answer carries.
@@ -128,6 +132,8 @@ pub struct ServerConfig {
     /// SpawnIt's public URL, e.g. `https://spawnit.example.com` (https: answers carry
     /// `Strict-Transport-Security` and cookies are `Secure`).
     pub public_url: Option<String>,
+    /// The Swarm cluster and its monitor's settings, when a Swarm manager is configured.
+    pub cluster: Option<cluster_monitor::ClusterSetup>,
 }
 
 impl Default for ServerConfig {
@@ -142,6 +148,7 @@ impl Default for ServerConfig {
             autoscale: autoscaler::AutoscaleConfig::default(),
             oidc: None,
             public_url: None,
+            cluster: None,
         }
     }
 }
@@ -179,6 +186,7 @@ impl Server {
             secure_cookies: !config.listen.ip().is_loopback() || headers::is_https(config.public_url.as_deref()),
             oidc: config.oidc.clone().map(|c| std::sync::Arc::new(oidc::Oidc::new(c))),
             https: headers::is_https(config.public_url.as_deref()),
+            cluster: config.cluster.as_ref().map(|c| c.cluster.clone()),
         };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -187,6 +195,9 @@ impl Server {
         let stop = CancellationToken::new();
         let autoscaler = autoscaler::Autoscaler { state: state.clone(), config: config.autoscale };
         let metrics_upkeep = metrics.clone().upkeep_run(stop.clone());
+        let cluster_monitor = config.cluster.clone().map(|setup| {
+            cluster_monitor::ClusterMonitorTask::new(setup, bus.clone(), metrics.clone(), task_runs.clone())
+        });
         let monitor = Monitor {
             engine,
             docker,
@@ -205,6 +216,9 @@ impl Server {
         tasks.spawn(monitor.lease_run(stop.clone()));
         tasks.spawn(autoscaler.run(stop.clone()));
         tasks.spawn(metrics_upkeep);
+        if let Some(cluster_monitor) = cluster_monitor {
+            tasks.spawn(cluster_monitor.run(stop.clone()));
+        }
         tasks.spawn(index.run(config.sweep_every, task_runs, stop.clone()));
         let shutdown = stop.clone();
         tasks.spawn(async move {

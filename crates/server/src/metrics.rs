@@ -1,6 +1,7 @@
 //! Prometheus metrics through the `metrics` facade, rendered by `metrics-exporter-prometheus`:
 //! jobs by kind and status with their durations, services by status, drift sweeps and their
-//! durations, Docker events, SSE catch-ups, and the API's latency by route.
+//! durations, Docker events, SSE catch-ups, the API's latency by route, and the Swarm cluster's
+//! nodes by status with the measured heal and clean times.
 //!
 //! Each server holds its own recorder (tests run several servers in one process, so none is
 //! installed globally); every update runs under it with [`metrics::with_local_recorder`], and
@@ -35,12 +36,19 @@ const TASK_LAST_DURATION: &str = "spawnit_task_last_duration_seconds";
 const TASK_LAST_OK: &str = "spawnit_task_last_ok";
 const TASK_RUNS: &str = "spawnit_task_runs_total";
 const TASK_FAILURES: &str = "spawnit_task_failures_total";
+const CLUSTER_NODES: &str = "spawnit_cluster_nodes";
+const CLUSTER_EVENTS: &str = "spawnit_cluster_events_total";
+const CLUSTER_HEAL: &str = "spawnit_cluster_heal_seconds";
+const CLUSTER_CLEAN: &str = "spawnit_cluster_clean_seconds";
+const CLUSTER_CHECK: &str = "spawnit_cluster_check_seconds";
 
 /// Bucket bounds, in seconds: jobs run for seconds to minutes, sweeps for milliseconds to
 /// seconds, API answers for microseconds to seconds.
 const JOB_BUCKETS: [f64; 10] = [0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 150.0, 300.0, 900.0];
 const SWEEP_BUCKETS: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 const API_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+/// A service heals and a node is cleaned in seconds to minutes.
+const HEAL_BUCKETS: [f64; 10] = [1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 30.0, 60.0, 300.0];
 
 /// How often samples recorded since the last render are folded into the histograms when
 /// nobody scrapes (they are held until then).
@@ -54,12 +62,18 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let builder =
-            [(JOB_DURATION, &JOB_BUCKETS[..]), (SWEEP_DURATION, &SWEEP_BUCKETS), (API_DURATION, &API_BUCKETS)]
-                .into_iter()
-                .fold(PrometheusBuilder::new(), |b, (name, buckets)| {
-                    b.set_buckets_for_metric(Matcher::Full(name.into()), buckets).expect("bucket lists are not empty")
-                });
+        let builder = [
+            (JOB_DURATION, &JOB_BUCKETS[..]),
+            (SWEEP_DURATION, &SWEEP_BUCKETS),
+            (API_DURATION, &API_BUCKETS),
+            (CLUSTER_HEAL, &HEAL_BUCKETS),
+            (CLUSTER_CLEAN, &HEAL_BUCKETS),
+            (CLUSTER_CHECK, &SWEEP_BUCKETS),
+        ]
+        .into_iter()
+        .fold(PrometheusBuilder::new(), |b, (name, buckets)| {
+            b.set_buckets_for_metric(Matcher::Full(name.into()), buckets).expect("bucket lists are not empty")
+        });
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
         let metrics = Metrics { recorder, handle };
@@ -84,6 +98,18 @@ impl Default for Metrics {
             describe_gauge!(TASK_LAST_OK, "1 when the background task's last run succeeded, 0 when it failed.");
             describe_counter!(TASK_RUNS, "Runs of the background task.");
             describe_counter!(TASK_FAILURES, "Failed runs of the background task.");
+            describe_gauge!(
+                CLUSTER_NODES,
+                "Swarm nodes at the cluster monitor's last check, by status (ready, down, …) and by use (pool, rented, quarantined)."
+            );
+            describe_counter!(CLUSTER_EVENTS, "Events of the cluster monitor, by event (node_down, healed, …).");
+            describe_histogram!(
+                CLUSTER_HEAL,
+                Unit::Seconds,
+                "Time from a node's detected failure to its services running all their replicas again."
+            );
+            describe_histogram!(CLUSTER_CLEAN, Unit::Seconds, "Time to clean a quarantined node.");
+            describe_histogram!(CLUSTER_CHECK, Unit::Seconds, "Time a check of the cluster's nodes took.");
             // Present from the start, so a scrape sees them at zero.
             counter!(SWEEPS).absolute(0);
             counter!(DOCKER_EVENTS).absolute(0);
@@ -123,6 +149,25 @@ impl Metrics {
 
     pub fn docker_event_seen(&self) {
         self.record(|| counter!(DOCKER_EVENTS).increment(1));
+    }
+
+    /// One check of the cluster monitor: node counts, its events, heal and clean times.
+    pub fn cluster_check(&self, check: &spawnit_cluster::Check) {
+        use spawnit_cluster::ClusterEvent;
+        self.record(|| {
+            for (status, n) in &check.nodes_by_status {
+                gauge!(CLUSTER_NODES, "status" => status.clone()).set(*n as f64);
+            }
+            histogram!(CLUSTER_CHECK).record(check.took.as_secs_f64());
+            for e in &check.events {
+                counter!(CLUSTER_EVENTS, "event" => e.name()).increment(1);
+                match e {
+                    ClusterEvent::ServiceHealed { heal_s, .. } => histogram!(CLUSTER_HEAL).record(*heal_s),
+                    ClusterEvent::NodeCleaned { clean_s, .. } => histogram!(CLUSTER_CLEAN).record(*clean_s),
+                    _ => {}
+                }
+            }
+        });
     }
 
     /// One HTTP request answered; `route` is the route's pattern (`/api/services/{id}`).

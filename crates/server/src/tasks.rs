@@ -1,7 +1,7 @@
 //! The server's background tasks and what each did last: when it last ran, how long that took,
 //! whether it succeeded (or its error), how often it ran and failed. The drift sweep, the
 //! re-check of single services, the reconcile applies, the lease keeper, the refresh of the
-//! service index and the autoscaler record every run here; `/metrics` and the admin page show the snapshot.
+//! service index, the autoscaler and the cluster monitor record every run here; `/metrics` and the admin page show the snapshot.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -24,11 +24,20 @@ pub enum Task {
     IndexRefresh,
     /// One round of the autoscaler over every scalable service.
     Autoscale,
+    /// One check of the Swarm cluster's nodes by the cluster monitor.
+    NodeCheck,
 }
 
 impl Task {
-    pub const ALL: [Task; 6] =
-        [Task::DriftSweep, Task::DriftRecheck, Task::Reconcile, Task::LeaseKeeper, Task::IndexRefresh, Task::Autoscale];
+    pub const ALL: [Task; 7] = [
+        Task::DriftSweep,
+        Task::DriftRecheck,
+        Task::Reconcile,
+        Task::LeaseKeeper,
+        Task::IndexRefresh,
+        Task::Autoscale,
+        Task::NodeCheck,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -38,6 +47,7 @@ impl Task {
             Task::LeaseKeeper => "lease_keeper",
             Task::IndexRefresh => "index_refresh",
             Task::Autoscale => "autoscale",
+            Task::NodeCheck => "node_check",
         }
     }
 }

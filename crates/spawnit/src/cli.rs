@@ -384,6 +384,8 @@ pub struct ServeArgs {
     /// Strict-Transport-Security and Secure cookies); default: from the request's Host.
     #[arg(long, env = "SPAWNIT_PUBLIC_URL")]
     pub public_url: Option<String>,
+    #[command(flatten)]
+    pub nodes: crate::cluster_args::NodeMonitorArgs,
 }
 
 #[derive(Subcommand, Debug)]

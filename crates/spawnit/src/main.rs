@@ -3,6 +3,7 @@
 //! 0 success, 1 error, 2 "changes needed" with `plan --detailed-exitcode`.
 
 mod cli;
+mod cluster_args;
 mod output;
 
 use std::collections::BTreeMap;
@@ -703,6 +704,8 @@ async fn serve(engine: Engine, args: ServeArgs) -> Result<()> {
             _ => None,
         },
         public_url: args.public_url,
+        // Set once the Swarm manager's connection (`--swarm-host`) is wired: `args.nodes.setup(cluster)`.
+        cluster: None,
     };
     let docker = DockerProvider::connect().await?;
     let server = spawnit_server::Server::start(engine, docker, config).await?;
