@@ -24,7 +24,7 @@ mod view;
 pub use clean::{CLEANER_SCRIPT, CleanReport, LABEL_CLEANER, LABEL_QUARANTINE_CLIENT};
 pub use cluster::{CLEANER_IMAGE_DEFAULT, Cluster, ClusterConfig};
 pub use error::{ClusterError, ErrorKind};
-pub use leases::{RENT_COUNT_MAX, TTL_MAX};
+pub use leases::{MAX_LEASE, MAX_RENT_COUNT, lease_view};
 pub use monitor::{Action, ClusterEvent, MonitorConfig};
 pub use runner::{Check, ClusterMonitor, chain};
 pub use view::{

@@ -13,7 +13,8 @@
 //!   a Ready node with any quarantine is cleaned (the runner), then returns to the pool;
 //! - a degraded service running all its desired replicas again: `healed` with the seconds since
 //!   its node went down; a service with a task Swarm cannot place: `unplaced` with Swarm's reason;
-//! - a lease within `lease_warning` of its end: `lease_warning` (once, recorded in the book);
+//! - a lease within one of `lease_warnings` of its end: `node_lease_warning` (each once,
+//!   recorded in the book);
 //!   a lease over: `lease_expired`, the node quarantined (`lease_expired`), cleaned, returned;
 //! - a node whose labels disagree with the book (a rent whose labelling failed) is relabelled.
 
@@ -158,8 +159,8 @@ pub enum Action {
     Clean { node_id: String },
     /// Move the lease of the failed node to a free node (same client, same end).
     Replace { node_id: String, client: Id },
-    /// Record in the book that the lease's warning was given.
-    Warned { node_id: String, client: Id },
+    /// Record in the book that the lease's warnings `before_s` (seconds before expiry) were given.
+    Warned { node_id: String, client: Id, before_s: Vec<u64> },
     /// End the lease: quarantine the node (`lease_expired`), then drop the lease.
     Expire { node_id: String, client: Id },
     /// Make the node's labels follow the book: the client's label (rented) or the pool's.
@@ -167,15 +168,15 @@ pub enum Action {
 }
 
 /// The monitor's settings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MonitorConfig {
-    /// How long before a node lease ends its warning is given.
-    pub lease_warning: Duration,
+    /// How long before a node lease ends warnings are given (each once).
+    pub lease_warnings: Vec<Duration>,
 }
 
 impl Default for MonitorConfig {
     fn default() -> Self {
-        MonitorConfig { lease_warning: Duration::from_secs(300) }
+        MonitorConfig { lease_warnings: vec![Duration::from_secs(3600), Duration::from_secs(300)] }
     }
 }
 
@@ -367,18 +368,26 @@ pub fn decide(
                 at: now,
             });
             actions.push(Action::Expire { node_id: l.node_id.clone(), client: l.client.clone() });
-        } else if !l.warned
-            && l.expires_at - now <= chrono::Duration::from_std(config.lease_warning).unwrap_or_default()
-        {
-            events.push(ClusterEvent::NodeLeaseWarning {
-                client: l.client.clone(),
-                node_id: l.node_id.clone(),
-                hostname,
-                expires_at: l.expires_at,
-                remaining_s: (l.expires_at - now).num_seconds(),
-                at: now,
-            });
-            actions.push(Action::Warned { node_id: l.node_id.clone(), client: l.client.clone() });
+        } else {
+            // Every threshold crossed and not yet warned: one warning, all of them recorded.
+            let remaining = (l.expires_at - now).to_std().unwrap_or_default();
+            let due: Vec<u64> = config
+                .lease_warnings
+                .iter()
+                .filter(|w| remaining <= **w && !l.warned.contains(&w.as_secs()))
+                .map(Duration::as_secs)
+                .collect();
+            if !due.is_empty() {
+                events.push(ClusterEvent::NodeLeaseWarning {
+                    client: l.client.clone(),
+                    node_id: l.node_id.clone(),
+                    hostname,
+                    expires_at: l.expires_at,
+                    remaining_s: (l.expires_at - now).num_seconds(),
+                    at: now,
+                });
+                actions.push(Action::Warned { node_id: l.node_id.clone(), client: l.client.clone(), before_s: due });
+            }
         }
     }
 
@@ -513,7 +522,7 @@ mod tests {
             started_at: now,
             expires_at: now + chrono::Duration::seconds(200),
             remaining_s: 200,
-            warned: false,
+            warned: vec![],
         };
         let snap = Snapshot {
             nodes: vec![
@@ -525,7 +534,7 @@ mod tests {
         };
         let (events, actions) = decide(&mut memory, &snap, std::slice::from_ref(&lease), now, &config);
         // The first check learns: no node_joined for nodes already there; the lease is within
-        // the 300 s warning.
+        // both warnings (1 h, 5 min): one event, both recorded.
         assert_eq!(events.iter().map(ClusterEvent::name).collect::<Vec<_>>(), ["node_lease_warning"]);
         assert_eq!(
             actions,
@@ -533,11 +542,14 @@ mod tests {
                 Action::Enroll { node_id: "a".into() },
                 Action::Relabel { node_id: "b".into(), client: Some(acme.clone()) },
                 Action::Quarantine { node_id: "c".into(), reason: reason::RELEASED.into() },
-                Action::Warned { node_id: "b".into(), client: acme.clone() },
+                Action::Warned { node_id: "b".into(), client: acme.clone(), before_s: vec![3600, 300] },
             ]
         );
         // Over: expired.
-        let over = LeaseView { warned: true, ..lease };
+        let warned = LeaseView { warned: vec![3600, 300], ..lease.clone() };
+        let (events, _) = decide(&mut memory, &snap, std::slice::from_ref(&warned), now, &config);
+        assert!(events.is_empty(), "warned once: {events:?}");
+        let over = LeaseView { warned: vec![3600, 300], ..lease };
         let later = now + chrono::Duration::seconds(201);
         let (events, actions) = decide(&mut memory, &snap, &[over], later, &config);
         assert!(events.iter().any(|e| e.name() == "node_lease_expired"), "{events:?}");
@@ -557,7 +569,7 @@ mod tests {
             started_at: now,
             expires_at: now + chrono::Duration::hours(1),
             remaining_s: 3600,
-            warned: false,
+            warned: vec![3600],
         };
         let mut svc = web(0, &[]);
         svc.unplaced = Some("no suitable node (scheduling constraints not satisfied on 3 nodes)".into());

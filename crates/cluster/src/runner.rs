@@ -95,7 +95,7 @@ impl ClusterMonitor {
                 }
                 Ok(())
             }
-            Action::Warned { node_id, client } => c.lease_warned(&client, &node_id).await,
+            Action::Warned { node_id, client, before_s } => c.lease_warned(&client, &node_id, &before_s).await,
             Action::Expire { node_id, client } => {
                 c.node_quarantine(&node_id, reason::LEASE_EXPIRED).await?;
                 c.lease_drop(&client, &node_id).await

@@ -7,12 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use spawnit_model::Id;
 
-/// The node label a rented node carries: the client renting it.
-pub const LABEL_CLIENT: &str = "spawnit.client";
-/// The node label pool nodes carry (`true`): the placement of clients without a lease.
-pub const LABEL_POOL: &str = "spawnit.pool";
-/// The node label a quarantined node carries: why (`returned`, `released`, `lease_expired`).
-pub const LABEL_QUARANTINE: &str = "spawnit.quarantine";
+pub use spawnit_model::node::{LABEL_CLIENT, LABEL_POOL, LABEL_QUARANTINE, LeaseTarget};
 
 /// A node's role in the Swarm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -145,17 +140,8 @@ pub struct LeaseView {
     pub expires_at: DateTime<Utc>,
     /// Seconds left at the time of the answer (0 once over).
     pub remaining_s: i64,
-    /// Whether the warning before expiry was given.
-    pub warned: bool,
-}
-
-/// Which of a client's leases an operation acts on.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LeaseTarget {
-    /// The lease of this node (id or hostname).
-    Node(String),
-    /// Every lease of the client.
-    All,
+    /// The warnings already given, as seconds before expiry.
+    pub warned: Vec<u64>,
 }
 
 /// The command a new node runs to join the cluster: it dials out to a manager, so it can sit

@@ -15,9 +15,9 @@ pub struct NodeMonitorArgs {
     /// Time between two checks of the Swarm cluster's nodes (node down, healed, returned, leases).
     #[arg(long, env = "SPAWNIT_NODE_CHECK_INTERVAL", default_value = "2s", value_parser = duration_positive)]
     pub node_check_interval: Duration,
-    /// How long before a node lease ends its warning is published.
-    #[arg(long, env = "SPAWNIT_NODE_LEASE_WARNING", default_value = "5m", value_parser = duration_positive)]
-    pub node_lease_warning: Duration,
+    /// How long before a node lease ends a warning is published (repeatable).
+    #[arg(long = "node-lease-warning", default_values = ["1h", "5m"], value_parser = duration_positive)]
+    pub node_lease_warnings: Vec<Duration>,
     /// The image of the one-shot job that removes a cleaned node's volumes (a `docker` CLI and `sh`).
     #[arg(long, env = "SPAWNIT_NODE_CLEANER_IMAGE", default_value = spawnit_cluster::CLEANER_IMAGE_DEFAULT)]
     pub node_cleaner_image: String,
@@ -46,7 +46,7 @@ impl NodeMonitorArgs {
         spawnit_server::cluster_monitor::ClusterSetup {
             cluster: cluster.with_config(self.cluster_config()),
             every: self.node_check_interval,
-            monitor: spawnit_cluster::MonitorConfig { lease_warning: self.node_lease_warning },
+            monitor: spawnit_cluster::MonitorConfig { lease_warnings: self.node_lease_warnings.clone() },
         }
     }
 }
