@@ -278,6 +278,7 @@ impl Bench {
                 provider: ProviderKind::Docker,
                 params,
                 aws: None,
+                swarm: None,
             })
             .await
             .with_context(|| format!("create service {name}"))?;

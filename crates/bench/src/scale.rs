@@ -94,6 +94,7 @@ async fn fill(dir: &Path, docker: &DockerProvider, client: &Id, services: usize)
                         provider: ProviderKind::Docker,
                         params,
                         aws: None,
+                        swarm: None,
                     })
                     .await
                     .with_context(|| format!("create service {name}"))?;

@@ -31,9 +31,11 @@ use tokio_util::sync::CancellationToken;
 
 mod balancer;
 mod stats;
+mod swarm;
 
 pub use balancer::HEALTH_WAIT;
 pub use stats::cpu_percent;
+pub use swarm::{CONVERGE_WAIT, SwarmConnectError, SwarmProvider, swarm_connect};
 
 /// A plain error message as an error source.
 #[derive(Debug, thiserror::Error)]
@@ -351,7 +353,11 @@ impl Provider for DockerProvider {
                 self.owned_or_absent(scope, "create", address, &lb.name).await?;
                 self.balancer_create(scope, address, lb, fingerprint).await
             }
-            ResourceAttrs::SecurityGroup(_) | ResourceAttrs::Instance(_) => {
+            ResourceAttrs::SecurityGroup(_)
+            | ResourceAttrs::Instance(_)
+            | ResourceAttrs::SwarmService(_)
+            | ResourceAttrs::SwarmNetwork(_)
+            | ResourceAttrs::SwarmSecret(_) => {
                 Err(op_error("create", address, Message("not a Docker resource".into())))
             }
         }?;
@@ -396,7 +402,12 @@ impl Provider for DockerProvider {
             return Ok(());
         }
         let result = match address.kind {
-            ResourceKind::Image | ResourceKind::SecurityGroup | ResourceKind::Instance => Ok(()),
+            ResourceKind::Image
+            | ResourceKind::SecurityGroup
+            | ResourceKind::Instance
+            | ResourceKind::SwarmService
+            | ResourceKind::SwarmNetwork
+            | ResourceKind::SwarmSecret => Ok(()),
             ResourceKind::Container | ResourceKind::LoadBalancer => {
                 let stop = StopContainerOptions { t: Some(10), ..Default::default() };
                 match self.docker.stop_container(id, Some(stop)).await {

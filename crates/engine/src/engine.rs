@@ -59,9 +59,17 @@ pub enum EngineError {
 #[derive(Clone, Default)]
 pub struct Providers {
     by_kind: BTreeMap<ProviderKind, Arc<dyn Provider>>,
+    /// The settings of a new `swarm` service that names none (`--swarm-publish-mode`, …).
+    swarm_defaults: spawnit_model::spec::SwarmSettings,
 }
 
 impl Providers {
+    /// Sets the settings a new `swarm` service gets when its request names none.
+    pub fn with_swarm_defaults(mut self, defaults: spawnit_model::spec::SwarmSettings) -> Providers {
+        self.swarm_defaults = defaults;
+        self
+    }
+
     pub fn with(mut self, kind: ProviderKind, provider: Arc<dyn Provider>) -> Providers {
         self.by_kind.insert(kind, provider);
         self
@@ -91,6 +99,8 @@ pub struct ServiceCreate {
     pub params: BTreeMap<String, Value>,
     /// Required for provider `aws`, absent otherwise.
     pub aws: Option<spawnit_model::spec::AwsSettings>,
+    /// For provider `swarm` (the defaults when absent); refused for the others.
+    pub swarm: Option<spawnit_model::spec::SwarmSettings>,
 }
 
 /// How an apply or destroy runs.
@@ -184,6 +194,10 @@ impl Engine {
             network: req.network.clone(),
             exposure: req.exposure,
             aws: req.aws.clone(),
+            swarm: match req.provider {
+                ProviderKind::Swarm => Some(req.swarm.clone().unwrap_or_else(|| self.providers.swarm_defaults.clone())),
+                _ => req.swarm.clone(),
+            },
             secret_params: template.parameters.iter().filter(|(_, p)| p.secret).map(|(n, _)| n.clone()).collect(),
             params,
             instance,
@@ -380,8 +394,10 @@ impl Engine {
         if let Some(port) = self.ports_check_plan(&spec, state, &plan).await {
             return Ok(ServicePlan { plan: Plan::error(subject, port), spec, redactor });
         }
-        if spec.provider == ProviderKind::Docker {
-            spawnit_plan::naming_notes(&mut plan, spec.docker_naming);
+        match spec.provider {
+            ProviderKind::Docker => spawnit_plan::naming_notes(&mut plan, spec.docker_naming),
+            ProviderKind::Swarm => spawnit_plan::swarm_notes(&mut plan),
+            ProviderKind::Aws => {}
         }
         Ok(ServicePlan { spec, plan, redactor })
     }
@@ -389,6 +405,10 @@ impl Engine {
     /// A service's desired resources, its containers joining its network under the name the
     /// network spec gives it (an older network keeps its old name).
     async fn service_desired(&self, spec: &ServiceSpec) -> Result<Vec<spawnit_model::DesiredResource>, EngineError> {
+        if spec.provider == ProviderKind::Swarm {
+            let placement = self.placement(&spec.client).await?;
+            return Ok(spawnit_plan::swarm_resources(spec, &placement));
+        }
         if spec.provider != ProviderKind::Docker {
             return Ok(service_resources(spec));
         }
@@ -396,6 +416,12 @@ impl Engine {
             Some(network) => service_resources_on(spec, &spawnit_plan::network_name(&network.value)),
             None => service_resources(spec),
         })
+    }
+
+    /// Where a client's Swarm tasks may run: on the nodes it rents when it holds a lease, on
+    /// the shared pool otherwise.
+    pub async fn placement(&self, client: &Id) -> Result<spawnit_plan::Placement, EngineError> {
+        Ok(crate::placement::placement_of(&self.store, client).await?)
     }
 
     /// Whether a service's network is ready ([`network_readiness`]), observed through the

@@ -9,6 +9,7 @@
 
 mod engine;
 mod execute;
+mod placement;
 mod ports;
 mod provider;
 mod world;

@@ -18,7 +18,8 @@ use crate::event::JobEvent;
 use crate::plan::{Change, Plan};
 use crate::resource::{
     Address, ContainerAttrs, DesiredResource, ImageAttrs, IngressRule, InstanceAttrs, LoadBalancerAttrs, NetworkAttrs,
-    PublishedPort, ResourceAttrs, SecurityGroupAttrs, VolumeAttrs, VolumeMount,
+    PublishedPort, ResourceAttrs, SecurityGroupAttrs, SwarmFile, SwarmNetworkAttrs, SwarmPort, SwarmSecretAttrs,
+    SwarmServiceAttrs, VolumeAttrs, VolumeMount,
 };
 use crate::spec::HealthSpec;
 
@@ -303,6 +304,95 @@ impl Redactor {
                     upstreams: self.texts(upstreams),
                 })
             }
+            ResourceAttrs::SwarmService(s) => ResourceAttrs::SwarmService(self.swarm_service(s)?),
+            ResourceAttrs::SwarmNetwork(SwarmNetworkAttrs { name, attachable }) => {
+                ResourceAttrs::SwarmNetwork(SwarmNetworkAttrs { name: self.text(name), attachable: *attachable })
+            }
+            ResourceAttrs::SwarmSecret(o) => ResourceAttrs::SwarmSecret(self.swarm_secret(o)),
+        })
+    }
+
+    fn swarm_secret(&self, o: &SwarmSecretAttrs) -> SwarmSecretAttrs {
+        SwarmSecretAttrs { name: self.text(&o.name), data: self.text(&o.data) }
+    }
+
+    fn swarm_service(&self, s: &SwarmServiceAttrs) -> Result<SwarmServiceAttrs, Withheld> {
+        let SwarmServiceAttrs {
+            name,
+            image,
+            entrypoint,
+            command,
+            env,
+            replicas,
+            ports,
+            endpoint_mode,
+            network,
+            aliases,
+            mounts,
+            secrets,
+            health,
+            user,
+            constraints,
+            restart_delay_s,
+            stop_grace_s,
+        } = s;
+        for n in [replicas, restart_delay_s, stop_grace_s] {
+            self.number(n)?;
+        }
+        let ports = ports
+            .iter()
+            .map(|SwarmPort { target, published, protocol, mode }| {
+                self.number(target)?;
+                self.number(published)?;
+                Ok(SwarmPort { target: *target, published: *published, protocol: *protocol, mode: *mode })
+            })
+            .collect::<Result<_, Withheld>>()?;
+        let files = |files: &[SwarmFile]| -> Vec<SwarmFile> {
+            files.iter().map(|f| SwarmFile { name: self.text(&f.name), target: self.text(&f.target) }).collect()
+        };
+        let health = match health {
+            Some(h) => Some(self.health(h)?),
+            None => None,
+        };
+        Ok(SwarmServiceAttrs {
+            name: self.text(name),
+            image: self.text(image),
+            entrypoint: entrypoint.as_ref().map(|e| self.texts(e)),
+            command: self.texts(command),
+            env: self.text_map(env),
+            replicas: *replicas,
+            ports,
+            endpoint_mode: *endpoint_mode,
+            network: self.text(network),
+            aliases: self.texts(aliases),
+            mounts: mounts
+                .iter()
+                .map(|VolumeMount { volume, path, read_only }| VolumeMount {
+                    volume: self.text(volume),
+                    path: self.text(path),
+                    read_only: *read_only,
+                })
+                .collect(),
+            secrets: files(secrets),
+            health,
+            user: user.as_ref().map(|u| self.text(u)),
+            constraints: self.texts(constraints),
+            restart_delay_s: *restart_delay_s,
+            stop_grace_s: *stop_grace_s,
+        })
+    }
+
+    fn health(&self, h: &HealthSpec) -> Result<HealthSpec, Withheld> {
+        let HealthSpec { command, interval_s, timeout_s, retries, start_period_s } = h;
+        for n in [interval_s, timeout_s, retries, start_period_s] {
+            self.number(n)?;
+        }
+        Ok(HealthSpec {
+            command: self.texts(command),
+            interval_s: *interval_s,
+            timeout_s: *timeout_s,
+            retries: *retries,
+            start_period_s: *start_period_s,
         })
     }
 

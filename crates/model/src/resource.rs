@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::{HealthSpec, Protocol};
+use crate::spec::{HealthSpec, Protocol, PublishMode};
 
 /// Label keys every resource SpawnIt creates carries.
 pub mod labels {
@@ -45,6 +45,16 @@ pub mod facts {
     pub const CONFIG_DIGEST: &str = "config_digest";
     /// A container's name as found.
     pub const NAME: &str = "name";
+    /// A Swarm service's replica count as found in its spec (changed by `docker service scale`).
+    pub const REPLICAS: &str = "replicas";
+    /// A Swarm service's image as found in its spec (without a `@sha256:` pin).
+    pub const IMAGE: &str = "image";
+    /// A digest of a Swarm service's environment as found (see `spawnit_plan::env_digest`).
+    pub const ENV_DIGEST: &str = "env_digest";
+    /// A Swarm service's tasks: `3/3 running` (running tasks / desired replicas).
+    pub const TASKS: &str = "output.tasks";
+    /// Why a Swarm service's tasks cannot be placed, as Swarm says it (`no suitable node (…)`).
+    pub const UNPLACED: &str = "output.unplaced";
 }
 
 /// What kind of object a resource is.
@@ -63,6 +73,16 @@ pub enum ResourceKind {
     /// A load balancer (on Docker: a Caddy container) in front of a container's replicas.
     #[serde(rename = "load_balancer")]
     LoadBalancer,
+    /// A Docker Swarm service: one per blueprint container, its replicas being Swarm's tasks.
+    #[serde(rename = "swarm_service")]
+    SwarmService,
+    /// A client's attachable Swarm overlay network, shared by its Swarm services.
+    #[serde(rename = "swarm_network")]
+    SwarmNetwork,
+    /// A Swarm secret mounted as a file into the tasks: a secret parameter's value, or a load
+    /// balancer's Caddyfile (bollard has no Swarm config API; a secret is stored encrypted).
+    #[serde(rename = "swarm_secret")]
+    SwarmSecret,
 }
 
 impl ResourceKind {
@@ -75,6 +95,9 @@ impl ResourceKind {
             ResourceKind::SecurityGroup => "security_group",
             ResourceKind::Instance => "instance",
             ResourceKind::LoadBalancer => "load_balancer",
+            ResourceKind::SwarmService => "swarm_service",
+            ResourceKind::SwarmNetwork => "swarm_network",
+            ResourceKind::SwarmSecret => "swarm_secret",
         }
     }
 }
@@ -118,7 +141,7 @@ impl fmt::Display for Address {
 /// Why a string is not a resource address.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "{0:?} is not a resource address (expected kind.name, kind one of network, volume, image, container, security_group, instance, load_balancer)"
+    "{0:?} is not a resource address (expected kind.name, kind one of network, volume, image, container, security_group, instance, load_balancer, swarm_service, swarm_network, swarm_secret)"
 )]
 pub struct AddressError(String);
 
@@ -134,6 +157,9 @@ impl FromStr for Address {
             "security_group" => ResourceKind::SecurityGroup,
             "instance" => ResourceKind::Instance,
             "load_balancer" => ResourceKind::LoadBalancer,
+            "swarm_service" => ResourceKind::SwarmService,
+            "swarm_network" => ResourceKind::SwarmNetwork,
+            "swarm_secret" => ResourceKind::SwarmSecret,
             _ => return Err(AddressError(s.to_owned())),
         };
         if name.is_empty() {
@@ -169,6 +195,113 @@ pub enum ResourceAttrs {
     Instance(InstanceAttrs),
     #[serde(rename = "load_balancer")]
     LoadBalancer(LoadBalancerAttrs),
+    #[serde(rename = "swarm_service")]
+    SwarmService(SwarmServiceAttrs),
+    #[serde(rename = "swarm_network")]
+    SwarmNetwork(SwarmNetworkAttrs),
+    #[serde(rename = "swarm_secret")]
+    SwarmSecret(SwarmSecretAttrs),
+}
+
+/// A Docker Swarm service, fully specified: one per blueprint container. A replicated
+/// container is one Swarm service with `replicas` tasks, spread and rescheduled by Swarm.
+/// Every change is a Swarm service update in place (rolling, `start-first`, rolled back
+/// automatically when the new tasks fail).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwarmServiceAttrs {
+    /// The cluster-wide name, `spawnit_<client>_<service>_<container>`; also its DNS name on
+    /// its network.
+    pub name: String,
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Never holds a secret value: secrets are files (see `secrets`), named by `<VAR>_FILE`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    pub replicas: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<SwarmPort>,
+    /// `dnsrr` puts every task's address in DNS (what a load balancer in front of the replicas
+    /// needs, and the only mode without IPVS); `vip` gives the service one virtual address.
+    pub endpoint_mode: EndpointMode,
+    /// The overlay network it joins.
+    pub network: String,
+    /// Extra DNS names on that network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// Node-local named volumes: a task rescheduled to another node does not find its data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<VolumeMount>,
+    /// Swarm secrets mounted as files under `/run/secrets/`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SwarmFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Placement constraints, e.g. `node.labels.spawnit.client == acme`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<String>,
+    /// Restart policy `any`, after this delay.
+    pub restart_delay_s: u32,
+    /// How long a task has to stop after SIGTERM before it is killed.
+    pub stop_grace_s: u32,
+}
+
+/// A port a Swarm service publishes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwarmPort {
+    /// The port inside the task.
+    pub target: u16,
+    /// The port on the nodes.
+    pub published: u16,
+    pub protocol: Protocol,
+    pub mode: PublishMode,
+}
+
+/// How a Swarm service is reached on its network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointMode {
+    Vip,
+    Dnsrr,
+}
+
+impl EndpointMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointMode::Vip => "vip",
+            EndpointMode::Dnsrr => "dnsrr",
+        }
+    }
+}
+
+/// A Swarm secret mounted into a service's tasks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwarmFile {
+    /// The Swarm secret's name.
+    pub name: String,
+    /// The file name it has under `/run/secrets/` in the task.
+    pub target: String,
+}
+
+/// A client's attachable overlay network on the Swarm cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwarmNetworkAttrs {
+    /// `spawnit_<client>_<network>_overlay`.
+    pub name: String,
+    pub attachable: bool,
+}
+
+/// A Swarm secret: immutable in Swarm, so its name carries a digest of its content
+/// (`…_<digest>`) and new content is a new secret, the old one removed once no service uses it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwarmSecretAttrs {
+    pub name: String,
+    /// The content (a secret's value: masked wherever it is shown).
+    pub data: String,
 }
 
 /// A load balancer: a proxy container publishing one host port and spreading requests over

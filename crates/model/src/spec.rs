@@ -23,6 +23,8 @@ pub enum ProviderKind {
     Docker,
     /// An EC2 instance whose `user_data` runs the containers, behind a security group.
     Aws,
+    /// Docker Swarm services on a cluster, through a manager's Docker API.
+    Swarm,
 }
 
 impl ProviderKind {
@@ -30,6 +32,7 @@ impl ProviderKind {
         match self {
             ProviderKind::Docker => "docker",
             ProviderKind::Aws => "aws",
+            ProviderKind::Swarm => "swarm",
         }
     }
 }
@@ -83,6 +86,9 @@ pub struct ServiceSpec {
     /// Where and how the service runs on AWS; `Some` exactly when `provider` is `aws`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws: Option<AwsSettings>,
+    /// How the service runs on a Swarm cluster; `Some` exactly when `provider` is `swarm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swarm: Option<SwarmSettings>,
     /// Every parameter's value after defaults and generation (secrets included: the store is
     /// trusted, outputs are not; see [`Redactor`](crate::Redactor)).
     pub params: BTreeMap<String, serde_json::Value>,
@@ -434,6 +440,9 @@ impl ServiceSpec {
     pub fn endpoints_deployed(&self, state: Option<&crate::State>) -> Vec<Endpoint> {
         match self.provider {
             ProviderKind::Docker => self.endpoints(),
+            // Published on the cluster's nodes: any node with the routing mesh, the nodes running
+            // a task in host mode.
+            ProviderKind::Swarm => self.endpoints_at("<node>"),
             ProviderKind::Aws => match self.aws_host(state) {
                 Some(host) => self.endpoints_at(&host),
                 None => Vec::new(),
@@ -479,6 +488,59 @@ impl ServiceSpec {
 
 /// The `container` of a load balancer's [`Endpoint`].
 pub const LOAD_BALANCER_ENDPOINT: &str = "load_balancer";
+
+/// How a Swarm service publishes its ports on the nodes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum PublishMode {
+    /// Swarm's routing mesh: every node answers on the port (needs IPVS in the nodes' kernels).
+    #[default]
+    Ingress,
+    /// Only the nodes running a task answer, each on its own port (no IPVS needed).
+    Host,
+}
+
+impl PublishMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PublishMode::Ingress => "ingress",
+            PublishMode::Host => "host",
+        }
+    }
+}
+
+/// How a service runs on a Swarm cluster (`provider: swarm`), chosen when it is created.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SwarmSettings {
+    #[serde(default)]
+    pub publish_mode: PublishMode,
+    /// Restart policy `any`: a failed task is restarted after this many seconds.
+    #[serde(default = "swarm_default_restart_delay")]
+    pub restart_delay_s: u32,
+    /// Seconds a task has to stop after SIGTERM before it is killed.
+    #[serde(default = "swarm_default_stop_grace")]
+    pub stop_grace_s: u32,
+}
+
+impl Default for SwarmSettings {
+    fn default() -> SwarmSettings {
+        SwarmSettings {
+            publish_mode: PublishMode::default(),
+            restart_delay_s: swarm_default_restart_delay(),
+            stop_grace_s: swarm_default_stop_grace(),
+        }
+    }
+}
+
+fn swarm_default_restart_delay() -> u32 {
+    5
+}
+fn swarm_default_stop_grace() -> u32 {
+    10
+}
 
 /// The default EC2 instance type: small, general purpose, burstable, in every region.
 pub const AWS_DEFAULT_INSTANCE_TYPE: &str = "t3.micro";

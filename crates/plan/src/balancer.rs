@@ -26,24 +26,48 @@ pub const CADDYFILE_PATH: &str = "/etc/caddy/Caddyfile";
 
 /// The Caddyfile of a load balancer.
 pub fn caddyfile(lb: &LoadBalancerAttrs) -> String {
-    let mut out = String::new();
-    out.push_str("# Rendered by SpawnIt: changes are overwritten on the next apply.\n");
-    out.push_str("{\n\tadmin localhost:2019\n\tauto_https off\n}\n");
-    out.push_str(&format!(":{} {{\n", lb.port.container));
     if lb.upstreams.is_empty() {
+        let mut out = caddyfile_head(lb.port.container);
         out.push_str("\trespond \"no replica is running\" 503\n}\n");
         return out;
     }
     let to: Vec<String> = lb.upstreams.iter().map(|u| format!("{u}:{}", lb.upstream_port)).collect();
+    caddyfile_with(lb.port.container, &format!("to {}", to.join(" ")), lb.sticky, &lb.health_path)
+}
+
+/// How often a Swarm load balancer asks DNS for the replicas' addresses.
+pub const SWARM_DNS_REFRESH: &str = "2s";
+
+/// The Caddyfile of a load balancer in front of a Swarm service's replicas: its upstreams are
+/// whatever the service's name resolves to on the overlay network (every running task, with
+/// `endpoint_mode: dnsrr`), asked again every [`SWARM_DNS_REFRESH`], so Swarm's rescheduling
+/// and scaling need no configuration change.
+pub fn caddyfile_swarm(listen: u16, service_dns: &str, port: u16, sticky: bool, health_path: &str) -> String {
+    let upstreams =
+        format!("dynamic a {{\n\t\t\tname {service_dns}\n\t\t\tport {port}\n\t\t\trefresh {SWARM_DNS_REFRESH}\n\t\t}}");
+    caddyfile_with(listen, &upstreams, sticky, health_path)
+}
+
+fn caddyfile_head(listen: u16) -> String {
+    let mut out = String::new();
+    out.push_str("# Rendered by SpawnIt: changes are overwritten on the next apply.\n");
+    out.push_str("{\n\tadmin localhost:2019\n\tauto_https off\n}\n");
+    out.push_str(&format!(":{listen} {{\n"));
+    out
+}
+
+/// A proxy on `listen` to `upstreams` (a `to …` line or a `dynamic …` block).
+fn caddyfile_with(listen: u16, upstreams: &str, sticky: bool, health_path: &str) -> String {
+    let mut out = caddyfile_head(listen);
     out.push_str("\treverse_proxy {\n");
-    out.push_str(&format!("\t\tto {}\n", to.join(" ")));
-    if lb.sticky {
+    out.push_str(&format!("\t\t{upstreams}\n"));
+    if sticky {
         out.push_str(&format!("\t\tlb_policy cookie {STICKY_COOKIE}\n"));
     } else {
         out.push_str("\t\tlb_policy round_robin\n");
     }
     out.push_str("\t\tlb_try_duration 5s\n\t\tlb_try_interval 100ms\n");
-    out.push_str(&format!("\t\thealth_uri {}\n", lb.health_path));
+    out.push_str(&format!("\t\thealth_uri {health_path}\n"));
     out.push_str("\t\thealth_interval 2s\n\t\thealth_timeout 2s\n");
     out.push_str("\t\tfail_duration 5s\n");
     out.push_str("\t}\n}\n");
@@ -122,6 +146,19 @@ mod tests {
         let none = caddyfile(&lb(&[], true));
         assert!(none.contains("respond"), "{none}");
         assert!(caddyfile_upstreams(&none).is_empty());
+    }
+
+    #[test]
+    fn swarm_upstreams_are_the_service_dns_name() {
+        let text = caddyfile_swarm(8080, "spawnit_c_s_app", 80, true, "/health");
+        assert!(
+            text.contains("\t\tdynamic a {\n\t\t\tname spawnit_c_s_app\n\t\t\tport 80\n\t\t\trefresh 2s\n\t\t}\n"),
+            "{text}"
+        );
+        assert!(text.contains("lb_policy cookie spawnit_lb"), "{text}");
+        assert!(text.contains("health_uri /health"), "{text}");
+        assert!(text.contains(":8080 {"), "{text}");
+        assert!(caddyfile_swarm(8080, "x", 80, false, "/").contains("lb_policy round_robin"));
     }
 
     #[test]

@@ -74,6 +74,7 @@ pub fn service_resources_on(spec: &ServiceSpec, network: &str) -> Vec<DesiredRes
     match spec.provider {
         ProviderKind::Docker => docker_resources(spec, network),
         ProviderKind::Aws => aws_resources(spec),
+        ProviderKind::Swarm => crate::swarm::swarm_resources(spec, &crate::swarm::Placement::Pool),
     }
 }
 
@@ -309,7 +310,19 @@ fn aws_resources(spec: &ServiceSpec) -> Vec<DesiredResource> {
 /// Checks a spec's provider settings without I/O: AWS settings are present exactly for the
 /// `aws` provider and every field is well formed. Names each bad field (`aws.region`, …).
 pub fn provider_settings_check(spec: &ServiceSpec) -> Result<(), ValidationError> {
+    if spec.provider != ProviderKind::Swarm && spec.swarm.is_some() {
+        return Err(ValidationError::one("swarm", "Swarm settings are only for services on provider swarm"));
+    }
     match (spec.provider, &spec.aws) {
+        (ProviderKind::Swarm, Some(_)) => {
+            Err(ValidationError::one("aws", "AWS settings are only for services on provider aws"))
+        }
+        (ProviderKind::Swarm, None) => {
+            if let Some(settings) = &spec.swarm {
+                crate::swarm::swarm_settings_check(settings)?;
+            }
+            crate::swarm::swarm_check(spec)
+        }
         (ProviderKind::Docker, None) => Ok(()),
         (ProviderKind::Docker, Some(_)) => {
             Err(ValidationError::one("aws", "AWS settings are only for services on provider aws"))

@@ -13,10 +13,11 @@ mod desired;
 mod graph;
 mod planner;
 mod render;
+mod swarm;
 
 pub use balancer::{
-    BALANCER_LISTEN_PORT, CADDYFILE_PATH, STICKY_COOKIE, caddyfile, caddyfile_upstreams, config_digest,
-    health_path_check,
+    BALANCER_LISTEN_PORT, CADDYFILE_PATH, STICKY_COOKIE, SWARM_DNS_REFRESH, caddyfile, caddyfile_swarm,
+    caddyfile_upstreams, config_digest, health_path_check,
 };
 pub use catalog::builtin_templates;
 pub use desired::{
@@ -26,3 +27,7 @@ pub use desired::{
 pub use graph::{CycleError, dependency_map, to_dot, topological_order};
 pub use planner::{plan_apply, plan_destroy};
 pub use render::{FieldError, TemplateError, ValidationError, params_resolve, render, scaling_check, template_check};
+pub use swarm::{
+    Placement, SWARM_CADDYFILE, SWARM_SECRETS_DIR, env_digest, swarm_balancer_address, swarm_caddyfile_address,
+    swarm_check, swarm_network_name, swarm_notes, swarm_resources, swarm_settings_check,
+};

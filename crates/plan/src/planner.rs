@@ -99,10 +99,21 @@ pub fn plan_apply(
                     .iter()
                     .filter(|_| address.kind != ResourceKind::LoadBalancer)
                     .find(|d| d.kind != ResourceKind::Image && recreated.contains(*d));
-                if let Some(dep) = dependency {
+                if let Some(dep) = dependency
+                    && address.kind == ResourceKind::SwarmService
+                {
+                    // A Swarm service takes any change in place (a rolling service update).
+                    change.action = Action::Update;
+                    change.code = ReasonCode::UpdateBecauseSpecChanged;
+                    change.reasons.push(format!("depends on {dep}, which is re-created"));
+                } else if let Some(dep) = dependency {
                     change.action = Action::Replace;
                     change.code = ReasonCode::ReplaceBecauseDependencyReplaced;
                     change.reasons.push(format!("depends on {dep}, which is re-created"));
+                } else if let Some(drift) = swarm_drift(&r.attrs, o) {
+                    change.action = Action::Update;
+                    change.code = ReasonCode::UpdateBecauseChangedOutside;
+                    change.reasons.extend(drift);
                 } else if let Some(drift) = upstream_drift(&r.attrs, recorded.map(|rec| &rec.attrs), o) {
                     change.action = Action::Update;
                     (change.code, change.reasons) = drift;
@@ -241,8 +252,12 @@ fn deletes_ordered(doomed: BTreeMap<Address, Doomed>) -> Vec<Change> {
         }
     }
     // Containers and instances use the rest (volumes, networks, security groups).
-    let consumer =
-        |a: &Address| matches!(a.kind, ResourceKind::Container | ResourceKind::Instance | ResourceKind::LoadBalancer);
+    let consumer = |a: &Address| {
+        matches!(
+            a.kind,
+            ResourceKind::Container | ResourceKind::Instance | ResourceKind::LoadBalancer | ResourceKind::SwarmService
+        )
+    };
     for (address, list) in dependents.iter_mut() {
         if !consumer(address) {
             for other in doomed.keys().filter(|a| consumer(a)) {
@@ -411,6 +426,8 @@ pub fn in_place_update(before: &ResourceAttrs, after: &ResourceAttrs) -> bool {
         (ResourceAttrs::SecurityGroup(b), ResourceAttrs::SecurityGroup(a)) => {
             b.name == a.name && b.description == a.description && b.region == a.region && b.vpc_id == a.vpc_id
         }
+        // Swarm updates a service in place, rolling its tasks (start-first, rolled back on failure).
+        (ResourceAttrs::SwarmService(b), ResourceAttrs::SwarmService(a)) => b.name == a.name,
         _ => false,
     }
 }
@@ -418,6 +435,30 @@ pub fn in_place_update(before: &ResourceAttrs, after: &ResourceAttrs) -> bool {
 /// The observed outputs (facts under `output.`), without the prefix.
 fn observed_outputs(o: &ObservedResource) -> BTreeMap<String, String> {
     o.facts.iter().filter_map(|(k, v)| Some((k.strip_prefix(facts::OUTPUT_PREFIX)?.to_owned(), v.clone()))).collect()
+}
+
+/// For a Swarm service whose provider reported its replica count, image and environment: how
+/// they differ from the spec (scaled, or updated with `docker service update`, outside SpawnIt).
+/// Environment values are never shown, only that they differ.
+fn swarm_drift(desired: &ResourceAttrs, observed: &ObservedResource) -> Option<Vec<String>> {
+    let ResourceAttrs::SwarmService(s) = desired else { return None };
+    let mut reasons = Vec::new();
+    if let Some(found) = observed.facts.get(facts::REPLICAS)
+        && *found != s.replicas.to_string()
+    {
+        reasons.push(format!("scaled outside SpawnIt: {found} replicas instead of {}", s.replicas));
+    }
+    if let Some(found) = observed.facts.get(facts::IMAGE)
+        && *found != s.image
+    {
+        reasons.push(format!("image changed outside SpawnIt: {} → {found}", s.image));
+    }
+    if let Some(found) = observed.facts.get(facts::ENV_DIGEST)
+        && *found != crate::swarm::env_digest(&s.env)
+    {
+        reasons.push("environment changed outside SpawnIt".to_owned());
+    }
+    (!reasons.is_empty()).then_some(reasons)
 }
 
 /// For a security group whose provider reported its rules: how they differ from the spec.
@@ -477,7 +518,8 @@ pub fn attrs_diff(before: &ResourceAttrs, after: &ResourceAttrs) -> Vec<String> 
         }
         match key.as_str() {
             "image" | "network" | "name" | "reference" | "driver" | "region" | "instance_type" | "ami"
-            | "ami_owner" | "ami_name" | "key_name" | "subnet_id" | "vpc_id" | "description" => {
+            | "ami_owner" | "ami_name" | "key_name" | "subnet_id" | "vpc_id" | "description" | "replicas"
+            | "endpoint_mode" | "restart_delay_s" | "stop_grace_s" | "constraints" => {
                 out.push(format!("{key} changed {} → {}", plain(old), plain(new)));
             }
             "ingress" => {

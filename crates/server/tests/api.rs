@@ -373,6 +373,7 @@ async fn lists_page_filter_and_show_what_other_processes_wrote() {
             provider: Default::default(),
             params: [("port".to_owned(), json!(free_port()))].into(),
             aws: None,
+            swarm: None,
         })
         .await
         .unwrap();

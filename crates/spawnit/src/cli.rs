@@ -23,6 +23,8 @@ pub struct Cli {
     pub store: StoreArgs,
     #[command(flatten)]
     pub aws: AwsArgs,
+    #[command(flatten)]
+    pub swarm: crate::swarm_cli::SwarmArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -65,6 +67,8 @@ pub enum ProviderArg {
     Docker,
     /// An EC2 instance running the containers, behind a security group.
     Aws,
+    /// Docker Swarm services on the cluster of --swarm-host.
+    Swarm,
 }
 
 /// Where and how an `aws` service runs.

@@ -5,6 +5,7 @@
 mod cli;
 mod cluster_args;
 mod output;
+mod swarm_cli;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
@@ -76,16 +77,19 @@ async fn store_open(args: &StoreArgs) -> Result<Store> {
     Ok(store)
 }
 
-async fn engine_open(args: &StoreArgs, aws: &AwsArgs) -> Result<Engine> {
+async fn engine_open(args: &StoreArgs, aws: &AwsArgs, swarm: &swarm_cli::SwarmArgs) -> Result<Engine> {
     let store = store_open(args).await?;
     let docker = DockerProvider::connect().await?;
-    Ok(Engine::open(
-        store,
-        Providers::default()
-            .with(ProviderKind::Docker, Arc::new(docker))
-            .with(ProviderKind::Aws, Arc::new(aws_provider(aws).await)),
-    )
-    .await?)
+    let mut providers = Providers::default()
+        .with(ProviderKind::Docker, Arc::new(docker))
+        .with(ProviderKind::Aws, Arc::new(aws_provider(aws).await))
+        .with_swarm_defaults(swarm.settings());
+    if let Some(host) = &swarm.swarm_host {
+        // Connects on first use: a manager that is down fails only what needs it.
+        let provider = spawnit_docker::SwarmProvider::new(host, swarm.swarm_tls_dir.as_deref())?;
+        providers = providers.with(ProviderKind::Swarm, Arc::new(provider));
+    }
+    Ok(Engine::open(store, providers).await?)
 }
 
 /// The AWS provider on the standard configuration chain; makes no request until used.
@@ -126,7 +130,7 @@ fn print_json(value: &Value) -> Result<()> {
 }
 
 async fn run(cli: Cli) -> Result<u8> {
-    let engine = engine_open(&cli.store, &cli.aws).await?;
+    let engine = engine_open(&cli.store, &cli.aws, &cli.swarm).await?;
     if let Some(reason) = engine.store().read_only_reason()
         && cli.command.writes()
     {
@@ -181,8 +185,11 @@ async fn run(cli: Cli) -> Result<u8> {
                 params.iter().filter(|(_, v)| v.as_str() != Some("")).map(|(k, _)| k.clone()).collect();
             let exposure = if public { Exposure::Public } else { Exposure::Loopback };
             let (provider, aws) = match provider {
-                ProviderArg::Docker if aws.any() => anyhow::bail!("the --aws-* options need --provider aws"),
+                ProviderArg::Docker | ProviderArg::Swarm if aws.any() => {
+                    anyhow::bail!("the --aws-* options need --provider aws")
+                }
                 ProviderArg::Docker => (ProviderKind::Docker, None),
+                ProviderArg::Swarm => (ProviderKind::Swarm, None),
                 ProviderArg::Aws => (ProviderKind::Aws, Some(aws_settings(*aws, &cli.aws).await)),
             };
             let spec = engine
@@ -195,6 +202,7 @@ async fn run(cli: Cli) -> Result<u8> {
                     provider,
                     params,
                     aws,
+                    swarm: (provider == ProviderKind::Swarm).then(|| cli.swarm.settings()),
                 })
                 .await?;
             let redactor = Redactor::for_spec(&spec);
@@ -435,6 +443,7 @@ async fn show(engine: &Engine, client: &Id, service: &Id, output: Output) -> Res
         Err(e) => ("error".to_owned(), vec![redactor.text(&e.to_string())]),
     };
     let endpoints = spec.endpoints_deployed(state.as_ref());
+    let tasks = planned.as_ref().map(|p| swarm_tasks(&p.plan)).unwrap_or_default();
     match output {
         Output::Json => print_json(&redactor.json(&json!({
             "spec": spec,
@@ -442,6 +451,7 @@ async fn show(engine: &Engine, client: &Id, service: &Id, output: Output) -> Res
             "status": status,
             "reasons": reasons,
             "endpoints": endpoints,
+            "tasks": tasks,
         })))?,
         Output::Text => {
             let mut out = String::new();
@@ -465,6 +475,25 @@ async fn show(engine: &Engine, client: &Id, service: &Id, output: Output) -> Res
                         let get = |k: &str| instance.outputs.get(k).map(String::as_str).unwrap_or("-");
                         let _ =
                             writeln!(out, "Instance: public IP {}, public DNS {}", get("public_ip"), get("public_dns"));
+                    }
+                }
+                None if spec.provider == ProviderKind::Swarm => {
+                    let mode = spec.swarm.as_ref().map(|s| s.publish_mode.as_str()).unwrap_or("ingress");
+                    let _ = writeln!(
+                        out,
+                        "Provider: swarm (overlay network {}, ports published in {mode} mode on the nodes)",
+                        spec.network
+                    );
+                    for (address, t) in &tasks {
+                        let _ = write!(out, "Tasks:   {address}: {}", t["tasks"].as_str().unwrap_or("-"));
+                        match t["unplaced"].as_str() {
+                            Some(why) => {
+                                let _ = writeln!(out, " (cannot be placed: {why})");
+                            }
+                            None => {
+                                let _ = writeln!(out);
+                            }
+                        }
                     }
                 }
                 None => {
@@ -514,6 +543,26 @@ async fn show(engine: &Engine, client: &Id, service: &Id, output: Output) -> Res
     Ok(())
 }
 
+/// The tasks of a swarm service's Swarm services as the plan observed them: running against
+/// desired replicas, and why pending tasks cannot be placed.
+fn swarm_tasks(plan: &Plan) -> serde_json::Map<String, Value> {
+    plan.changes
+        .iter()
+        .filter(|c| {
+            c.address.kind == spawnit_model::ResourceKind::SwarmService
+                && c.action != spawnit_model::plan::Action::Delete
+        })
+        .filter_map(|c| {
+            let tasks = c.outputs.get("tasks")?;
+            let mut v = json!({ "tasks": tasks });
+            if let Some(why) = c.outputs.get("unplaced") {
+                v["unplaced"] = json!(why);
+            }
+            Some((c.address.name.clone(), v))
+        })
+        .collect()
+}
+
 fn plan_reasons(plan: &Plan) -> Vec<String> {
     if plan.status == PlanStatus::Error {
         return plan.errors.clone();
@@ -535,9 +584,11 @@ async fn status(engine: &Engine, client: &Id, output: Output) -> Result<u8> {
             Err(e) => return Err(e.into()),
         };
         let redactor = Redactor::for_spec(&spec);
-        let (status, reasons) = match engine.service_plan(client, &service).await {
-            Ok(p) => (p.plan.status.to_string(), plan_reasons(&redacted_plan(&p.plan, &redactor))),
-            Err(e) => ("error".to_owned(), vec![redactor.text(&e.to_string())]),
+        let (status, reasons, tasks) = match engine.service_plan(client, &service).await {
+            Ok(p) => {
+                (p.plan.status.to_string(), plan_reasons(&redacted_plan(&p.plan, &redactor)), swarm_tasks(&p.plan))
+            }
+            Err(e) => ("error".to_owned(), vec![redactor.text(&e.to_string())], Default::default()),
         };
         let replicas: serde_json::Map<String, Value> = spec
             .instance
@@ -547,18 +598,39 @@ async fn status(engine: &Engine, client: &Id, output: Output) -> Result<u8> {
             .map(|(name, c)| (name.clone(), json!(c.replica_count())))
             .collect();
         rows.push(json!({
-            "service": service, "template": spec.template.id, "status": status, "replicas": replicas, "reasons": reasons
+            "service": service, "template": spec.template.id, "status": status, "replicas": replicas, "reasons": reasons,
+            "tasks": tasks,
         }));
+        if let Some(row) = rows.last_mut() {
+            let unplaced: Vec<Value> = tasks
+                .iter()
+                .filter_map(|(name, t)| {
+                    Some(json!(format!("{name}: tasks cannot be placed: {}", t["unplaced"].as_str()?)))
+                })
+                .collect();
+            if let Some(list) = row["reasons"].as_array_mut() {
+                list.extend(unplaced);
+            }
+        }
     }
     match output {
         Output::Json => print_json(&Value::Array(rows))?,
         Output::Text => {
             println!("{:<24} {:<12} {:<10} {:<10} REASONS", "SERVICE", "TEMPLATE", "STATUS", "REPLICAS");
+            // (swarm services show their running tasks, e.g. `app 3/3`)
             for r in &rows {
                 let reasons: Vec<&str> =
                     r["reasons"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-                let replicas: Vec<String> =
-                    r["replicas"].as_object().into_iter().flatten().map(|(name, n)| format!("{name}×{n}")).collect();
+                // Swarm: the running tasks against the desired replicas, as observed.
+                let replicas: Vec<String> = r["replicas"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(name, n)| match r["tasks"][name]["tasks"].as_str() {
+                        Some(t) => format!("{name} {}", t.trim_end_matches(" running")),
+                        None => format!("{name}×{n}"),
+                    })
+                    .collect();
                 let replicas = if replicas.is_empty() { "-".to_owned() } else { replicas.join(",") };
                 println!(
                     "{:<24} {:<12} {:<10} {:<10} {}",

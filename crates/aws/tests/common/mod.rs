@@ -126,6 +126,7 @@ impl World {
                 provider: ProviderKind::Aws,
                 params: params.iter().map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string()))).collect(),
                 aws: Some(aws),
+                swarm: None,
             })
             .await
     }

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use spawnit_engine::{ServiceCreate, redacted_plan};
 use spawnit_model::plan::PlanStatus;
-use spawnit_model::spec::AwsSettings;
+use spawnit_model::spec::{AwsSettings, SwarmSettings};
 use spawnit_model::{DriftPolicy, Exposure, Id, ProviderKind};
 use utoipa::ToSchema;
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
@@ -49,6 +49,10 @@ pub struct ServiceCreateRequest {
     /// Settings of the `aws` provider (only for `provider: aws`).
     #[serde(default)]
     pub aws: Option<AwsSettings>,
+    /// Settings of the `swarm` provider (only for `provider: swarm`; the server's defaults,
+    /// `serve --swarm-publish-mode`, when absent).
+    #[serde(default)]
+    pub swarm: Option<SwarmSettings>,
 }
 
 fn param_values_or_null() -> Schema {
@@ -76,6 +80,7 @@ pub async fn service_create(
             provider: req.provider.unwrap_or_default(),
             params: req.params,
             aws: req.aws,
+            swarm: req.swarm,
         })
         .await?;
     let spec = match req.drift_policy {

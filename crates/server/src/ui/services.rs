@@ -282,7 +282,8 @@ async fn configure_render(
                 div.field {
                     label for="f-provider" { "Provider" }
                     select #f-provider name="provider" aria-describedby="provider-error" {
-                        option value="docker" selected[value("provider").as_deref() != Some("aws")] { "Docker on this host" }
+                        option value="docker" selected[!matches!(value("provider").as_deref(), Some("aws" | "swarm"))] { "Docker on this host" }
+                        option value="swarm" selected[value("provider").as_deref() == Some("swarm")] { "Docker Swarm cluster" }
                         option value="aws" selected[value("provider").as_deref() == Some("aws")] { "AWS EC2" }
                     }
                     (field_error("provider"))
@@ -392,6 +393,7 @@ pub(super) async fn configure_submit(
             provider: Some(form.provider),
             drift_policy: None,
             aws: None,
+            swarm: None,
         };
         match ops::service_create(&s, &c, Some(client.as_str()), req).await {
             Ok(service) => {
