@@ -633,7 +633,7 @@ impl SwarmProvider {
                 return Ok(());
             }
             match self.docker().remove_network(id).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => break,
                 Err(e) if is_not_found(&e) => return Ok(()),
                 // Tasks of a removed service still shutting down hold it for a moment.
                 Err(e) if started.elapsed() < RELEASE_WAIT => {
@@ -643,6 +643,15 @@ impl SwarmProvider {
                 Err(e) => return Err(op_error("delete", address, e)),
             }
         }
+        // Removed from the cluster; the manager's own copy goes once the tasks of removed
+        // services have left it (their stop grace period).
+        while started.elapsed() < RELEASE_WAIT {
+            match self.docker().inspect_network(id, None::<InspectNetworkOptions>).await {
+                Err(e) if is_not_found(&e) => break,
+                _ => tokio::time::sleep(POLL).await,
+            }
+        }
+        Ok(())
     }
 
     /// Waits until no task of a removed service is left running (its containers gone).

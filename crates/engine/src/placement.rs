@@ -15,11 +15,7 @@ pub(crate) async fn placement_of(store: &Store, client: &Id) -> Result<Placement
 
 /// The placement `book` gives `client`.
 pub(crate) fn placement_in(book: &LeaseBook, client: &Id) -> Placement {
-    if book.of_client(client).next().is_some() {
-        Placement::Rented { client: client.clone() }
-    } else {
-        Placement::Pool
-    }
+    if book.of_client(client).next().is_some() { Placement::Rented { client: client.clone() } } else { Placement::Pool }
 }
 
 #[cfg(test)]

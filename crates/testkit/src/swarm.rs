@@ -401,13 +401,20 @@ mod tests {
         let killed = Instant::now();
         cluster.node_kill(2).expect("kill");
         wait_until("node 2 Down", Duration::from_secs(30), || {
-            cluster.node_table().unwrap_or_default().lines().any(|l| l.starts_with(&format!("{} Down", cluster.nodes()[2].hostname)))
+            cluster
+                .node_table()
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.starts_with(&format!("{} Down", cluster.nodes()[2].hostname)))
         })
         .expect("the manager notices");
         let detected = killed.elapsed();
         cluster.node_start(2).expect("start");
         cluster.ready_wait(3).expect("back");
-        println!("cluster up in {up:?}; a killed node noticed in {detected:?}; back Ready after {:?}", killed.elapsed());
+        println!(
+            "cluster up in {up:?}; a killed node noticed in {detected:?}; back Ready after {:?}",
+            killed.elapsed()
+        );
 
         let name = cluster.nodes()[0].container.clone();
         drop(cluster);

@@ -191,9 +191,7 @@ pub async fn lease_racers_for_the_last_node_have_one_winner(f: &Fixture) {
         let (store, free) = (stores[i % 2].clone(), free.clone());
         tokio::spawn(async move {
             let client = id(&format!("client-{i}"));
-            store
-                .lease_book_update(|book| book.rent(&client, 1, &free, Utc::now(), Duration::from_secs(3600)))
-                .await
+            store.lease_book_update(|book| book.rent(&client, 1, &free, Utc::now(), Duration::from_secs(3600))).await
         })
     }))
     .await;
