@@ -18,12 +18,14 @@
 #                            docker-init, docker-proxy, tini, iptables and the docker CLI with the
 #                            libraries `ldd` lists, a static busybox, and
 #                            scripts/test-images/swarm-node/entrypoint.sh
+#   docker:cli               a static busybox and the host's static docker CLI: the image of
+#                            SpawnIt's node-cleaning job (scripts/test-images/docker-cli.sh)
 #
 # Each image is made with `docker import` (no Dockerfile builder needed) and labelled
 # spawnit.test-image=<sha256 of its inputs>; an image whose label already matches is left
 # alone, so running this again is a fast no-op.
 #
-# Usage: scripts/test-images.sh [--force] [IMAGE...]   (IMAGE: http-echo, redis, caddy, webapp, swarm-node; default all)
+# Usage: scripts/test-images.sh [--force] [IMAGE...]   (IMAGE: http-echo, redis, caddy, webapp, swarm-node, docker-cli; default all)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -36,7 +38,7 @@ wanted=()
 for arg in "$@"; do
 	case $arg in
 	--force) force=true ;;
-	http-echo | redis | caddy | webapp | swarm-node) wanted+=("$arg") ;;
+	http-echo | redis | caddy | webapp | swarm-node | docker-cli) wanted+=("$arg") ;;
 	-h | --help)
 		sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
 		exit 0
@@ -44,7 +46,7 @@ for arg in "$@"; do
 	*) echo "test-images: unknown argument: $arg" >&2; exit 2 ;;
 	esac
 done
-[ ${#wanted[@]} -gt 0 ] || wanted=(http-echo redis caddy webapp swarm-node)
+[ ${#wanted[@]} -gt 0 ] || wanted=(http-echo redis caddy webapp swarm-node docker-cli)
 
 say() { printf 'test-images: %s\n' "$*" >&2; }
 
@@ -297,6 +299,9 @@ build_swarm_node() {
 		'ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/swarm-node"]'
 }
 
+# shellcheck source=test-images/docker-cli.sh
+. "$assets/docker-cli.sh"
+
 command -v docker >/dev/null || { say "docker is not installed"; exit 1; }
 docker info >/dev/null 2>&1 || { say "cannot reach the Docker engine"; exit 1; }
 
@@ -313,5 +318,6 @@ for image in "${wanted[@]}"; do
 	caddy) build_caddy ;;
 	webapp) build_webapp ;;
 	swarm-node) build_swarm_node ;;
+	docker-cli) build_docker_cli ;;
 	esac
 done

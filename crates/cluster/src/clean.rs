@@ -38,9 +38,6 @@ pub const LABEL_QUARANTINE_CLIENT: &str = "spawnit.quarantine.client";
 /// The label on the cleaning job's service: the node it cleans.
 pub const LABEL_CLEANER: &str = "spawnit.cleaner";
 
-/// A client's secret younger than this is left alone: its service may be being created.
-const SECRET_MIN_AGE: Duration = Duration::from_secs(60);
-
 /// What cleaning a node did.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CleanReport {
@@ -301,7 +298,7 @@ impl Cluster {
     }
 
     /// Removes the Swarm secrets of `client` when it has no Swarm service left (secrets younger
-    /// than a minute are kept: their service may be being created).
+    /// than `secret_min_age` are kept: their service may be being created).
     async fn secrets_of_gone_client(&self, client: &str) -> Result<Vec<String>, ClusterError> {
         let by_client = HashMap::from([("label".to_owned(), vec![format!("{LABEL_CLIENT}={client}")])]);
         let services = self
@@ -324,7 +321,7 @@ impl Cluster {
                 .created_at
                 .as_ref()
                 .and_then(date)
-                .is_none_or(|at| (Utc::now() - at).to_std().unwrap_or_default() >= SECRET_MIN_AGE);
+                .is_none_or(|at| (Utc::now() - at).to_std().unwrap_or_default() >= self.config.secret_min_age);
             if !old {
                 continue;
             }

@@ -30,6 +30,9 @@ pub struct ClusterConfig {
     /// The manager address new nodes dial (`host:port`), when the managers' own addresses are
     /// not reachable from them (a public address in front of a NAT); default: the leader's.
     pub join_addr: Option<String>,
+    /// A former client's Swarm secret younger than this is kept when its node is cleaned (its
+    /// service may be being created right now).
+    pub secret_min_age: Duration,
 }
 
 impl Default for ClusterConfig {
@@ -38,6 +41,7 @@ impl Default for ClusterConfig {
             cleaner_image: CLEANER_IMAGE_DEFAULT.to_owned(),
             clean_timeout: Duration::from_secs(120),
             join_addr: None,
+            secret_min_age: Duration::from_secs(60),
         }
     }
 }

@@ -56,6 +56,7 @@ pub enum ClusterEvent {
     /// Cleaning a node failed (it stays quarantined; tried again later).
     NodeCleanFailed { node_id: String, hostname: String, error: String, at: DateTime<Utc> },
     /// A service lost running tasks with a node.
+    #[serde(rename = "degraded")]
     ServiceDegraded {
         service_id: String,
         service: String,
@@ -67,6 +68,7 @@ pub enum ClusterEvent {
         at: DateTime<Utc>,
     },
     /// A degraded service runs all its desired replicas again.
+    #[serde(rename = "healed")]
     ServiceHealed {
         service_id: String,
         service: String,
@@ -77,6 +79,7 @@ pub enum ClusterEvent {
         at: DateTime<Utc>,
     },
     /// A service has a task Swarm cannot place.
+    #[serde(rename = "unplaced")]
     ServiceUnplaced {
         service_id: String,
         service: String,
@@ -507,6 +510,31 @@ mod tests {
                 Action::Clean { node_id: "b".into() }
             ]
         );
+    }
+
+    #[test]
+    fn every_event_is_serialized_with_its_name_as_type() {
+        let at = Utc::now();
+        let events = [
+            ClusterEvent::ServiceHealed {
+                service_id: "s".into(),
+                service: "acme-web".into(),
+                client: None,
+                spawnit_service: None,
+                heal_s: 1.0,
+                at,
+            },
+            ClusterEvent::NodeCleaned {
+                node_id: "n".into(),
+                hostname: "h".into(),
+                reason: "returned".into(),
+                clean_s: 1.0,
+                at,
+            },
+        ];
+        for e in events {
+            assert_eq!(serde_json::to_value(&e).unwrap()["type"], e.name());
+        }
     }
 
     #[test]

@@ -37,6 +37,7 @@ impl NodeMonitorArgs {
             cleaner_image: self.node_cleaner_image.clone(),
             clean_timeout: self.node_clean_timeout,
             join_addr: self.swarm_join_addr.clone(),
+            ..Default::default()
         }
     }
 
