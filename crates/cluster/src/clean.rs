@@ -190,7 +190,8 @@ impl Cluster {
         let filters = HashMap::from([("node".to_owned(), vec![node_id.to_owned()])]);
         loop {
             let tasks = self
-                .docker
+                .api()
+                .await?
                 .list_tasks(Some(ListTasksOptions { filters: Some(filters.clone()) }))
                 .await
                 .map_err(|e| ClusterError::docker("listing the node's tasks", format!("node {node_id}"), e))?;
@@ -247,12 +248,12 @@ impl Cluster {
             }),
             ..Default::default()
         };
-        let created = self.docker.create_service(spec, None).await.map_err(|e| {
+        let created = self.api().await?.create_service(spec, None).await.map_err(|e| {
             ClusterError::docker(format!("creating the cleaning job of node {node_id}"), "the cleaning job", e)
         })?;
         let service_id = created.id.unwrap_or(name);
         let outcome = self.job_wait(&service_id, node_id).await;
-        if let Err(e) = self.docker.delete_service(&service_id).await {
+        if let Err(e) = self.api().await?.delete_service(&service_id).await {
             tracing::warn!("removing the cleaning job {service_id} failed: {e}");
         }
         outcome
@@ -263,7 +264,8 @@ impl Cluster {
         let filters = HashMap::from([("service".to_owned(), vec![service_id.to_owned()])]);
         loop {
             let tasks = self
-                .docker
+                .api()
+                .await?
                 .list_tasks(Some(ListTasksOptions { filters: Some(filters.clone()) }))
                 .await
                 .map_err(|e| ClusterError::docker("reading the cleaning job", "the cleaning job", e))?;
@@ -302,7 +304,8 @@ impl Cluster {
     async fn secrets_of_gone_client(&self, client: &str) -> Result<Vec<String>, ClusterError> {
         let by_client = HashMap::from([("label".to_owned(), vec![format!("{LABEL_CLIENT}={client}")])]);
         let services = self
-            .docker
+            .api()
+            .await?
             .list_services(Some(ListServicesOptions { filters: Some(by_client.clone()), ..Default::default() }))
             .await
             .map_err(|e| ClusterError::docker("listing the client's services", "the services", e))?;
@@ -310,7 +313,8 @@ impl Cluster {
             return Ok(Vec::new());
         }
         let secrets = self
-            .docker
+            .api()
+            .await?
             .list_secrets(Some(ListSecretsOptions { filters: Some(by_client) }))
             .await
             .map_err(|e| ClusterError::docker("listing the client's secrets", "the secrets", e))?;
@@ -325,7 +329,7 @@ impl Cluster {
             if !old {
                 continue;
             }
-            match self.docker.delete_secret(&id).await {
+            match self.api().await?.delete_secret(&id).await {
                 Ok(()) => removed.push(s.spec.and_then(|sp| sp.name).unwrap_or(id)),
                 Err(e) => tracing::warn!("removing secret {id} of client {client} failed: {e}"),
             }

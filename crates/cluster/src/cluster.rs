@@ -50,7 +50,9 @@ impl Default for ClusterConfig {
 /// book. Cheap to clone.
 #[derive(Clone)]
 pub struct Cluster {
+    /// The client as given, and once negotiated with the manager (at the first operation).
     pub(crate) docker: Docker,
+    negotiated: Arc<tokio::sync::OnceCell<Docker>>,
     pub(crate) store: Store,
     pub(crate) config: Arc<ClusterConfig>,
 }
@@ -81,11 +83,24 @@ pub(crate) fn node_ref(node: &str) -> Result<&str, ClusterError> {
 }
 
 impl Cluster {
-    /// A handle on the manager `docker` answers for (its API version already negotiated, as
-    /// `spawnit_docker::swarm_connect` does) with the lease book in `store`. No I/O: a manager
-    /// that does not answer makes each operation fail with [`ClusterError::Unavailable`].
+    /// A handle on the manager `docker` answers for (e.g. from `spawnit_docker::swarm_connect`)
+    /// with the lease book in `store`. No I/O: the API version is negotiated with the manager
+    /// at the first operation (and again after a failure); a manager that does not answer makes
+    /// each operation fail with [`ClusterError::Unavailable`].
     pub fn connect(docker: Docker, store: Store) -> Cluster {
-        Cluster { docker, store, config: Arc::new(ClusterConfig::default()) }
+        Cluster { docker, negotiated: Arc::default(), store, config: Arc::new(ClusterConfig::default()) }
+    }
+
+    /// The client, its API version negotiated with the manager.
+    pub(crate) async fn api(&self) -> Result<&Docker, ClusterError> {
+        self.negotiated
+            .get_or_try_init(|| async {
+                self.docker.clone().negotiate_version().await.map_err(|e| ClusterError::Unavailable {
+                    reason: "the manager did not answer".into(),
+                    source: Some(e),
+                })
+            })
+            .await
     }
 
     /// The same handle with other settings.
@@ -98,6 +113,7 @@ impl Cluster {
         &self.config
     }
 
+    /// The client as given (not negotiated).
     pub fn docker(&self) -> &Docker {
         &self.docker
     }
@@ -109,21 +125,24 @@ impl Cluster {
     // ---- reading ----
 
     pub(crate) async fn nodes_raw(&self) -> Result<Vec<Node>, ClusterError> {
-        self.docker
+        self.api()
+            .await?
             .list_nodes(None::<ListNodesOptions>)
             .await
             .map_err(|e| ClusterError::docker("listing the nodes", "the nodes", e))
     }
 
     pub(crate) async fn services_raw(&self) -> Result<Vec<Service>, ClusterError> {
-        self.docker
+        self.api()
+            .await?
             .list_services(None::<ListServicesOptions>)
             .await
             .map_err(|e| ClusterError::docker("listing the services", "the services", e))
     }
 
     pub(crate) async fn tasks_raw(&self) -> Result<Vec<Task>, ClusterError> {
-        self.docker
+        self.api()
+            .await?
             .list_tasks(None::<ListTasksOptions>)
             .await
             .map_err(|e| ClusterError::docker("listing the tasks", "the tasks", e))
@@ -131,7 +150,8 @@ impl Cluster {
 
     pub(crate) async fn node_raw(&self, node: &str) -> Result<Node, ClusterError> {
         let node = node_ref(node)?;
-        self.docker
+        self.api()
+            .await?
             .inspect_node(node)
             .await
             .map_err(|e| ClusterError::docker(format!("reading node {node}"), format!("node {node}"), e))
@@ -175,7 +195,7 @@ impl Cluster {
             }
             let version = raw.version.as_ref().and_then(|v| v.index).unwrap_or(0);
             let options = UpdateNodeOptions { version: i64::try_from(version).unwrap_or(i64::MAX) };
-            match self.docker.update_node(&id, spec, options).await {
+            match self.api().await?.update_node(&id, spec, options).await {
                 Ok(()) => return self.node_raw(&id).await,
                 Err(bollard::errors::Error::DockerResponseServerError { message, .. })
                     if message.contains("out of sequence") && attempt < 10 =>
@@ -228,7 +248,8 @@ impl Cluster {
                 "node {node} is a manager: demote it first (docker node demote), or force"
             )));
         }
-        self.docker
+        self.api()
+            .await?
             .delete_node(&id, Some(DeleteNodeOptions { force }))
             .await
             .map_err(|e| ClusterError::docker(format!("removing node {node}"), format!("node {node}"), e))
@@ -237,8 +258,12 @@ impl Cluster {
     /// The exact command a new node runs to join as `role`: `docker swarm join --token …
     /// <manager>:2377`. The node dials out to the manager; nothing dials the node for control.
     pub async fn join_command(&self, role: NodeRole) -> Result<JoinCommand, ClusterError> {
-        let swarm =
-            self.docker.inspect_swarm().await.map_err(|e| ClusterError::docker("reading the swarm", "the swarm", e))?;
+        let swarm = self
+            .api()
+            .await?
+            .inspect_swarm()
+            .await
+            .map_err(|e| ClusterError::docker("reading the swarm", "the swarm", e))?;
         let tokens = swarm.join_tokens.unwrap_or_default();
         let token = match role {
             NodeRole::Worker => tokens.worker,

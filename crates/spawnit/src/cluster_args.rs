@@ -42,7 +42,6 @@ impl NodeMonitorArgs {
     }
 
     /// What the server needs to run the monitor on `cluster`.
-    #[allow(dead_code)] // used once `--swarm-host` (the swarm provider's flag) is wired into serve
     pub fn setup(&self, cluster: spawnit_cluster::Cluster) -> spawnit_server::cluster_monitor::ClusterSetup {
         spawnit_server::cluster_monitor::ClusterSetup {
             cluster: cluster.with_config(self.cluster_config()),

@@ -137,7 +137,7 @@ async fn run(cli: Cli) -> Result<u8> {
         anyhow::bail!("{reason}");
     }
     match cli.command {
-        Command::Serve(args) => serve(engine, args).await?,
+        Command::Serve(args) => serve(engine, args, &cli.swarm).await?,
         Command::Token(TokenCommand::Create { user, client, admin }) => {
             let (token, record) =
                 spawnit_server::auth::token_create_for_user(engine.store(), &user, client.as_ref(), admin).await?;
@@ -732,7 +732,7 @@ async fn network(engine: &Engine, cmd: NetworkCommand) -> Result<u8> {
 }
 
 /// `spawnit serve`: prints the first admin token once, then runs until Ctrl-C or SIGTERM.
-async fn serve(engine: Engine, args: ServeArgs) -> Result<()> {
+async fn serve(engine: Engine, args: ServeArgs, swarm: &swarm_cli::SwarmArgs) -> Result<()> {
     // A store of a newer format is served read-only: no first-start accounts.
     let writable = engine.store().read_only_reason().is_none();
     if let Some(reason) = engine.store().read_only_reason() {
@@ -776,8 +776,14 @@ async fn serve(engine: Engine, args: ServeArgs) -> Result<()> {
             _ => None,
         },
         public_url: args.public_url,
-        // Set once the Swarm manager's connection (`--swarm-host`) is wired: `args.nodes.setup(cluster)`.
-        cluster: None,
+        // With a Swarm manager: its nodes, leases and the node monitor.
+        cluster: match &swarm.swarm_host {
+            Some(host) => {
+                let docker = spawnit_docker::swarm_connect(host, swarm.swarm_tls_dir.as_deref())?;
+                Some(args.nodes.setup(spawnit_cluster::Cluster::connect(docker, engine.store().clone())))
+            }
+            None => None,
+        },
     };
     let docker = DockerProvider::connect().await?;
     let server = spawnit_server::Server::start(engine, docker, config).await?;
