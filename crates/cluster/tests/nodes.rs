@@ -2,7 +2,8 @@
 //! list with engine version, CPUs and memory; the join command run inside a fresh engine; a node
 //! killed → `node_down`, its service `degraded` then `healed` with the measured time; the node
 //! started again → quarantined, its stale tasks gone, its volumes removed, back in the pool;
-//! drain, activate, and what is refused. One cluster, the scenarios in order.
+//! drain, activate, and what is refused; a service that cannot be placed says why. One
+//! cluster, the scenarios in order.
 
 mod common;
 
@@ -204,5 +205,20 @@ async fn nodes_list_join_fail_heal_return_clean() {
     }
     assert_eq!(rig.cluster.node_list().await.expect("list").len(), 4);
 
+    // ---- a service whose task cannot be placed says why ----
+    let stuck =
+        common::service_create(&rig.docker, "stuck", "acme", 1, "node.labels.spawnit.client==nobody", None).await;
+    let (_, unplaced) = rig
+        .event(
+            "unplaced",
+            Duration::from_secs(30),
+            |e| matches!(e, ClusterEvent::ServiceUnplaced { service_id, .. } if *service_id == stuck),
+        )
+        .await;
+    let ClusterEvent::ServiceUnplaced { reason, .. } = &unplaced else { unreachable!() };
+    println!("unplaced: {reason}");
+    assert!(reason.contains("no suitable node"), "Swarm's reason: {reason}");
+
+    rig.docker.delete_service(&stuck).await.expect("service rm");
     rig.docker.delete_service(&web).await.expect("service rm");
 }
