@@ -16,7 +16,12 @@
 //! - a lease within one of `lease_warnings` of its end: `node_lease_warning` (each once,
 //!   recorded in the book);
 //!   a lease over: `lease_expired`, the node quarantined (`lease_expired`), cleaned, returned;
-//! - a node whose labels disagree with the book (a rent whose labelling failed) is relabelled.
+//! - a node whose labels disagree with the book (a rent whose labelling failed) is relabelled;
+//! - a cleaning that failed is tried again after [`CLEAN_RETRY`].
+//!
+//! Swarm does not move tasks back onto a node that returns, and SpawnIt does not force it
+//! either (a forced update restarts every replica of a service): a cleaned node takes new tasks
+//! as services are created, scaled, updated or lose another node.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -39,6 +44,9 @@ pub mod reason {
     /// Its lease ended.
     pub const LEASE_EXPIRED: &str = "lease_expired";
 }
+
+/// How long after a failed cleaning a node is cleaned again.
+pub const CLEAN_RETRY: Duration = Duration::from_secs(30);
 
 /// What the monitor publishes. `client` is the client concerned (a rented node's, a service's
 /// owner), `None` for what only admins see.
@@ -206,6 +214,8 @@ pub struct Memory {
     replace_failed: BTreeSet<String>,
     /// Nodes being cleaned now (the runner sets and clears it).
     pub cleaning: BTreeSet<String>,
+    /// When a node whose cleaning failed is tried again (the runner sets it).
+    pub clean_retry_at: BTreeMap<String, DateTime<Utc>>,
 }
 
 impl Memory {
@@ -253,7 +263,8 @@ pub fn decide(
                 actions.push(Action::Quarantine { node_id: n.id.clone(), reason: reason::RETURNED.to_owned() });
             }
             if quarantine.is_some() || returned {
-                if !memory.cleaning.contains(&n.id) {
+                let waiting = memory.clean_retry_at.get(&n.id).is_some_and(|at| now < *at);
+                if !memory.cleaning.contains(&n.id) && !waiting {
                     actions.push(Action::Clean { node_id: n.id.clone() });
                 }
             } else if !has_spawnit_label(n) && lease.is_none() {

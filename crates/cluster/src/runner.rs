@@ -52,6 +52,12 @@ impl ClusterMonitor {
             let Ok((node_id, result)) = done else { continue };
             self.memory.cleaning.remove(&node_id);
             let at = Utc::now();
+            if result.is_err() {
+                let retry = chrono::Duration::from_std(crate::monitor::CLEAN_RETRY).unwrap_or_default();
+                self.memory.clean_retry_at.insert(node_id.clone(), at + retry);
+            } else {
+                self.memory.clean_retry_at.remove(&node_id);
+            }
             out.events.push(match result {
                 Ok(r) => ClusterEvent::NodeCleaned {
                     node_id: r.node_id,
@@ -63,7 +69,6 @@ impl ClusterMonitor {
                 Err(e) => ClusterEvent::NodeCleanFailed { hostname: node_id.clone(), node_id, error: chain(&e), at },
             });
         }
-        // The cleanings' own aborted tasks (panics) free their node too.
         let snap = self.cluster.snapshot().await?;
         let leases = self.cluster.lease_list(None).await?;
         let now = Utc::now();

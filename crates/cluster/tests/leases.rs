@@ -63,19 +63,31 @@ async fn leases_race_release_replace_expire() {
     assert!(!n.labels.contains_key(LABEL_POOL), "{n:#?}");
 
     // ---- two clients race for the last free node: exactly one wins ----
-    // Two handles (as two servers on one store), each in a task of its own.
-    let racer = |client: &'static str| {
-        let cluster = rig.cluster.clone();
-        tokio::spawn(async move { cluster.node_rent(&id(client), 1, HOUR).await })
-    };
-    let (a, b) = (racer("racer-a"), racer("racer-b"));
-    let (a, b) = (a.await.expect("racer a"), b.await.expect("racer b"));
-    println!("racer-a: {a:?}\nracer-b: {b:?}");
-    let (winner, loser) = match (a, b) {
-        (Ok(w), Err(ClusterError::Conflict { .. })) => (w, "racer-b"),
-        (Err(ClusterError::Conflict { .. }), Ok(w)) => (w, "racer-a"),
-        other => panic!("exactly one racer wins: {other:?}"),
-    };
+    // Four handles (as four servers on one store), each in a task of its own, released together.
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(4));
+    let racers: Vec<_> = ["racer-a", "racer-b", "racer-c", "racer-d"]
+        .into_iter()
+        .map(|client| {
+            let (cluster, start) = (rig.cluster.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                (client, cluster.node_rent(&id(client), 1, HOUR).await)
+            })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for r in racers {
+        let (client, outcome) = r.await.expect("racer");
+        println!("{client}: {outcome:?}");
+        match outcome {
+            Ok(leases) => won.push(leases),
+            Err(ClusterError::Conflict { reason }) => assert_eq!(reason, "only 0 free nodes in the pool, 1 asked"),
+            Err(e) => panic!("{client}: {e}"),
+        }
+    }
+    assert_eq!(won.len(), 1, "exactly one racer wins: {won:?}");
+    let winner = won.remove(0);
+    let loser = if winner[0].client.as_str() == "racer-a" { "racer-b" } else { "racer-a" };
     assert_eq!(winner[0].node_id, w2);
     let winner_client = winner[0].client.clone();
     assert!(rig.cluster.lease_list(Some(&id(loser))).await.expect("leases").is_empty());
