@@ -203,6 +203,8 @@ pub struct Memory {
     started: bool,
     /// The nodes' status at the last check.
     status: BTreeMap<String, NodeStatus>,
+    /// The nodes seen Ready at least once.
+    ready_once: BTreeSet<String>,
     /// When each node was detected down.
     down_at: BTreeMap<String, DateTime<Utc>>,
     /// The nodes each service had wanted tasks on at the last check.
@@ -247,7 +249,11 @@ pub fn decide(
     let lease_of = |id: &str| leases.iter().find(|l| l.node_id == id);
 
     for n in &snap.nodes {
-        let prev = memory.status.get(&n.id).copied();
+        // A node that was Ready once (since this monitor started) and is now down or
+        // disconnected failed; a joining node (unknown, or down before it was ever Ready) did
+        // not, and neither does every node after a manager restart (unknown for a moment).
+        let lost = matches!(n.status, NodeStatus::Down | NodeStatus::Disconnected)
+            && (memory.ready_once.contains(&n.id) || !memory.started || n.quarantine.is_some());
         let lease = lease_of(&n.id);
         let quarantine = n.quarantine.as_deref();
         if n.status == NodeStatus::Ready {
@@ -268,7 +274,7 @@ pub fn decide(
                     actions.push(Action::Clean { node_id: n.id.clone() });
                 }
             } else if !has_spawnit_label(n) && lease.is_none() {
-                if memory.started && prev.is_none() {
+                if memory.started && !memory.ready_once.contains(&n.id) {
                     events.push(ClusterEvent::NodeJoined {
                         node_id: n.id.clone(),
                         hostname: n.hostname.clone(),
@@ -290,8 +296,8 @@ pub fn decide(
                     _ => {}
                 }
             }
-        } else if quarantine.is_none_or(|q| q != reason::DOWN) {
-            // Not Ready and not yet quarantined as down: detected now.
+        } else if lost && quarantine.is_none_or(|q| q != reason::DOWN) {
+            // Lost and not yet quarantined as down: detected now.
             if !memory.down_at.contains_key(&n.id) {
                 memory.down_at.insert(n.id.clone(), now);
                 events.push(ClusterEvent::NodeDown {
@@ -321,10 +327,11 @@ pub fn decide(
             }
             actions.push(Action::Quarantine { node_id: n.id.clone(), reason: reason::DOWN.to_owned() });
         }
-        // A rented node that is not Ready: its client gets another node.
-        if n.status != NodeStatus::Ready
-            && let Some(l) = lease
-        {
+        if n.status == NodeStatus::Ready {
+            memory.ready_once.insert(n.id.clone());
+        }
+        // A rented node lost: its client gets another node.
+        if lost && let Some(l) = lease {
             actions.push(Action::Replace { node_id: n.id.clone(), client: l.client.clone() });
         }
     }
@@ -406,6 +413,7 @@ pub fn decide(
     }
 
     memory.status = snap.nodes.iter().map(|n| (n.id.clone(), n.status)).collect();
+    memory.ready_once.retain(|id| memory.status.contains_key(id));
     memory.service_nodes = snap.services.iter().map(|s| (s.id.clone(), s.nodes.clone())).collect();
     memory.replace_failed.retain(|id| leases.iter().any(|l| &l.node_id == id));
     memory.started = true;
@@ -521,6 +529,38 @@ mod tests {
                 Action::Clean { node_id: "b".into() }
             ]
         );
+    }
+
+    #[test]
+    fn a_joining_node_is_not_down_and_a_manager_restart_is_not_a_failure() {
+        let config = MonitorConfig::default();
+        let mut memory = Memory::default();
+        let now = Utc::now();
+        let first = Snapshot { nodes: vec![node("a", NodeStatus::Ready, &[POOL])], services: vec![] };
+        decide(&mut memory, &first, &[], now, &config);
+        // A node joining shows unknown, even down, before it is Ready: no node_down.
+        for status in [NodeStatus::Unknown, NodeStatus::Down] {
+            let joining = Snapshot {
+                nodes: vec![node("a", NodeStatus::Ready, &[POOL]), node("new", status, &[])],
+                services: vec![],
+            };
+            let (events, actions) = decide(&mut memory, &joining, &[], now, &config);
+            assert!(events.is_empty() && actions.is_empty(), "{status:?}: {events:?} {actions:?}");
+        }
+        let joined = Snapshot {
+            nodes: vec![node("a", NodeStatus::Ready, &[POOL]), node("new", NodeStatus::Ready, &[])],
+            services: vec![],
+        };
+        let (events, actions) = decide(&mut memory, &joined, &[], now, &config);
+        assert_eq!(events.iter().map(ClusterEvent::name).collect::<Vec<_>>(), ["node_joined"]);
+        assert_eq!(actions, [Action::Enroll { node_id: "new".into() }]);
+        // After a manager restart every node is unknown for a moment: nothing happens.
+        let restarted = Snapshot {
+            nodes: vec![node("a", NodeStatus::Unknown, &[POOL]), node("new", NodeStatus::Unknown, &[POOL])],
+            services: vec![],
+        };
+        let (events, actions) = decide(&mut memory, &restarted, &[], now, &config);
+        assert!(events.is_empty() && actions.is_empty(), "{events:?} {actions:?}");
     }
 
     #[test]
