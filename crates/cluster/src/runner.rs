@@ -19,8 +19,10 @@ use crate::view::NodeStatus;
 #[derive(Clone, Debug, Default)]
 pub struct Check {
     pub events: Vec<ClusterEvent>,
-    /// Nodes by status (`ready`, `down`, …) and by `quarantined`/`rented`/`pool`.
+    /// Nodes by status (`ready`, `down`, `disconnected`, `unknown`).
     pub nodes_by_status: BTreeMap<String, usize>,
+    /// Nodes by use (`pool`, `rented`, `quarantined`).
+    pub nodes_by_use: BTreeMap<String, usize>,
     /// Failed actions, for the logs (each is tried again at the next check).
     pub errors: Vec<String>,
     /// How long the check took.
@@ -79,7 +81,7 @@ impl ClusterMonitor {
                 out.errors.push(format!("{action:?}: {}", chain(&e)));
             }
         }
-        out.nodes_by_status = counts(&snap);
+        (out.nodes_by_status, out.nodes_by_use) = counts(&snap);
         out.took = started.elapsed();
         Ok(out)
     }
@@ -138,16 +140,15 @@ impl ClusterMonitor {
 }
 
 /// Nodes by status, and by what SpawnIt does with them.
-fn counts(snap: &Snapshot) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
+fn counts(snap: &Snapshot) -> (BTreeMap<String, usize>, BTreeMap<String, usize>) {
+    let mut by_status = BTreeMap::new();
     for status in [NodeStatus::Ready, NodeStatus::Down, NodeStatus::Disconnected, NodeStatus::Unknown] {
-        counts.insert(status.as_str().to_owned(), 0);
+        by_status.insert(status.as_str().to_owned(), 0);
     }
-    for key in ["quarantined", "rented", "pool"] {
-        counts.insert(key.to_owned(), 0);
-    }
+    let mut by_use: BTreeMap<String, usize> =
+        ["quarantined", "rented", "pool"].into_iter().map(|k| (k.to_owned(), 0)).collect();
     for n in &snap.nodes {
-        *counts.entry(n.status.as_str().to_owned()).or_default() += 1;
+        *by_status.entry(n.status.as_str().to_owned()).or_default() += 1;
         let group = if n.quarantine.is_some() {
             "quarantined"
         } else if n.client.is_some() {
@@ -155,9 +156,9 @@ fn counts(snap: &Snapshot) -> BTreeMap<String, usize> {
         } else {
             "pool"
         };
-        *counts.entry(group.to_owned()).or_default() += 1;
+        *by_use.entry(group.to_owned()).or_default() += 1;
     }
-    counts
+    (by_status, by_use)
 }
 
 /// An error with its sources, one line.

@@ -37,6 +37,7 @@ const TASK_LAST_OK: &str = "spawnit_task_last_ok";
 const TASK_RUNS: &str = "spawnit_task_runs_total";
 const TASK_FAILURES: &str = "spawnit_task_failures_total";
 const CLUSTER_NODES: &str = "spawnit_cluster_nodes";
+const CLUSTER_NODES_USE: &str = "spawnit_cluster_nodes_by_use";
 const CLUSTER_EVENTS: &str = "spawnit_cluster_events_total";
 const CLUSTER_HEAL: &str = "spawnit_cluster_heal_seconds";
 const CLUSTER_CLEAN: &str = "spawnit_cluster_clean_seconds";
@@ -100,7 +101,11 @@ impl Default for Metrics {
             describe_counter!(TASK_FAILURES, "Failed runs of the background task.");
             describe_gauge!(
                 CLUSTER_NODES,
-                "Swarm nodes at the cluster monitor's last check, by status (ready, down, …) and by use (pool, rented, quarantined)."
+                "Swarm nodes at the cluster monitor's last check, by status (ready, down, …)."
+            );
+            describe_gauge!(
+                CLUSTER_NODES_USE,
+                "Swarm nodes at the cluster monitor's last check, by use (pool, rented, quarantined)."
             );
             describe_counter!(CLUSTER_EVENTS, "Events of the cluster monitor, by event (node_down, healed, …).");
             describe_histogram!(
@@ -157,6 +162,9 @@ impl Metrics {
         self.record(|| {
             for (status, n) in &check.nodes_by_status {
                 gauge!(CLUSTER_NODES, "status" => status.clone()).set(*n as f64);
+            }
+            for (usage, n) in &check.nodes_by_use {
+                gauge!(CLUSTER_NODES_USE, "use" => usage.clone()).set(*n as f64);
             }
             histogram!(CLUSTER_CHECK).record(check.took.as_secs_f64());
             for e in &check.events {

@@ -120,6 +120,7 @@ async fn a_node_failure_reaches_the_event_stream_and_the_metrics() {
         Some("spawnit_cluster_nodes{status=\"ready\"} 1"),
         "{metrics}"
     );
+    assert!(line("spawnit_cluster_nodes_by_use{use=\"quarantined\"} 1").is_some(), "the dead node: {metrics}");
     assert!(line("spawnit_cluster_heal_seconds_count").is_some_and(|l| l.ends_with(" 1")), "{metrics}");
     assert!(line("spawnit_cluster_events_total{event=\"node_down\"}").is_some(), "{metrics}");
     assert!(metrics.contains("spawnit_task_runs_total{task=\"node_check\"}"), "{metrics}");
