@@ -443,6 +443,17 @@ mod tests {
     }
 
     #[test]
+    fn a_plan_shown_masks_the_secret_data() {
+        let rs = swarm_resources(&spec(), &Placement::Pool);
+        let plan = crate::plan_apply("s", &rs, &spawnit_model::State::new("l"), &[], &Default::default());
+        let raw = serde_json::to_string(&plan).unwrap();
+        assert!(raw.contains("s3cr3t-value"), "the secret's data is what the provider creates");
+        let shown = serde_json::to_string(&spawnit_model::Redactor::for_spec(&spec()).plan(&plan)).unwrap();
+        assert!(!shown.contains("s3cr3t-value"), "{shown}");
+        assert!(shown.contains("swarm_secret.redis_password"), "{shown}");
+    }
+
+    #[test]
     fn volumes_are_said_node_local() {
         let rs = swarm_resources(&spec(), &Placement::Pool);
         let mut plan = crate::plan_apply("s", &rs, &spawnit_model::State::new("l"), &[], &Default::default());
