@@ -400,6 +400,21 @@ impl SwarmProvider {
         Ok((running, unplaced))
     }
 
+    /// The error of the service's most recent failed or rejected task, as Swarm reports it.
+    async fn task_error(&self, service_id: &str) -> Option<String> {
+        let filters = HashMap::from([("service".to_owned(), vec![service_id.to_owned()])]);
+        let tasks = self.docker().list_tasks(Some(ListTasksOptions { filters: Some(filters) })).await.ok()?;
+        tasks
+            .into_iter()
+            .filter_map(|t| {
+                let status = t.status?;
+                let err = status.err.filter(|e| !e.is_empty())?;
+                Some((status.timestamp.map(|t| t.to_string()).unwrap_or_default(), err))
+            })
+            .max()
+            .map(|(_, err)| err)
+    }
+
     /// Waits until the service's update is over and its tasks run; a rollback is an error.
     async fn converge(
         &self,
@@ -438,8 +453,22 @@ impl SwarmProvider {
             if let Some(reason) = unplaced.filter(|r| r.contains("no suitable node")) {
                 return Ok(Converged::Unplaced(reason));
             }
-            if started.elapsed() > CONVERGE_WAIT || cancel.is_cancelled() {
+            if cancel.is_cancelled() {
                 return Ok(Converged::Waiting(format!("{running}/{replicas} running")));
+            }
+            if started.elapsed() > CONVERGE_WAIT {
+                let why = match self.task_error(id).await {
+                    Some(error) => format!("the last task failed: {error}"),
+                    None => "its tasks are still starting".to_owned(),
+                };
+                return Err(op_error(
+                    action,
+                    address,
+                    Message(format!(
+                        "{running}/{replicas} tasks running after {} s ({why}); Swarm keeps trying",
+                        CONVERGE_WAIT.as_secs()
+                    )),
+                ));
             }
             tokio::time::sleep(POLL).await;
         }

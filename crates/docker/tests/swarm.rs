@@ -2,7 +2,8 @@
 //! engine in a container of this machine's engine): a service of 3 replicas becomes one Swarm
 //! service whose tasks spread over the 3 nodes; its secret is a Swarm secret, read by the task
 //! from a file and absent from the service's spec; a service scaled or removed outside SpawnIt
-//! is observed with a reason and repaired; destroy leaves nothing carrying SpawnIt's labels.
+//! is observed with a reason and repaired; tasks that no node may run report Swarm's reason;
+//! destroy leaves nothing carrying SpawnIt's labels.
 //!
 //! The plan is made by the pure planner and carried out change by change here, as the engine's
 //! executor does, so the provider is exercised alone. Needs Docker and the test images
@@ -229,6 +230,23 @@ async fn swarm_services_secrets_drift_and_destroy_on_a_real_cluster() {
     // Destroy: nothing with our labels is left.
     let desired = swarm_resources(&spec, &Placement::Pool);
     let observed = provider.observe(&scope, &desired).await.expect("observe");
+    let destroy = plan_destroy("service acme/shop", &state, &observed);
+    execute(&provider, &scope, &destroy, &mut state).await;
+    assert!(state.resources.is_empty(), "{state:?}");
+
+    // A client renting no node of this cluster: its tasks cannot be placed, and Swarm's reason
+    // is what apply records and observation reports.
+    let rented = swarm_resources(&spec, &Placement::Rented { client: id("acme") });
+    let observed = provider.observe(&scope, &rented).await.expect("observe");
+    let unplaced = plan_apply("service acme/shop", &rented, &state, &observed, &Redactor::for_spec(&spec));
+    execute(&provider, &scope, &unplaced, &mut state).await;
+    let recorded = &state.resources[&"swarm_service.app".parse().unwrap()];
+    let why = recorded.outputs.get("unplaced").cloned().unwrap_or_default();
+    assert!(why.contains("no suitable node"), "{recorded:?}");
+    let observed = provider.observe(&scope, &rented).await.expect("observe");
+    let app = observed.iter().find(|o| o.address.kind == ResourceKind::SwarmService).expect("observed");
+    assert_eq!(app.facts.get(facts::TASKS).map(String::as_str), Some("0/3 running"), "{app:?}");
+    assert!(app.facts.get(facts::UNPLACED).is_some_and(|w| w.contains("no suitable node")), "{app:?}");
     let destroy = plan_destroy("service acme/shop", &state, &observed);
     execute(&provider, &scope, &destroy, &mut state).await;
     assert!(state.resources.is_empty(), "{state:?}");
