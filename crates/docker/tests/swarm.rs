@@ -2,7 +2,8 @@
 //! engine in a container of this machine's engine): a service of 3 replicas becomes one Swarm
 //! service whose tasks spread over the 3 nodes; its secret is a Swarm secret, read by the task
 //! from a file and absent from the service's spec; a service scaled or removed outside SpawnIt
-//! is observed with a reason and repaired; tasks that no node may run report Swarm's reason;
+//! is observed with a reason and repaired; the client's overlay network is shared by its
+//! services and removed with the last one; tasks that no node may run report Swarm's reason;
 //! destroy leaves nothing carrying SpawnIt's labels.
 //!
 //! The plan is made by the pure planner and carried out change by change here, as the engine's
@@ -177,6 +178,22 @@ async fn swarm_services_secrets_drift_and_destroy_on_a_real_cluster() {
     let app = observed.iter().find(|o| o.address.kind == ResourceKind::SwarmService).expect("observed");
     assert_eq!(app.facts.get(facts::TASKS).map(String::as_str), Some("3/3 running"));
 
+    // A second service of the client shares its overlay network (adopted, not created again).
+    let mut blog = spec.clone();
+    blog.name = id("blog");
+    blog.params.clear();
+    blog.secret_params.clear();
+    let web = blog.instance.containers.get_mut("app").expect("app");
+    web.env.remove("APP_PASSWORD");
+    web.replicas = None;
+    let blog_scope = Scope { owner: OwnerKey::service(&blog.client, &blog.name), lineage: "lineage-2".into() };
+    let mut blog_state = State::new("lineage-2");
+    let (blog_plan, _) = plan(&provider, &blog_scope, &blog_state, &blog).await;
+    let network = blog_plan.changes.iter().find(|c| c.address.kind == ResourceKind::SwarmNetwork).expect("network");
+    assert_eq!(network.action, Action::NoOp, "{blog_plan:?}");
+    assert!(network.reasons[0].starts_with("adopted"), "{:?}", network.reasons);
+    execute(&provider, &blog_scope, &blog_plan, &mut blog_state).await;
+
     // The secret is a Swarm secret: not in the service's spec, a file in its tasks.
     let inspect = cluster.docker(0, &["service", "inspect", service]).expect("inspect");
     assert!(!inspect.contains(SECRET), "the secret value is in `docker service inspect`");
@@ -233,6 +250,13 @@ async fn swarm_services_secrets_drift_and_destroy_on_a_real_cluster() {
     let destroy = plan_destroy("service acme/shop", &state, &observed);
     execute(&provider, &scope, &destroy, &mut state).await;
     assert!(state.resources.is_empty(), "{state:?}");
+    // The network stays while the client's other service is on it, and goes with the last one.
+    let networks = |c: &SwarmCluster| c.docker(0, &["network", "ls", "-q", "--filter", "label=spawnit.client=acme"]);
+    assert!(!networks(&cluster).expect("network ls").trim().is_empty(), "the shared network went with shop");
+    let blog_desired = swarm_resources(&blog, &Placement::Pool);
+    let observed = provider.observe(&blog_scope, &blog_desired).await.expect("observe");
+    execute(&provider, &blog_scope, &plan_destroy("service acme/blog", &blog_state, &observed), &mut blog_state).await;
+    assert!(networks(&cluster).expect("network ls").trim().is_empty(), "the network outlived its last service");
 
     // A client renting no node of this cluster: its tasks cannot be placed, and Swarm's reason
     // is what apply records and observation reports.
