@@ -24,6 +24,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
+
+mod nodes;
 use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::index::ListQuery;
@@ -68,6 +70,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(token_revoke))
         .routes(routes!(user_list, user_create))
         .routes(routes!(audit_list))
+        .merge(nodes::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") });
     OpenApiRouter::new().routes(routes!(health)).routes(routes!(ready)).routes(routes!(metrics)).nest("/api", api)
 }

@@ -21,6 +21,8 @@ use crate::caller::Caller;
 use crate::jobs::JobRecord;
 use crate::monitor::ReconcileFailing;
 
+pub mod nodes;
+
 /// Where a service or network stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]

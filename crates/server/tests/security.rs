@@ -219,3 +219,191 @@ async fn an_https_public_url_adds_strict_transport_security() {
         assert_security_headers(path, &resp, false);
     }
 }
+
+/// The isolation sweep of the cluster's routes, on a real Swarm: every documented operation
+/// under `/api/nodes` and `/api/leases`, and the nodes pages, as anonymous, as another client's
+/// member (by token naming the victim's client, and by session), and as the owner (an admin on
+/// admin routes) for the positive control. Another client never sees the victim's rented
+/// node — not its id, hostname or address — and cannot extend or release it; members never
+/// reach the admin routes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_routes_never_show_a_clients_node_to_another_client() {
+    use common::cluster::*;
+    use reqwest::Method as M;
+    use serde_json::json;
+
+    let swarm = swarm_start("isolation", 3).await;
+    let t = server_on(&swarm).await;
+    t.nodes_until("3 ready nodes", std::time::Duration::from_secs(30), |n| {
+        n.len() == 3 && n.iter().all(|n| n["status"] == "ready")
+    })
+    .await;
+    let victim = t.client.clone();
+    let other = client_unique();
+    t.user("mallory", &other, Role::Member, "mallory-password-1").await;
+    let mallory = t.sign_in("mallory", "mallory-password-1").await;
+    let store = spawnit_store::Store::open_local(t.dir.path()).unwrap();
+    let other_token =
+        spawnit_server::auth::token_create(&store, "mallory", &spawnit_model::Id::parse(&other).unwrap(), Role::Member)
+            .await
+            .unwrap();
+
+    // The victim rents one of the two workers.
+    let (status, rented) = t.post("/api/leases", json!({"count": 1, "ttl": "1h"})).await;
+    assert_eq!(status, 201, "{rented}");
+    let node_id = rented["leases"][0]["node_id"].as_str().unwrap().to_owned();
+    let nodes = t.nodes().await;
+    let node = nodes.iter().find(|n| n["id"] == node_id.as_str()).unwrap().clone();
+    let hostname = node["hostname"].as_str().unwrap().to_owned();
+    let address = node["address"].as_str().unwrap().to_owned();
+    let needles = [node_id.as_str(), hostname.as_str(), address.as_str()];
+
+    struct Op {
+        method: M,
+        documented: &'static str,
+        path: String,
+        body: Option<Value>,
+        /// Owner (admin on admin routes), other client's token naming the victim, other client's session.
+        statuses: [u16; 3],
+        admin_route: bool,
+    }
+    let op = |method: M, documented: &'static str, path: &str, body: Option<Value>, statuses: [u16; 3]| Op {
+        method,
+        documented,
+        path: path.to_owned(),
+        body,
+        statuses,
+        admin_route: documented.starts_with("/api/nodes"),
+    };
+    let ops = vec![
+        op(M::GET, "/api/nodes", "/api/nodes", None, [200, 403, 403]),
+        op(M::GET, "/api/nodes/join-token", "/api/nodes/join-token", None, [200, 403, 403]),
+        op(M::GET, "/api/nodes/{id}", &format!("/api/nodes/{node_id}"), None, [200, 403, 403]),
+        op(M::POST, "/api/nodes/{id}/drain", &format!("/api/nodes/{node_id}/drain"), None, [200, 403, 403]),
+        op(M::POST, "/api/nodes/{id}/activate", &format!("/api/nodes/{node_id}/activate"), None, [200, 403, 403]),
+        // (The positive control of a removal: an admin gets past the check, to "not found".)
+        op(M::DELETE, "/api/nodes/{id}", "/api/nodes/nosuchnode", None, [404, 403, 403]),
+        op(M::GET, "/api/leases", "/api/leases", None, [200, 404, 200]),
+        op(
+            M::POST,
+            "/api/leases/{node}/extend",
+            &format!("/api/leases/{node_id}/extend"),
+            Some(json!({"by": "1h"})),
+            [200, 404, 404],
+        ),
+        op(
+            M::POST,
+            "/api/leases/{node}/extend",
+            &format!("/api/leases/{hostname}/extend"),
+            Some(json!({"by": "1h"})),
+            [200, 404, 404],
+        ),
+        // The other client rents the last free worker for itself; the owner then finds none free,
+        // and is not told whose it is.
+        op(M::POST, "/api/leases", "/api/leases", Some(json!({"count": 1, "ttl": "1h"})), [409, 404, 201]),
+        op(M::DELETE, "/api/leases/{node}", &format!("/api/leases/{hostname}"), None, [204, 404, 404]),
+    ];
+    // The sweep covers every documented operation of the cluster.
+    let doc: Value = reqwest::get(t.url("/api/openapi.json")).await.unwrap().json().await.unwrap();
+    let mut documented: Vec<String> = Vec::new();
+    for (path, methods) in doc["paths"].as_object().unwrap() {
+        if path.starts_with("/api/nodes") || path.starts_with("/api/leases") {
+            documented.extend(methods.as_object().unwrap().keys().map(|m| format!("{} {path}", m.to_uppercase())));
+        }
+    }
+    documented.sort();
+    let mut covered: Vec<String> = ops.iter().map(|o| format!("{} {}", o.method, o.documented)).collect();
+    covered.sort();
+    covered.dedup();
+    assert_eq!(covered, documented, "the sweep must cover every documented operation of the cluster");
+
+    enum Auth {
+        Anonymous,
+        Bearer(String),
+        Session(Session),
+    }
+    let http = reqwest::Client::new();
+    let send = |method: M, url: String, auth: Auth, body: Option<Value>| {
+        let http = http.clone();
+        async move {
+            let mut req = http.request(method, &url);
+            req = match auth {
+                Auth::Anonymous => req,
+                Auth::Bearer(token) => req.bearer_auth(token),
+                Auth::Session(s) => req.header("cookie", s.cookie).header("x-csrf-token", s.csrf),
+            };
+            if let Some(b) = body {
+                req = req.json(&b);
+            }
+            let resp = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+            (resp.status().as_u16(), resp.text().await.unwrap_or_default())
+        }
+    };
+    let with_client = |path: &str| format!("{path}?client={victim}");
+    let mut others_node: Option<String> = None;
+    for o in &ops {
+        let what = format!("{} {}", o.method, o.path);
+        let (status, text) =
+            send(o.method.clone(), t.url(&with_client(&o.path)), Auth::Anonymous, o.body.clone()).await;
+        assert_eq!(status, 401, "anonymous {what}: {text}");
+        let bearer = Auth::Bearer(other_token.clone());
+        let (status, text) = send(o.method.clone(), t.url(&with_client(&o.path)), bearer, o.body.clone()).await;
+        assert_eq!(status, o.statuses[1], "{what} by another client's token naming the victim: {text}");
+        for needle in needles.iter().filter(|n| !o.path.contains(**n)) {
+            assert!(!text.contains(needle), "{what} by another client's token shows {needle}: {text}");
+        }
+        let session = Auth::Session(mallory.clone());
+        let (status, text) = send(o.method.clone(), t.url(&o.path), session, o.body.clone()).await;
+        assert_eq!(status, o.statuses[2], "{what} by another client's session: {text}");
+        for needle in needles.iter().filter(|n| !o.path.contains(**n)) {
+            assert!(!text.contains(needle), "{what} by another client's session shows {needle}: {text}");
+        }
+        if o.documented == "/api/leases" && o.method == M::POST {
+            let answer: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(answer["leases"][0]["client"], other.as_str(), "{answer}");
+            others_node = answer["leases"][0]["hostname"].as_str().map(str::to_owned);
+        }
+        let owner = Auth::Bearer(if o.admin_route { t.admin.clone() } else { t.token.clone() });
+        let (status, text) = send(o.method.clone(), t.url(&with_client(&o.path)), owner, o.body.clone()).await;
+        assert_eq!(status, o.statuses[0], "{what} by the owner (the positive control): {text}");
+        if o.documented == "/api/leases" && o.method == M::GET {
+            assert!(text.contains(&hostname), "the owner's lease list shows its node: {text}");
+        }
+        if let Some(theirs) = &others_node {
+            assert!(
+                !text.contains(theirs.as_str()),
+                "{what} shows the victim the other client's node {theirs}: {text}"
+            );
+        }
+    }
+    let theirs = others_node.expect("the other client rented a node");
+
+    // Pages: the other client's nodes page never shows the victim's node; the victim's is 404;
+    // the cluster page and its buttons are admins' only.
+    let (status, page) = t.page(Some(&mallory), "/nodes").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(&theirs), "the other client's page shows its own node: {page}");
+    for needle in needles {
+        assert!(!page.contains(needle), "/nodes of another client shows {needle}");
+    }
+    let (status, page) = t.page(Some(&mallory), &format!("/nodes?client={victim}")).await;
+    assert_eq!(status, 404, "{page}");
+    let (status, page) = t.page(Some(&mallory), "/admin/nodes").await;
+    assert_eq!(status, 403, "{page}");
+    for path in [
+        format!("/admin/nodes/{node_id}/drain"),
+        format!("/nodes/{node_id}/release"),
+        format!("/nodes/{node_id}/extend"),
+    ] {
+        let (status, body) = t.form(Some(&mallory), &path, &[("by", "1h")], Some(&mallory.csrf)).await;
+        assert!(matches!(status, 403 | 404), "POST {path} as another client's member: {status} {body}");
+        for needle in needles.iter().filter(|n| !path.contains(**n)) {
+            assert!(!body.contains(needle), "POST {path} shows {needle}");
+        }
+    }
+    // The victim's released node went back to nobody, not to the other client.
+    let released = t.nodes().await.into_iter().find(|n| n["id"] == node_id.as_str()).expect("the node is still listed");
+    assert_ne!(released["client"], other.as_str(), "{released}");
+    drop(t);
+    drop(swarm);
+}

@@ -7,6 +7,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use spawnit_model::Id;
 
+mod nodes;
+pub use nodes::NodeCommand;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "spawnit",
@@ -296,6 +299,9 @@ pub enum Command {
     /// Web UI accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// The Swarm cluster's nodes and whole-node leases (needs --swarm-host).
+    #[command(subcommand)]
+    Node(NodeCommand),
 }
 
 impl Command {
@@ -309,6 +315,7 @@ impl Command {
             | Command::Graph { .. }
             | Command::Serve(_) => false,
             Command::Network(n) => !matches!(n, NetworkCommand::Plan { .. } | NetworkCommand::List { .. }),
+            Command::Node(n) => n.writes(),
             _ => true,
         }
     }

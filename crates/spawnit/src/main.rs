@@ -4,6 +4,7 @@
 
 mod cli;
 mod cluster_args;
+mod nodes;
 mod output;
 mod swarm_cli;
 
@@ -327,6 +328,7 @@ async fn run(cli: Cli) -> Result<u8> {
             );
         }
         Command::Network(cmd) => return network(&engine, cmd).await,
+        Command::Node(cmd) => return nodes::run(&cli.swarm, engine.store().clone(), cmd).await,
     }
     Ok(0)
 }

@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod jobs;
 pub mod leases;
 pub mod networks;
+pub mod nodes;
 pub mod services;
 
 pub use accounts::*;

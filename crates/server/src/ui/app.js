@@ -32,6 +32,35 @@
     });
   }
 
+  // Live parts refreshed from the page itself: an element with data-live="event names" is
+  // fetched again (at most once a second) when one of those server events arrives, and every
+  // 15 s for what Swarm changes without an event (a node joining).
+  var liveParts = document.querySelectorAll("[data-live]:not(#running-jobs)");
+  if (liveParts.length) {
+    var pending = false;
+    var refresh = function () {
+      if (pending) { return; }
+      pending = true;
+      setTimeout(function () {
+        fetch(location.pathname + location.search, { credentials: "same-origin" }).then(function (r) { return r.text(); }).then(function (html) {
+          var fresh = new DOMParser().parseFromString(html, "text/html");
+          each("[data-live]:not(#running-jobs)", function (box) {
+            var now = box.id && fresh.getElementById(box.id);
+            if (now && !box.contains(document.activeElement)) { box.innerHTML = now.innerHTML; }
+          });
+          tickCountdowns();
+        }).finally(function () { pending = false; });
+      }, 1000);
+    };
+    var names = {};
+    each("[data-live]:not(#running-jobs)", function (box) {
+      box.dataset.live.split(/\s+/).forEach(function (n) { if (n) { names[n] = true; } });
+    });
+    var nodeEvents = new EventSource("/api/events");
+    Object.keys(names).forEach(function (n) { nodeEvents.addEventListener(n, refresh); });
+    setInterval(refresh, 15000);
+  }
+
   // The log console of a job.
   var log = document.getElementById("log");
   if (log && log.dataset.job) {
@@ -64,16 +93,15 @@
   }
 
   // Lease countdowns.
-  var countdowns = document.querySelectorAll("[data-expires]");
-  if (countdowns.length) {
-    var tick = function () {
-      each("[data-expires]", function (el) {
-        var s = Math.max(0, Math.floor((Date.parse(el.dataset.expires) - Date.now()) / 1000));
-        var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
-        el.textContent = h + "h " + String(m).padStart(2, "0") + "m " + String(sec).padStart(2, "0") + "s";
-      });
-    };
-    tick(); setInterval(tick, 1000);
+  function tickCountdowns() {
+    each("[data-expires]", function (el) {
+      var s = Math.max(0, Math.floor((Date.parse(el.dataset.expires) - Date.now()) / 1000));
+      var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+      el.textContent = h + "h " + String(m).padStart(2, "0") + "m " + String(sec).padStart(2, "0") + "s";
+    });
+  }
+  if (document.querySelector("[data-expires], [data-live]")) {
+    tickCountdowns(); setInterval(tickCountdowns, 1000);
   }
 
   // Catalog search.

@@ -10,11 +10,12 @@
 //! This module holds what every page shares (layout, errors, extractors, the router); the
 //! pages are grouped by family: [`sign_in`] (sign-in, sign-out, sign-up), [`services`]
 //! (dashboard, catalog, configure, a service and its jobs), [`networks`], [`tokens`],
-//! [`admin`], and [`graph`] (the dependency graph drawn as SVG).
+//! [`admin`], [`nodes`] (the cluster and a client's rented nodes), and [`graph`] (the dependency graph drawn as SVG).
 
 mod admin;
 mod graph;
 mod networks;
+mod nodes;
 mod services;
 mod sign_in;
 mod tokens;
@@ -64,6 +65,10 @@ pub fn routes() -> Router<AppState> {
         .route("/admin", get(admin::admin_page))
         .route("/admin/users", post(admin::admin_user_create))
         .route("/admin/settings", post(admin::admin_settings))
+        .route("/admin/nodes", get(nodes::cluster_page))
+        .route("/admin/nodes/{id}/{action}", post(nodes::node_action))
+        .route("/nodes", get(nodes::nodes_page).post(nodes::rent_submit))
+        .route("/nodes/{node}/{action}", post(nodes::lease_action))
 }
 
 // ---- errors, layout ----
@@ -153,8 +158,9 @@ fn layout_markup(title: &str, caller: Option<&Caller>, body: Markup) -> Markup {
                             a href="/" { "Dashboard" }
                             a href="/catalog" { "Catalog" }
                             a href="/networks" { "Networks" }
+                            a href="/nodes" { "Nodes" }
                             a href="/tokens" { "API tokens" }
-                            @if c.is_admin() { a href="/admin" { "Admin" } }
+                            @if c.is_admin() { a href="/admin" { "Admin" } a href="/admin/nodes" { "Cluster" } }
                         }
                         form.signout method="post" action="/logout" {
                             (csrf_field(c))

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod cluster;
 
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -71,11 +72,17 @@ pub async fn engine_for(dir: &std::path::Path) -> (Engine, DockerProvider) {
 
 impl TestServer {
     pub async fn start(config: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        TestServer::start_with(|cfg, _| config(cfg)).await
+    }
+
+    /// [`TestServer::start`], the configuration given the server's store too (e.g. for the
+    /// lease book of a cluster).
+    pub async fn start_with(config: impl FnOnce(&mut ServerConfig, &Store)) -> TestServer {
         docker_required();
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = ServerConfig { listen: "127.0.0.1:0".parse().unwrap(), ..Default::default() };
-        config(&mut cfg);
         let (engine, docker) = engine_for(dir.path()).await;
+        config(&mut cfg, engine.store());
         let admin =
             spawnit_server::auth::admin_token_bootstrap(engine.store()).await.unwrap().expect("first admin token");
         let client = client_unique();
