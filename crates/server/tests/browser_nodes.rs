@@ -3,7 +3,7 @@
 //! command → drains a worker with its button (confirmed) and activates it again → a worker is
 //! killed and the page, never reloaded, shows it down (live: `/api/events` and the page's own
 //! refresh). A member opens Nodes → rents a node with the form → sees it with its countdown and
-//! the warning of a lease ending within the hour → extends it (the warning goes) → releases it.
+//! the warning of a lease ending within the hour, also on the dashboard → extends it (the warning goes) → releases it.
 //! Screenshots go to `target/ui-screenshots/nodes-*.png`.
 
 mod common;
@@ -113,6 +113,16 @@ async fn the_cluster_page_lists_nodes_live_and_a_member_rents_extends_and_releas
             .starts_with("0h 59m")
     );
     shot(&c, "nodes-04-rented").await;
+    // The dashboard warns too.
+    c.goto(&t.url("/")).await.unwrap();
+    let warning = wait_text(&c, "#my-nodes .expiry-warning", "the dashboard's warning", Duration::from_secs(10), |t| {
+        t.contains(&rented)
+    })
+    .await;
+    assert!(warning.contains("ends in 0h 59m"), "{warning}");
+    shot(&c, "nodes-04b-dashboard-warning").await;
+    c.goto(&t.url("/nodes")).await.unwrap();
+    wait_text(&c, &lease_row, "the lease row again", Duration::from_secs(10), |t| t.contains(&rented)).await;
 
     // Extend: the warning goes.
     c.find(Locator::Css(&format!("{lease_row} select[name=by]"))).await.unwrap().select_by_value("2h").await.unwrap();

@@ -329,6 +329,33 @@ async fn leases_render(s: &AppState, c: &Caller, client: &Id, message: Notice) -
     Ok(page("Nodes", c, body))
 }
 
+/// The dashboard's note of the client's rented nodes: how many, and a warning for each lease
+/// ending within the hour. Nothing without a cluster or a lease (or when the lease book
+/// cannot be read: the Nodes page says why).
+pub(super) async fn dashboard_leases(s: &AppState, c: &Caller) -> Markup {
+    if s.cluster.is_none() {
+        return html! {};
+    }
+    let Ok(list) = nodes::lease_list(s, c, None).await else { return html! {} };
+    if list.leases.is_empty() {
+        return html! {};
+    }
+    let ending: Vec<&NodeLeaseView> = list.leases.iter().filter(|l| l.remaining_s < WARN_BEFORE_S).collect();
+    html! {
+        section.card #my-nodes {
+            p { "This client rents " (list.leases.len()) " node(s): its swarm services run there only. " a href="/nodes" { "Nodes" } }
+            @for l in &ending {
+                p.notice.expiry-warning role="alert" {
+                    "The lease of node " strong { (l.hostname) } " ends in "
+                    span.countdown data-expires=(l.expires_at.to_rfc3339()) { (remaining(l.remaining_s)) }
+                    ": then the node is cleaned and returned to the pool. "
+                    a href="/nodes" { "Extend it" }
+                }
+            }
+        }
+    }
+}
+
 pub(super) async fn nodes_page(State(s): State<AppState>, Viewer(c): Viewer, q: PageQuery) -> UiResult {
     let client = c.client_for(q.client.as_deref())?;
     leases_render(&s, &c, &client, None).await

@@ -96,6 +96,7 @@ pub(super) async fn dashboard(State(s): State<AppState>, Viewer(c): Viewer) -> U
                 }
             }
         }
+        (super::nodes::dashboard_leases(&s, &c).await)
         h2 { "Running jobs" }
         div #running-jobs data-live="1" { (job_rows(&running, &c)) }
     };

@@ -93,6 +93,7 @@ pub enum NodeCommand {
         after_help = "Examples:\n  spawnit node release --client acme spawnit-node-2\n  spawnit node release --client acme --all"
     )]
     Release {
+        /// The client holding the lease.
         #[arg(long, value_parser = parse_id)]
         client: Id,
         #[command(flatten)]
@@ -105,6 +106,7 @@ pub enum NodeCommand {
         after_help = "Examples:\n  spawnit node extend --client acme spawnit-node-2 --by 1h\n  spawnit node extend --client acme --all --by 1d"
     )]
     Extend {
+        /// The client holding the lease.
         #[arg(long, value_parser = parse_id)]
         client: Id,
         #[command(flatten)]
