@@ -191,6 +191,12 @@ async fn a_client_rents_extends_and_releases_its_own_nodes() {
         .unwrap();
     assert_eq!(label.trim(), t.client, "the node carries the client's label");
 
+    // A rented node cannot be removed, even forced: its lease first.
+    let (status, answer) = t.call_as(&t.admin, M::DELETE, &format!("/api/nodes/{node}?force=true"), None).await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("release its lease first"), "{answer}");
+    assert_eq!(t.nodes().await.len(), 3);
+
     // Extend: by hostname or id; a bad duration names `by`.
     let (status, answer) = t.post(&format!("/api/leases/{hostname}/extend"), json!({"by": "later"})).await;
     assert_eq!((status, field(&answer)), (422, "by"), "{answer}");
