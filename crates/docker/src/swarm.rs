@@ -236,6 +236,25 @@ fn secret_names(spec: Option<&ServiceSpec>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The label on a task's container spec: a digest of the task template SpawnIt wrote (the
+/// service's attributes without the replica count, so a scale restarts nothing), telling the
+/// tasks of the current spec from those of the previous one during a rolling update.
+pub const TASK_LABEL: &str = "spawnit.task";
+
+/// The task-template digest of a Swarm service's attributes.
+fn task_digest(s: &SwarmServiceAttrs) -> String {
+    spawnit_plan::fingerprint(&ResourceAttrs::SwarmService(SwarmServiceAttrs { replicas: 0, ..s.clone() }))
+}
+
+/// A service's tasks as counted by [`SwarmProvider::tasks_of`].
+#[derive(Debug, Default)]
+struct Tasks {
+    running: u64,
+    current: u64,
+    stale: u64,
+    unplaced: Option<String>,
+}
+
 /// How a change of a Swarm service ended, as Swarm reports it.
 enum Converged {
     Done,
@@ -270,7 +289,7 @@ impl SwarmProvider {
             });
         }
         let labels = object_labels(scope, address, fingerprint);
-        let task_labels: HashMap<String, String> =
+        let mut task_labels: HashMap<String, String> =
             labels.iter().filter(|(k, _)| *k != labels::FINGERPRINT).map(|(k, v)| (k.clone(), v.clone())).collect();
         let mounts = s
             .mounts
@@ -284,6 +303,7 @@ impl SwarmProvider {
                 ..Default::default()
             })
             .collect();
+        task_labels.insert(TASK_LABEL.to_owned(), task_digest(s));
         let container = TaskSpecContainerSpec {
             image: Some(s.image.clone()),
             labels: Some(task_labels.clone()),
@@ -376,28 +396,39 @@ impl SwarmProvider {
         }
     }
 
-    /// The tasks of a service: running ones, and the reason Swarm gives for pending ones.
-    async fn tasks_of(&self, service_id: &str) -> Result<(u64, Option<String>), DockerError> {
-        let filters = HashMap::from([
-            ("service".to_owned(), vec![service_id.to_owned()]),
-            ("desired-state".to_owned(), vec!["running".to_owned()]),
-        ]);
+    /// The tasks of a service: how many run (as Swarm wants them to), how many of those run the
+    /// task spec `want` (task label and image), how many containers of other task specs still
+    /// run (shutting down), and the reason Swarm gives for pending ones.
+    async fn tasks_of(&self, service_id: &str, want: Option<(&str, &str)>) -> Result<Tasks, DockerError> {
+        let filters = HashMap::from([("service".to_owned(), vec![service_id.to_owned()])]);
         let tasks = self.docker().list_tasks(Some(ListTasksOptions { filters: Some(filters) })).await?;
-        let mut running = 0;
-        let mut unplaced = None;
+        let mut out = Tasks::default();
         for t in tasks {
+            let wanted = t.desired_state == Some(TaskState::RUNNING);
+            let container = t.spec.as_ref().and_then(|s| s.container_spec.as_ref());
+            let current = want.is_none_or(|(label, image)| {
+                container.is_some_and(|c| {
+                    c.labels.as_ref().and_then(|l| l.get(TASK_LABEL)).map(String::as_str) == Some(label)
+                        && c.image.as_deref().map(image_unpinned) == Some(image)
+                })
+            });
             let status = t.status.unwrap_or_default();
             match status.state {
-                Some(TaskState::RUNNING) => running += 1,
-                Some(TaskState::PENDING) => {
+                Some(TaskState::RUNNING) if wanted && current => {
+                    out.running += 1;
+                    out.current += 1;
+                }
+                Some(TaskState::RUNNING) if wanted => out.running += 1,
+                Some(TaskState::RUNNING) => out.stale += 1,
+                Some(TaskState::PENDING) if wanted => {
                     if let Some(err) = status.err.filter(|e| !e.is_empty()) {
-                        unplaced = Some(err);
+                        out.unplaced = Some(err);
                     }
                 }
                 _ => {}
             }
         }
-        Ok((running, unplaced))
+        Ok(out)
     }
 
     /// The error of the service's most recent failed or rejected task, as Swarm reports it.
@@ -415,23 +446,30 @@ impl SwarmProvider {
             .map(|(_, err)| err)
     }
 
-    /// Waits until the service's update is over and its tasks run; a rollback is an error.
+    /// Waits until the service's tasks all run its current spec (`s`) and no task of an older
+    /// spec still runs; a rollback Swarm started since `prior` (the update status's start before
+    /// the change) is an error.
     async fn converge(
         &self,
         address: &Address,
         id: &str,
-        replicas: u32,
+        s: &SwarmServiceAttrs,
+        prior: Option<String>,
         action: &'static str,
         cancel: &CancellationToken,
     ) -> Result<Converged, ProviderError> {
         let started = Instant::now();
+        let replicas = s.replicas;
+        let digest = task_digest(s);
         loop {
             let service = self
                 .service_inspect(id)
                 .await
                 .map_err(|e| op_error(action, address, e))?
                 .ok_or_else(|| op_error(action, address, Message(format!("service {id} disappeared"))))?;
-            let update = service.update_status.as_ref();
+            // Only an update started by this change counts (the last one's status stays).
+            let update =
+                service.update_status.as_ref().filter(|u| u.started_at.clone().map(|t| t.to_string()) != prior);
             let state = update.and_then(|u| u.state);
             let message = update.and_then(|u| u.message.clone()).unwrap_or_default();
             match state {
@@ -445,9 +483,9 @@ impl SwarmProvider {
                 }
                 _ => {}
             }
-            let updating = state == Some(ServiceUpdateStatusStateEnum::UPDATING);
-            let (running, unplaced) = self.tasks_of(id).await.map_err(|e| op_error(action, address, e))?;
-            if !updating && running == u64::from(replicas) {
+            let tasks = self.tasks_of(id, Some((&digest, &s.image))).await.map_err(|e| op_error(action, address, e))?;
+            let (running, unplaced) = (tasks.current, tasks.unplaced);
+            if tasks.current == u64::from(replicas) && tasks.running == tasks.current && tasks.stale == 0 {
                 return Ok(Converged::Done);
             }
             if let Some(reason) = unplaced.filter(|r| r.contains("no suitable node")) {
@@ -519,7 +557,7 @@ impl SwarmProvider {
         let spec = self.service_spec(scope, address, s, fingerprint, "create").await?;
         let created = self.docker().create_service(spec, None).await.map_err(|e| op_error("create", address, e))?;
         let id = created.id.unwrap_or_default();
-        let converged = self.converge(address, &id, s.replicas, "create", cancel).await?;
+        let converged = self.converge(address, &id, s, None, "create", cancel).await?;
         Ok(Applied::new(id, Self::converged_outputs(converged, s.replicas)))
     }
 
@@ -540,6 +578,7 @@ impl SwarmProvider {
         let l = found.spec.as_ref().and_then(|s| s.labels.clone()).unwrap_or_default();
         Self::owned(scope, "update", address, "swarm service", &s.name, &l)?;
         let before = secret_names(found.spec.as_ref());
+        let prior = found.update_status.as_ref().and_then(|u| u.started_at.clone()).map(|t| t.to_string());
         let version = found.version.as_ref().and_then(|v| v.index).unwrap_or_default();
         let mut spec = self.service_spec(scope, address, s, fingerprint, "update").await?;
         // Keep Swarm's force counter: the update rolls tasks only where the task spec changed.
@@ -549,7 +588,7 @@ impl SwarmProvider {
         }
         let options = UpdateServiceOptions { version: version as i32, ..Default::default() };
         self.docker().update_service(id, spec, options, None).await.map_err(|e| op_error("update", address, e))?;
-        let converged = self.converge(address, id, s.replicas, "update", cancel).await?;
+        let converged = self.converge(address, id, s, prior, "update", cancel).await?;
         // The secrets this service stopped using go, unless another service uses them.
         let now: Vec<&String> = s.secrets.iter().map(|f| &f.name).collect();
         for old in before.iter().filter(|old| !now.contains(old)) {
@@ -747,10 +786,10 @@ impl Provider for SwarmProvider {
             }
             let env = env_map(container.and_then(|c| c.env.as_deref()).unwrap_or_default());
             facts.insert(facts::ENV_DIGEST.to_owned(), spawnit_plan::env_digest(&env));
-            let (running, unplaced) = self.tasks_of(&id).await.map_err(observe_error)?;
+            let tasks = self.tasks_of(&id, None).await.map_err(observe_error)?;
             let desired_count = replicas.unwrap_or_default();
-            facts.insert(facts::TASKS.to_owned(), format!("{running}/{desired_count} running"));
-            if let Some(reason) = unplaced {
+            facts.insert(facts::TASKS.to_owned(), format!("{}/{desired_count} running", tasks.running));
+            if let Some(reason) = tasks.unplaced {
                 facts.insert(facts::UNPLACED.to_owned(), reason);
             }
             out.push(ObservedResource { address, id, liveness: Liveness::Running, fingerprint, facts });

@@ -3,7 +3,8 @@
 //! Swarm service of 3 tasks spread over the 3 nodes behind a Caddy service publishing the port
 //! in host mode (this kernel has no IPVS for the routing mesh); the balancer answers through the
 //! forwarded loopback port of the node running it, requests spread over the replicas, the
-//! sticky cookie holds; `show` and `status` say 3/3 running; `destroy` leaves nothing labelled.
+//! sticky cookie holds; a new image rolls through a service update; `show` and `status` say
+//! 3/3 running; `destroy` leaves nothing labelled.
 //!
 //! The cluster is spawnit-testkit's (each node a Docker engine in a container; removed when the
 //! test ends, also on failure). Needs Docker and the test images (`scripts/test-images.sh`):
@@ -21,7 +22,7 @@ use spawnit_testkit::swarm::{ClusterOptions, SwarmCluster};
 const SERVICE: &str = "shop";
 /// The published port of the balancer on every node (forwarded from a loopback port each).
 const PORT: u16 = 18080;
-const IMAGES: [&str; 2] = ["spawnit-test/webapp:1", "caddy:2"];
+const IMAGES: [&str; 3] = ["spawnit-test/webapp:1", "spawnit-test/webapp:2", "caddy:2"];
 
 /// One answer: status, the replica's hostname, the sticky cookie set.
 #[derive(Debug)]
@@ -180,6 +181,26 @@ fn web_app_with_three_replicas_on_a_three_node_swarm() {
     let sticky: BTreeSet<String> =
         (0..20).map(|_| served(lb, Some(&cookie)).expect("an answer with the cookie").hostname.unwrap()).collect();
     assert_eq!(sticky.len(), 1, "20 requests with one cookie reached {sticky:?}");
+
+    // A new image rolls through a Swarm service update (start-first): every replica answers
+    // version 2 afterwards, and the balancer kept its place.
+    ok(&["update", SERVICE, "--set", "image=spawnit-test/webapp:2"]);
+    let plan = ok(&["plan", SERVICE]);
+    assert!(plan.stdout.contains("image changed spawnit-test/webapp:1 → spawnit-test/webapp:2"), "{plan}");
+    let applied = ok(&["apply", SERVICE, "--auto-approve"]);
+    assert!(!applied.all().contains("failed"), "{applied}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut versions = BTreeSet::new();
+    for _ in 0..30 {
+        match served(lb, None) {
+            Ok(a) => {
+                versions.insert(a.text.lines().find_map(|l| l.strip_prefix("Version: ")).unwrap_or("?").to_owned());
+            }
+            Err(e) => assert!(Instant::now() < deadline, "the balancer stopped answering after the update: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(versions, BTreeSet::from(["2".to_owned()]), "answers after the rolling update");
 
     // show and status say the tasks run.
     let show = ok(&["show", SERVICE]);
