@@ -2,7 +2,8 @@
 //! engine in a container of this machine's engine): a service of 3 replicas becomes one Swarm
 //! service whose tasks spread over the 3 nodes; its secret is a Swarm secret, read by the task
 //! from a file and absent from the service's spec; a service scaled or removed outside SpawnIt
-//! is observed with a reason and repaired; the client's overlay network is shared by its
+//! is observed with a reason and repaired; an update whose tasks never turn healthy is rolled
+//! back by Swarm and fails with its message; the client's overlay network is shared by its
 //! services and removed with the last one; tasks that no node may run report Swarm's reason;
 //! destroy leaves nothing carrying SpawnIt's labels.
 //!
@@ -143,7 +144,8 @@ fn running_nodes(cluster: &SwarmCluster, service: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swarm_services_secrets_drift_and_destroy_on_a_real_cluster() {
-    let options = ClusterOptions { nodes: 3, images: vec![IMAGE.into()], ports: vec![] };
+    let images = vec![IMAGE.into(), "spawnit-test/webapp:2".into(), "spawnit-test/webapp:unhealthy".into()];
+    let options = ClusterOptions { nodes: 3, images, ports: vec![] };
     let cluster = tokio::task::spawn_blocking(move || SwarmCluster::start("provider", options))
         .await
         .expect("harness thread")
@@ -228,6 +230,31 @@ async fn swarm_services_secrets_drift_and_destroy_on_a_real_cluster() {
     let change = drift.changes.iter().find(|c| c.address.name == "app").expect("app change");
     assert_eq!(change.reasons, [format!("image changed outside SpawnIt: {IMAGE} → spawnit-test/webapp:2")]);
     execute(&provider, &scope, &drift, &mut state).await;
+
+    // A new image whose tasks never turn healthy: Swarm rolls the update back by itself, the
+    // change fails with Swarm's message, and the service is back on the image it had.
+    let mut unhealthy = spec.clone();
+    unhealthy.instance.containers.get_mut("app").expect("app").image = "spawnit-test/webapp:unhealthy".into();
+    let (bad, _) = plan(&provider, &scope, &state, &unhealthy).await;
+    let change = bad.changes.iter().find(|c| c.address.name == "app").expect("app change");
+    assert_eq!(change.action, Action::Update, "{bad:?}");
+    let d = change.desired.as_ref().expect("desired");
+    let existing = change.existing_id.as_deref().expect("id");
+    let e = provider
+        .update(&scope, d, existing, &fingerprint(&d.attrs), &CancellationToken::new())
+        .await
+        .expect_err("an update to tasks that never turn healthy");
+    assert!(e.chain().contains("Swarm rolled the update back"), "{}", e.chain());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (back, _) = plan(&provider, &scope, &state, &spec).await;
+        let running = running_nodes(&cluster, service).len();
+        if back.status == PlanStatus::Compliant && running == 3 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not back on {IMAGE} with 3 tasks: {back:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 
     // Removed outside SpawnIt: created again.
     cluster.docker(0, &["service", "rm", service]).expect("rm");
