@@ -48,7 +48,11 @@ pub enum EngineError {
     /// The plan could not be made (e.g. the network is missing); says why.
     #[error("{0}")]
     NotReady(String),
-    #[error("provider {0} is not configured in this SpawnIt")]
+    #[error("provider {0} is not configured in this SpawnIt{hint}", hint = if *.0 == ProviderKind::Swarm {
+        " (give a Swarm manager with --swarm-host or SPAWNIT_SWARM_HOST)"
+    } else {
+        ""
+    })]
     ProviderMissing(ProviderKind),
     /// Cancelled while waiting for another writer, before anything was done.
     #[error("cancelled before it started (while waiting for the lock)")]

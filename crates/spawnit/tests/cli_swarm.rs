@@ -119,6 +119,18 @@ fn web_app_with_three_replicas_on_a_three_node_swarm() {
         assert!(help.contains(flag), "create --help lacks {flag}:\n{help}");
     }
 
+    // Without a manager, provider swarm is refused naming the flag, and nothing is stored.
+    let args = ["create", "web-app", SERVICE, "--provider", "swarm"];
+    let mut cmd = w.cmd(&args);
+    cmd.env_remove("SPAWNIT_SWARM_HOST");
+    let refused = Run::from(cmd.output().expect("run spawnit"), &args);
+    assert_ne!(refused.code, 0, "{refused}");
+    assert!(
+        refused.stderr.contains("provider swarm is not configured") && refused.stderr.contains("--swarm-host"),
+        "{refused}"
+    );
+    assert_ne!(spawnit(&["show", SERVICE]).code, 0, "a refused create stored the service");
+
     let port = PORT.to_string();
     let created = ok(&[
         "create",
