@@ -73,6 +73,12 @@ impl Cluster {
         self.store.lease_book_update(change).await.map_err(update_error)
     }
 
+    /// Takes or renews the node monitor's claim for `holder`; whether it holds it (see
+    /// [`LeaseBook::monitor_claim`]: one monitor acts, the other `serve` replicas stand by).
+    pub(crate) async fn monitor_claim(&self, holder: &str, ttl: Duration) -> Result<bool, ClusterError> {
+        self.book_update(|book| Ok(book.monitor_claim(holder, Utc::now(), ttl))).await
+    }
+
     /// The leases of `client`, or every lease (admins), by expiry.
     pub async fn lease_list(&self, client: Option<&Id>) -> Result<Vec<LeaseView>, ClusterError> {
         let mut all: Vec<LeaseView> =

@@ -183,11 +183,17 @@ pub enum Action {
 pub struct MonitorConfig {
     /// How long before a node lease ends warnings are given (each once).
     pub lease_warnings: Vec<Duration>,
+    /// How long the acting monitor's claim lasts without renewal: when its server dies, a
+    /// standby `serve` replica takes over after at most this long.
+    pub claim_ttl: Duration,
 }
 
 impl Default for MonitorConfig {
     fn default() -> Self {
-        MonitorConfig { lease_warnings: vec![Duration::from_secs(3600), Duration::from_secs(300)] }
+        MonitorConfig {
+            lease_warnings: vec![Duration::from_secs(3600), Duration::from_secs(300)],
+            claim_ttl: Duration::from_secs(15),
+        }
     }
 }
 

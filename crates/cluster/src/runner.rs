@@ -4,6 +4,7 @@
 //! the cleanings in progress (the node stays quarantined and is cleaned again by the next one).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use chrono::Utc;
@@ -27,11 +28,16 @@ pub struct Check {
     pub errors: Vec<String>,
     /// How long the check took.
     pub took: std::time::Duration,
+    /// Another monitor (another `serve` on the same store) holds the claim: this one observed
+    /// nothing and did nothing.
+    pub standby: bool,
 }
 
 /// The node monitor (see [`crate::monitor`]).
 pub struct ClusterMonitor {
     cluster: Cluster,
+    /// This monitor's id in the lease book's claim.
+    holder: String,
     config: MonitorConfig,
     memory: Memory,
     cleanings: JoinSet<(String, Result<crate::CleanReport, ClusterError>)>,
@@ -39,17 +45,32 @@ pub struct ClusterMonitor {
 
 impl ClusterMonitor {
     pub fn new(cluster: Cluster, config: MonitorConfig) -> ClusterMonitor {
-        ClusterMonitor { cluster, config, memory: Memory::default(), cleanings: JoinSet::new() }
+        static COUNT: AtomicU64 = AtomicU64::new(0);
+        let holder = format!(
+            "{}/{}/{}/{}",
+            std::env::var("HOSTNAME").unwrap_or_default(),
+            std::process::id(),
+            Utc::now().timestamp_nanos_opt().unwrap_or_default(),
+            COUNT.fetch_add(1, Ordering::Relaxed)
+        );
+        ClusterMonitor { cluster, holder, config, memory: Memory::default(), cleanings: JoinSet::new() }
     }
 
     pub fn cluster(&self) -> &Cluster {
         &self.cluster
     }
 
-    /// One check: the outcomes of finished cleanings, then observe, decide, act.
+    /// One check: unless another monitor holds the claim, the outcomes of finished cleanings,
+    /// then observe, decide, act.
     pub async fn check(&mut self) -> Result<Check, ClusterError> {
         let started = Instant::now();
         let mut out = Check::default();
+        if !self.cluster.monitor_claim(&self.holder, self.config.claim_ttl).await? {
+            // Standing by; when this one takes over it starts afresh, as after a restart.
+            self.memory = Memory::default();
+            self.cleanings.abort_all();
+            return Ok(Check { standby: true, took: started.elapsed(), ..Check::default() });
+        }
         while let Some(done) = self.cleanings.try_join_next() {
             let Ok((node_id, result)) = done else { continue };
             self.memory.cleaning.remove(&node_id);

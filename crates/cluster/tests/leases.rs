@@ -23,7 +23,7 @@ const HOUR: Duration = Duration::from_secs(3600);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leases_race_release_replace_expire() {
-    let monitor = MonitorConfig { lease_warnings: vec![Duration::from_secs(5)] };
+    let monitor = MonitorConfig { lease_warnings: vec![Duration::from_secs(5)], ..MonitorConfig::default() };
     let mut rig = common::rig("leases", 3, monitor).await;
     let cluster = rig.cluster.clone();
     common::wait_for("every node in the pool", Duration::from_secs(20), || {

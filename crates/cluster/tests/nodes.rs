@@ -2,7 +2,8 @@
 //! list with engine version, CPUs and memory; the join command run inside a fresh engine; a node
 //! killed → `node_down`, its service `degraded` then `healed` with the measured time; the node
 //! started again → quarantined, its stale tasks gone, its volumes removed, back in the pool;
-//! drain, activate, and what is refused; a service that cannot be placed says why. One
+//! drain, activate, and what is refused; a service that cannot be placed says why; a second
+//! monitor on the same store stands by. One
 //! cluster, the scenarios in order.
 
 mod common;
@@ -61,6 +62,14 @@ async fn nodes_list_join_fail_heal_return_clean() {
         }
     })
     .await;
+
+    // A second monitor on the same store (a second `serve`) stands by while the first acts:
+    // the first has just enrolled the nodes, the second observes nothing and acts on nothing.
+    let mut second = spawnit_cluster::ClusterMonitor::new(rig.cluster.clone(), MonitorConfig::default());
+    let check = second.check().await.expect("second monitor's check");
+    assert!(check.standby && check.events.is_empty() && check.nodes_by_status.is_empty(), "{check:?}");
+    let claim = rig.cluster.store().lease_book().await.expect("book").expect("written").value.monitor;
+    assert!(claim.is_some_and(|c| c.expires_at > chrono::Utc::now()), "the first monitor holds a live claim");
 
     // ---- a service with 3 replicas spread over the 3 nodes ----
     let web = common::service_create(&rig.docker, "web", "acme", 3, "node.labels.spawnit.pool==true", None).await;

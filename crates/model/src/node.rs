@@ -58,11 +58,23 @@ pub enum LeaseTarget {
     All,
 }
 
-/// Every lease, by node id.
+/// Which node monitor acts on the cluster: several `serve` replicas share one store, and only
+/// the one holding this claim observes and acts; the others stand by and take over when it
+/// is not renewed in time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonitorClaim {
+    /// The holding monitor's id (random per process).
+    pub holder: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Every lease, by node id, and the node monitor's claim.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaseBook {
     #[serde(default)]
     pub leases: BTreeMap<String, NodeLease>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<MonitorClaim>,
 }
 
 /// A lease change that cannot be made; nothing was changed.
@@ -152,6 +164,22 @@ impl LeaseBook {
         Ok(out)
     }
 
+    /// Takes or renews the monitor claim for `holder` when it is free, expired or already
+    /// `holder`'s (renewed once a third of `ttl` has passed, so a steady holder does not write
+    /// at every check). Returns whether `holder` holds it now.
+    pub fn monitor_claim(&mut self, holder: &str, now: DateTime<Utc>, ttl: Duration) -> bool {
+        let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+        match &self.monitor {
+            Some(claim) if claim.holder != holder && claim.expires_at > now => false,
+            Some(claim) if claim.holder == holder && claim.expires_at - now > ttl * 2 / 3 => true,
+            _ => {
+                let expires_at = now.checked_add_signed(ttl).unwrap_or(DateTime::<Utc>::MAX_UTC);
+                self.monitor = Some(MonitorClaim { holder: holder.to_owned(), expires_at });
+                true
+            }
+        }
+    }
+
     /// The leases whose time is up at `now`.
     pub fn expired(&self, now: DateTime<Utc>) -> Vec<NodeLease> {
         self.leases.values().filter(|l| l.expires_at <= now).cloned().collect()
@@ -222,6 +250,23 @@ mod tests {
         assert_eq!(book.rent(&id("acme"), 0, &nodes(1), now, HOUR), Err(LeaseError::Count(0)));
         assert!(book.rent(&id("acme"), 1, &nodes(1), now, Duration::ZERO).unwrap_err().to_string().starts_with("ttl:"));
         assert_eq!(book, LeaseBook::default());
+    }
+
+    #[test]
+    fn one_monitor_holds_the_claim_until_it_lapses() {
+        let mut book = LeaseBook::default();
+        let now = Utc::now();
+        let ttl = Duration::from_secs(15);
+        assert!(book.monitor_claim("a", now, ttl));
+        assert!(!book.monitor_claim("b", now, ttl), "a holds it");
+        let taken = book.clone();
+        assert!(book.monitor_claim("a", now + chrono::Duration::seconds(2), ttl));
+        assert_eq!(book, taken, "a fresh claim is not rewritten");
+        assert!(book.monitor_claim("a", now + chrono::Duration::seconds(6), ttl));
+        assert_eq!(book.monitor.as_ref().map(|c| c.expires_at), Some(now + chrono::Duration::seconds(21)), "renewed");
+        assert!(!book.monitor_claim("b", now + chrono::Duration::seconds(20), ttl));
+        assert!(book.monitor_claim("b", now + chrono::Duration::seconds(22), ttl), "lapsed: b takes over");
+        assert!(!book.monitor_claim("a", now + chrono::Duration::seconds(22), ttl));
     }
 
     #[test]

@@ -58,6 +58,7 @@ impl ClusterMonitorTask {
                         self.monitor.check().await.map_err(|e| spawnit_cluster::chain(&e))
                     }).await;
                     match check {
+                        Ok(check) if check.standby => {}
                         Ok(check) => {
                             for error in &check.errors {
                                 tracing::warn!("cluster monitor: {error}");

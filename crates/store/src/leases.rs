@@ -32,8 +32,8 @@ impl Store {
     }
 
     /// Reads the book, applies the pure `change` and writes the result with the version read,
-    /// again from a fresh read when another writer won meanwhile. A refused change writes
-    /// nothing. Returns what the successful change returned.
+    /// again from a fresh read when another writer won meanwhile. A refused change, or one that
+    /// leaves the book as it was, writes nothing. Returns what the successful change returned.
     pub async fn lease_book_update<T, E>(
         &self,
         mut change: impl FnMut(&mut LeaseBook) -> Result<T, E>,
@@ -41,11 +41,15 @@ impl Store {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (mut book, condition) = match self.lease_book().await? {
+            let (read, condition) = match self.lease_book().await? {
                 Some(current) => (current.value, PutCondition::Matches(current.version)),
                 None => (LeaseBook::default(), PutCondition::Absent),
             };
+            let mut book = read.clone();
             let out = change(&mut book).map_err(LeaseUpdateError::Refused)?;
+            if book == read {
+                return Ok(out);
+            }
             match self.lease_book_put(&book, condition).await {
                 Ok(()) => return Ok(out),
                 Err(e) if e.is_conflict() && attempt < LEASE_ATTEMPTS => continue,
