@@ -448,8 +448,9 @@ fn swarm_drift(desired: &ResourceAttrs, observed: &ObservedResource) -> Option<V
     {
         reasons.push(format!("scaled outside SpawnIt: {found} replicas instead of {}", s.replicas));
     }
+    // Providers report the image without a `@sha256:` pin; compare it the same way.
     if let Some(found) = observed.facts.get(facts::IMAGE)
-        && *found != s.image
+        && found.as_str() != s.image.split('@').next().unwrap_or(&s.image)
     {
         reasons.push(format!("image changed outside SpawnIt: {} → {found}", s.image));
     }
