@@ -21,7 +21,7 @@ pub const LABEL_POOL: &str = "spawnit.pool";
 pub const LABEL_QUARANTINE: &str = "spawnit.quarantine";
 
 /// The most nodes one request may rent, and the longest lease.
-pub const MAX_RENT_COUNT: u32 = 64;
+pub const MAX_RENT_COUNT: u32 = 100;
 pub const MAX_LEASE: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// One node rented by one client.

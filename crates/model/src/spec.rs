@@ -378,6 +378,22 @@ mod lenient {
         number(d).map(Some)
     }
 
+    /// A whole number of seconds, also written as a JSON float with no fraction (`5.0`): JSON
+    /// and its schemas do not tell the two apart.
+    pub fn whole_u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Whole {
+            Int(u32),
+            Float(f64),
+        }
+        match Whole::deserialize(d)? {
+            Whole::Int(v) => Ok(v),
+            Whole::Float(f) if f.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&f) => Ok(f as u32),
+            Whole::Float(f) => Err(D::Error::custom(format!("{f} is not a whole number of seconds"))),
+        }
+    }
+
     pub fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
         match Raw::<bool>::deserialize(d)? {
             Raw::Value(v) => Ok(v),
@@ -517,11 +533,13 @@ impl PublishMode {
 pub struct SwarmSettings {
     #[serde(default)]
     pub publish_mode: PublishMode,
-    /// Restart policy `any`: a failed task is restarted after this many seconds.
-    #[serde(default = "swarm_default_restart_delay")]
+    /// Restart policy `any`: a failed task is restarted after this many seconds (at most an hour).
+    #[serde(default = "swarm_default_restart_delay", deserialize_with = "lenient::whole_u32")]
+    #[cfg_attr(feature = "schema", schema(maximum = 3600))]
     pub restart_delay_s: u32,
-    /// Seconds a task has to stop after SIGTERM before it is killed.
-    #[serde(default = "swarm_default_stop_grace")]
+    /// Seconds a task has to stop after SIGTERM before it is killed (at most an hour).
+    #[serde(default = "swarm_default_stop_grace", deserialize_with = "lenient::whole_u32")]
+    #[cfg_attr(feature = "schema", schema(maximum = 3600))]
     pub stop_grace_s: u32,
 }
 
@@ -612,4 +630,18 @@ fn aws_default_ami_owner() -> String {
 }
 fn aws_default_ami_name() -> String {
     AWS_DEFAULT_AMI_NAME.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SwarmSettings;
+
+    #[test]
+    fn swarm_seconds_are_whole_numbers_however_json_writes_them() {
+        let s: SwarmSettings = serde_json::from_str(r#"{"restart_delay_s": 7.0, "stop_grace_s": 3}"#).expect("whole");
+        assert_eq!((s.restart_delay_s, s.stop_grace_s), (7, 3));
+        let err = serde_json::from_str::<SwarmSettings>(r#"{"stop_grace_s": 2.5}"#).expect_err("a fraction");
+        assert!(err.to_string().contains("2.5 is not a whole number of seconds"), "{err}");
+        assert!(serde_json::from_str::<SwarmSettings>(r#"{"stop_grace_s": -1}"#).is_err());
+    }
 }

@@ -30,7 +30,7 @@ use crate::error::ApiError;
 use crate::views::nodes::{JoinTokenView, LeasedNodeView, NodeLeaseList, NodeLeaseView, NodeList};
 
 /// The most nodes one rent asks for.
-pub const RENT_COUNT_MAX: u32 = 100;
+pub const RENT_COUNT_MAX: u32 = spawnit_model::node::MAX_RENT_COUNT;
 
 /// The longest node reference (a Swarm node id, or a hostname).
 pub const NODE_REF_MAX: usize = 128;

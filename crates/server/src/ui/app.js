@@ -3,10 +3,13 @@
 (function () {
   "use strict";
   function each(sel, f) { Array.prototype.forEach.call(document.querySelectorAll(sel), f); }
+  // One stream of /api/events per page, opened by the first live part that needs it.
+  var stream = null;
+  function serverEvents() { if (!stream) { stream = new EventSource("/api/events"); } return stream; }
 
   // Live status badges and job statuses.
   if (document.querySelector("[data-service], [data-job-status]")) {
-    var events = new EventSource("/api/events");
+    var events = serverEvents();
     events.addEventListener("service_status", function (e) {
       var d = JSON.parse(e.data);
       each('[data-service="' + d.client + "/" + d.service + '"]', function (b) {
@@ -32,10 +35,10 @@
     });
   }
 
-  // Live parts refreshed from the page itself: an element with data-live="event names" is
+  // Live parts refreshed from the page itself: an element with data-refresh-on="event names" is
   // fetched again (at most once a second) when one of those server events arrives, and every
   // 15 s for what Swarm changes without an event (a node joining).
-  var liveParts = document.querySelectorAll("[data-live]:not(#running-jobs)");
+  var liveParts = document.querySelectorAll("[data-refresh-on]");
   if (liveParts.length) {
     var pending = false;
     var refresh = function () {
@@ -44,7 +47,7 @@
       setTimeout(function () {
         fetch(location.pathname + location.search, { credentials: "same-origin" }).then(function (r) { return r.text(); }).then(function (html) {
           var fresh = new DOMParser().parseFromString(html, "text/html");
-          each("[data-live]:not(#running-jobs)", function (box) {
+          each("[data-refresh-on]", function (box) {
             var now = box.id && fresh.getElementById(box.id);
             if (now && !box.contains(document.activeElement)) { box.innerHTML = now.innerHTML; }
           });
@@ -53,11 +56,10 @@
       }, 1000);
     };
     var names = {};
-    each("[data-live]:not(#running-jobs)", function (box) {
-      box.dataset.live.split(/\s+/).forEach(function (n) { if (n) { names[n] = true; } });
+    each("[data-refresh-on]", function (box) {
+      box.dataset.refreshOn.split(/\s+/).forEach(function (n) { if (n) { names[n] = true; } });
     });
-    var nodeEvents = new EventSource("/api/events");
-    Object.keys(names).forEach(function (n) { nodeEvents.addEventListener(n, refresh); });
+    Object.keys(names).forEach(function (n) { serverEvents().addEventListener(n, refresh); });
     setInterval(refresh, 15000);
   }
 
@@ -100,7 +102,7 @@
       el.textContent = h + "h " + String(m).padStart(2, "0") + "m " + String(sec).padStart(2, "0") + "s";
     });
   }
-  if (document.querySelector("[data-expires], [data-live]")) {
+  if (document.querySelector("[data-expires], [data-refresh-on]")) {
     tickCountdowns(); setInterval(tickCountdowns, 1000);
   }
 

@@ -177,7 +177,7 @@ async fn cluster_render(s: &AppState, c: &Caller, message: Notice) -> UiResult {
     let body = html! {
         h1 { "Cluster" }
         (notice(&message))
-        section.card #nodes data-live=(LIVE_EVENTS) {
+        section.card #nodes data-refresh-on=(LIVE_EVENTS) {
             h2 { "Nodes" }
             @match &list {
                 Ok(l) => {
@@ -301,7 +301,7 @@ async fn leases_render(s: &AppState, c: &Caller, client: &Id, message: Notice) -
         h1 { "Nodes of " (client) }
         p.muted { "Rent whole swarm nodes: no other client's task runs on them, and this client's swarm services run only there while it holds a lease. A node that fails is replaced from the pool; at the lease's end the nodes are cleaned and returned." }
         (notice(&message))
-        section.card #leases data-live=(LIVE_EVENTS) {
+        section.card #leases data-refresh-on=(LIVE_EVENTS) {
             h2 { "Rented nodes" }
             @match &leases {
                 Ok(l) => (lease_rows(c, client, &l.leases)),

@@ -79,7 +79,7 @@ pub enum NodeCommand {
         #[arg(long, value_parser = parse_id)]
         client: Id,
         /// How many nodes.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=spawnit_model::node::MAX_RENT_COUNT as i64))]
         count: u32,
         /// How long the lease runs (e.g. 30m, 2h, 7d).
         #[arg(long, value_parser = parse_duration_positive)]

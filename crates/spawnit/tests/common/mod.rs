@@ -157,7 +157,20 @@ pub fn docker_try(args: &[&str]) -> String {
 
 /// A TCP port free on 127.0.0.1 right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    // Never the same port twice in one test process: a port handed out for a service that is
+    // planned but not deployed yet is free to the OS, which may offer it again at once.
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// GETs `http://127.0.0.1:port/` with a raw HTTP/1.0 request, retrying until `timeout`.
