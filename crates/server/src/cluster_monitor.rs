@@ -5,8 +5,11 @@
 //! and ended). Its events go out on the event bus (`/api/events`, the pages' live stream), its
 //! counts and measured times to `/metrics`, each check's run to the task board.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use spawnit_model::Id;
 
 use spawnit_cluster::{Cluster, ClusterMonitor, MonitorConfig};
 use tokio_util::sync::CancellationToken;
@@ -14,6 +17,31 @@ use tokio_util::sync::CancellationToken;
 use crate::events::{EventBus, ServerEvent};
 use crate::metrics::Metrics;
 use crate::tasks::{Task, TaskRuns};
+
+/// How many of the monitor's last events the pages show.
+pub const EVENTS_KEPT: usize = 50;
+
+/// The cluster monitor's last events in memory, newest first, for the Cluster and Nodes pages
+/// (`/api/events` streams them as they come).
+#[derive(Clone, Default)]
+pub struct ClusterBoard {
+    events: Arc<Mutex<VecDeque<spawnit_cluster::ClusterEvent>>>,
+}
+
+impl ClusterBoard {
+    pub fn record(&self, event: &spawnit_cluster::ClusterEvent) {
+        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        events.push_front(event.clone());
+        events.truncate(EVENTS_KEPT);
+    }
+
+    /// The last events, newest first: all of them (`None`: an admin's view) or those that
+    /// concern `client` (its services and the nodes it rents).
+    pub fn recent(&self, client: Option<&Id>) -> Vec<spawnit_cluster::ClusterEvent> {
+        let events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        events.iter().filter(|e| client.is_none() || e.client() == client).cloned().collect()
+    }
+}
 
 /// How the cluster monitor runs.
 #[derive(Clone, Debug)]
@@ -32,16 +60,24 @@ pub struct ClusterMonitorTask {
     pub bus: EventBus,
     pub metrics: Arc<Metrics>,
     pub tasks: TaskRuns,
+    pub board: ClusterBoard,
 }
 
 impl ClusterMonitorTask {
-    pub fn new(setup: ClusterSetup, bus: EventBus, metrics: Arc<Metrics>, tasks: TaskRuns) -> ClusterMonitorTask {
+    pub fn new(
+        setup: ClusterSetup,
+        bus: EventBus,
+        metrics: Arc<Metrics>,
+        tasks: TaskRuns,
+        board: ClusterBoard,
+    ) -> ClusterMonitorTask {
         ClusterMonitorTask {
             monitor: ClusterMonitor::new(setup.cluster, setup.monitor),
             every: setup.every,
             bus,
             metrics,
             tasks,
+            board,
         }
     }
 
@@ -66,6 +102,7 @@ impl ClusterMonitorTask {
                             self.metrics.cluster_check(&check);
                             for event in check.events {
                                 tracing::info!(event = event.name(), "cluster: {}", serde_json::to_string(&event).unwrap_or_default());
+                                self.board.record(&event);
                                 self.bus.publish(ServerEvent::Cluster(event));
                             }
                         }

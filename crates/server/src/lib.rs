@@ -82,6 +82,8 @@ pub struct AppState {
     pub index: ServiceIndex,
     /// The autoscaler's last samples and decisions, and each service's last scaling.
     pub scaling: autoscaler::ScaleBoard,
+    /// The cluster monitor's last events (nodes down, services degraded and healed, …).
+    pub cluster_events: cluster_monitor::ClusterBoard,
     /// Failed sign-ins, per user and address.
     pub rate: accounts::RateLimit,
     /// Whether cookies get `Secure` (the server listens on a non-loopback address).
@@ -182,6 +184,7 @@ impl Server {
             tasks: task_runs.clone(),
             index: index.clone(),
             scaling: autoscaler::ScaleBoard::default(),
+            cluster_events: cluster_monitor::ClusterBoard::default(),
             rate: accounts::RateLimit::default(),
             secure_cookies: !config.listen.ip().is_loopback() || headers::is_https(config.public_url.as_deref()),
             oidc: config.oidc.clone().map(|c| std::sync::Arc::new(oidc::Oidc::new(c))),
@@ -196,7 +199,13 @@ impl Server {
         let autoscaler = autoscaler::Autoscaler { state: state.clone(), config: config.autoscale };
         let metrics_upkeep = metrics.clone().upkeep_run(stop.clone());
         let cluster_monitor = config.cluster.clone().map(|setup| {
-            cluster_monitor::ClusterMonitorTask::new(setup, bus.clone(), metrics.clone(), task_runs.clone())
+            cluster_monitor::ClusterMonitorTask::new(
+                setup,
+                bus.clone(),
+                metrics.clone(),
+                task_runs.clone(),
+                state.cluster_events.clone(),
+            )
         });
         let monitor = Monitor {
             engine,

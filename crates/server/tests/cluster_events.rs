@@ -1,6 +1,7 @@
 //! The cluster monitor inside a real server, on a real 2-node Swarm: a worker killed → the
 //! admin's `/api/events` stream gets `node_down`, `degraded` and `healed` (a member of another
-//! client gets none of them), and `/metrics` shows the nodes by status and the heal time.
+//! client gets none of them), `/metrics` shows the nodes by status and the heal time, and the
+//! admin's Cluster page lists them (another client's Nodes page does not).
 
 mod common;
 
@@ -124,6 +125,22 @@ async fn a_node_failure_reaches_the_event_stream_and_the_metrics() {
     assert!(line("spawnit_cluster_heal_seconds_count").is_some_and(|l| l.ends_with(" 1")), "{metrics}");
     assert!(line("spawnit_cluster_events_total{event=\"node_down\"}").is_some(), "{metrics}");
     assert!(metrics.contains("spawnit_task_runs_total{task=\"node_check\"}"), "{metrics}");
+
+    // The pages: the admin's Cluster page lists the failure and the healing with its time; a
+    // member of another client sees its own (empty) recent events, none of acme's.
+    const PASSWORD: &str = "correct horse battery staple";
+    t.user("root", "ops", spawnit_server::accounts::Role::Admin, PASSWORD).await;
+    t.user("bob", &t.client, spawnit_server::accounts::Role::Member, PASSWORD).await;
+    let root = t.sign_in("root", PASSWORD).await;
+    let (status, page) = t.page(Some(&root), "/admin/nodes").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("data-event=\"node_down\"") && page.contains("data-event=\"healed\""), "{page}");
+    assert!(page.contains("all replicas running again") && page.contains("acme-web"), "{page}");
+    let bob = t.sign_in("bob", PASSWORD).await;
+    let (status, page) = t.page(Some(&bob), "/nodes").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Recent events"), "the member's page has the section: {page}");
+    assert!(!page.contains("acme-web") && !page.contains("data-event=\"healed\""), "{page}");
 
     docker.delete_service(&web).await.unwrap();
 }

@@ -12,7 +12,7 @@ use axum::response::Response;
 use chrono::Utc;
 use maud::{Markup, html};
 use serde::Deserialize;
-use spawnit_cluster::{Availability, NodeInfo, NodeRole, NodeStatus};
+use spawnit_cluster::{Availability, ClusterEvent, NodeInfo, NodeRole, NodeStatus};
 use spawnit_model::Id;
 
 use super::{PageQuery, Posted, UiError, UiResult, Viewer, client_query, csrf_field, page, time};
@@ -166,6 +166,75 @@ fn join_block(id: &str, j: &Result<JoinTokenView, crate::error::ApiError>) -> Ma
     }
 }
 
+/// When, what and about what one monitor event says, for the recent-events tables.
+fn event_line(e: &ClusterEvent) -> (chrono::DateTime<Utc>, String, String) {
+    let secs = |s: f64| format!("{s:.1} s");
+    match e {
+        ClusterEvent::NodeJoined { hostname, at, .. } => (*at, hostname.clone(), "joined the pool".into()),
+        ClusterEvent::NodeDown { hostname, status, at, .. } => {
+            (*at, hostname.clone(), format!("{}: quarantined, its tasks rescheduled by Swarm", status.as_str()))
+        }
+        ClusterEvent::NodeReturned { hostname, down_s, at, .. } => (
+            *at,
+            hostname.clone(),
+            match down_s {
+                Some(d) => format!("back after {}: quarantined until clean", secs(*d)),
+                None => "back: quarantined until clean".into(),
+            },
+        ),
+        ClusterEvent::NodeCleaned { hostname, reason, clean_s, at, .. } => {
+            (*at, hostname.clone(), format!("cleaned in {} ({reason}), back in the pool", secs(*clean_s)))
+        }
+        ClusterEvent::NodeCleanFailed { hostname, error, at, .. } => (*at, hostname.clone(), error.clone()),
+        ClusterEvent::ServiceDegraded { service, spawnit_service, running, desired, at, .. } => (
+            *at,
+            spawnit_service.clone().unwrap_or_else(|| service.clone()),
+            format!("{running}/{desired} running: a node was lost"),
+        ),
+        ClusterEvent::ServiceHealed { service, spawnit_service, heal_s, at, .. } => (
+            *at,
+            spawnit_service.clone().unwrap_or_else(|| service.clone()),
+            format!("all replicas running again {} after the node went down", secs(*heal_s)),
+        ),
+        ClusterEvent::ServiceUnplaced { service, spawnit_service, reason, at, .. } => {
+            (*at, spawnit_service.clone().unwrap_or_else(|| service.clone()), reason.clone())
+        }
+        ClusterEvent::LeaseReplaced { from_hostname, to_hostname, client, at, .. } => {
+            (*at, from_hostname.clone(), format!("replaced by {to_hostname} for {client}"))
+        }
+        ClusterEvent::LeaseReplaceFailed { hostname, reason, at, .. } => (*at, hostname.clone(), reason.clone()),
+        ClusterEvent::NodeLeaseWarning { hostname, remaining_s, at, .. } => {
+            (*at, hostname.clone(), format!("lease ends in {}", remaining(*remaining_s)))
+        }
+        ClusterEvent::NodeLeaseExpired { hostname, at, .. } => {
+            (*at, hostname.clone(), "lease over: cleaned and returned".into())
+        }
+    }
+}
+
+/// The cluster monitor's last events (all of them for admins, the client's own otherwise).
+fn events_section(s: &AppState, client: Option<&Id>) -> Markup {
+    let events = s.cluster_events.recent(client);
+    html! {
+        section.card #cluster-events data-refresh-on=(LIVE_EVENTS) {
+            h2 { "Recent events" }
+            @if events.is_empty() {
+                p.muted { "No node failure, healing or cleaning since this server started." }
+            } @else {
+                table.list {
+                    thead { tr { th { "When" } th { "Event" } th { "Node or service" } th { "What happened" } } }
+                    tbody {
+                        @for e in &events {
+                            @let (at, subject, detail) = event_line(e);
+                            tr data-event=(e.name()) { td { (time(at)) } td { code { (e.name()) } } td { (subject) } td { (detail) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 async fn cluster_render(s: &AppState, c: &Caller, message: Notice) -> UiResult {
     ops::admin_only(c)?;
     if s.cluster.is_none() {
@@ -190,6 +259,7 @@ async fn cluster_render(s: &AppState, c: &Caller, message: Notice) -> UiResult {
                 Err(e) => { p.error role="alert" { (e.message) } }
             }
         }
+        (events_section(s, None))
         section.card #join {
             h2 { "Add a node" }
             p { "Run this on a machine with Docker to join it as a worker:" }
@@ -308,6 +378,7 @@ async fn leases_render(s: &AppState, c: &Caller, client: &Id, message: Notice) -
                 Err(e) => p.error role="alert" { (e.message) },
             }
         }
+        (events_section(s, Some(client)))
         section.card #rent {
             h2 { "Rent nodes" }
             form.inline method="post" action=(format!("/nodes{qs}")) {
