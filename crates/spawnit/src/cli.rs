@@ -14,10 +14,12 @@ pub use nodes::NodeCommand;
 #[command(
     name = "spawnit",
     version,
-    about = "One-click self-hosted services: declarative specs in an object store, planned and applied on Docker.",
+    about = "One-click self-hosted services: declarative specs in an object store, planned and applied on Docker, \
+             Docker Swarm or AWS.",
     long_about = "SpawnIt deploys catalog services (databases, caches, game servers, DevOps tools, web apps) on the \
-                  local Docker engine. Every service is a desired spec kept in an object store; `plan` compares it \
-                  with what runs, `apply` makes it so, `destroy` removes it.\n\n\
+                  local Docker engine, on a Docker Swarm cluster (--provider swarm; `spawnit node` for its nodes and \
+                  leases) or on AWS (--provider aws). Every service is a desired spec kept in an object store; \
+                  `plan` compares it with what runs, `apply` makes it so, `destroy` removes it.\n\n\
                   Quick start:\n  spawnit catalog\n  spawnit create hello web --set message='Hi!'\n  \
                   spawnit network apply default --auto-approve\n  spawnit apply web --auto-approve\n  spawnit show web"
 )]
