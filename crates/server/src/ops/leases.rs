@@ -59,10 +59,7 @@ impl Ttl {
     pub fn duration(&self) -> Result<Duration, ApiError> {
         let d = match self {
             Ttl::Seconds(n) => {
-                let whole = n.as_u64().or_else(|| {
-                    n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64).map(|f| f as u64)
-                });
-                let seconds = whole.ok_or_else(|| {
+                let seconds = super::whole_number(n).ok_or_else(|| {
                     ApiError::invalid("ttl", "must be a whole number of seconds or a duration like 30m, 2h, 7d")
                 })?;
                 Duration::from_secs(seconds)

@@ -178,9 +178,7 @@ pub struct NodeLeaseExtendRequest {
 
 /// The count of a rent, or a 422 naming `count`.
 pub fn rent_count_check(count: &serde_json::Number) -> Result<u32, ApiError> {
-    count
-        .as_u64()
-        .or_else(|| count.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64))
+    super::whole_number(count)
         .and_then(|n| u32::try_from(n).ok())
         .filter(|n| (1..=RENT_COUNT_MAX).contains(n))
         .ok_or_else(|| {

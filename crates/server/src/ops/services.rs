@@ -234,10 +234,7 @@ pub async fn service_scale(
 ) -> Result<JobView, ApiError> {
     let client = c.client_for(client)?;
     let max = spawnit_model::spec::MAX_REPLICAS;
-    let replicas = req
-        .replicas
-        .as_u64()
-        .or_else(|| req.replicas.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64))
+    let replicas = super::whole_number(&req.replicas)
         .and_then(|n| u32::try_from(n).ok())
         .filter(|n| (1..=max).contains(n))
         .ok_or_else(|| {
