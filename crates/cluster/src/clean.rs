@@ -91,6 +91,20 @@ impl Cluster {
         .map(|_| ())
     }
 
+    /// Puts a node that carries no SpawnIt label yet in the pool. The check is made on the
+    /// node as read just before the update, not on the monitor's older snapshot: a client may
+    /// have rented the node in between, and its label must stay.
+    pub(crate) async fn node_enroll(&self, node: &str) -> Result<(), ClusterError> {
+        self.node_update(node, |s| {
+            let labels = s.labels.get_or_insert_with(Default::default);
+            if ![LABEL_POOL, LABEL_CLIENT, LABEL_QUARANTINE].iter().any(|l| labels.contains_key(*l)) {
+                labels.insert(LABEL_POOL.to_owned(), "true".to_owned());
+            }
+        })
+        .await
+        .map(|_| ())
+    }
+
     /// Puts a node in the pool (or keeps it for `client`, when it rents it): its labels follow.
     pub(crate) async fn node_label(&self, node: &str, client: Option<&str>) -> Result<(), ClusterError> {
         self.node_update(node, |s| {

@@ -110,7 +110,7 @@ impl ClusterMonitor {
     async fn act(&mut self, snap: &Snapshot, action: Action, out: &mut Check) -> Result<(), ClusterError> {
         let c = &self.cluster;
         match action {
-            Action::Enroll { node_id } => c.node_label(&node_id, None).await,
+            Action::Enroll { node_id } => c.node_enroll(&node_id).await,
             Action::Relabel { node_id, client } => c.node_label(&node_id, client.as_ref().map(|c| c.as_str())).await,
             Action::Quarantine { node_id, reason } => c.node_quarantine(&node_id, &reason).await,
             Action::Clean { node_id } => {
