@@ -1,7 +1,7 @@
 //! `spawnit create … --provider aws`, then plan, apply, show and destroy, through the real
 //! binary against a real EC2 API (`moto_server` on loopback), as the README tells a user to.
 
-mod common;
+use crate::common;
 
 use common::{Moto, Run, World, kill_9_at};
 

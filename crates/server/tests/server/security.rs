@@ -2,7 +2,7 @@
 //! after signing in, sign-in floods limited per address and audited in bounded space, and the
 //! security headers on every page.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;

@@ -2,7 +2,7 @@
 //! that belongs to someone else (issue 8, item 1), through the real `spawnit` binary on the real
 //! Docker engine.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -10,7 +10,7 @@
 //! test ends, also on failure). Needs Docker and the test images (`scripts/test-images.sh`):
 //! it fails without them, never skips.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};

@@ -4,7 +4,7 @@
 //! cannot be pulled here: the plan, two starts at once, then a failure, a skip and the end)
 //! always overtakes the reader. The stream must still deliver every event id, in order.
 
-mod common;
+use crate::common;
 
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;

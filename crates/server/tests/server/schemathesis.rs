@@ -6,7 +6,7 @@
 //! one. The only failures dropped are the few the document cannot know about (a template's
 //! parameters, the aws provider, the current time): `schemathesis_hooks.py` says which.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! bad input is a 422 naming the field, with nothing changed. A server without a cluster says
 //! so on every route. (Another client's view of a rented node: the sweep in security.rs.)
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! redis with a volume), one never applied (`idle`), the network `default`, users, a token, jobs
 //! and audit entries. Each test copies it under a client id of its own, with free ports.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};

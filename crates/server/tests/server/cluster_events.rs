@@ -3,7 +3,7 @@
 //! client gets none of them), `/metrics` shows the nodes by status and the heal time, and the
 //! admin's Cluster page lists them (another client's Nodes page does not).
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

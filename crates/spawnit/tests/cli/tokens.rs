@@ -2,7 +2,7 @@
 //! user's token always acts as that user (its client and role); a `--client` or `--admin` that
 //! contradicts the user is refused and creates nothing.
 
-mod common;
+use crate::common;
 
 use common::*;
 use spawnit_store::{Collection, Store};

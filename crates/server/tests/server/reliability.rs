@@ -3,7 +3,7 @@
 //! error while the others are still listed, in the API and on the dashboard. Real HTTP, a real
 //! store in a temporary directory, the real Docker engine.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

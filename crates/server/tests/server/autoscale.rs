@@ -6,7 +6,7 @@
 //! has passed. And the scale API and form: bad input is refused naming the field, and nothing
 //! is stored.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

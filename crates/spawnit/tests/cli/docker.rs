@@ -1,7 +1,7 @@
 //! End to end on the real Docker engine through the real `spawnit` binary: deploy, answer,
 //! drift and repair, destroy without leftovers, bad input, secrets, one writer, `kill -9`.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,9 +2,9 @@
 //! container in the spec (the plan shows the new replica, apply makes it, as after `update`); a
 //! count outside the scale policy, or a container that is not replicated, is refused naming the
 //! field, and nothing is stored. Real binary, real store, real Docker engine (the plan observes
-//! it). The scaling itself through the load balancer is in `cli_scale.rs`.
+//! it). The scaling itself through the load balancer is in `scale.rs`.
 
-mod common;
+use crate::common;
 
 use common::World;
 

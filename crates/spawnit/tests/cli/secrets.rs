@@ -2,7 +2,7 @@
 //! a secret equal to a plan word (`create`, `no-op`…), a protocol (`tcp`), an image name, or a
 //! part of other fields is masked in every plan, show and apply output, and the plan stays whole.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! One click really is one click, on the command line: `apply` of a service whose network is
 //! not applied yet applies the network first, saying so; `plan` changes nothing and says how.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! publishes or another program holds is refused at create, update and plan, naming the
 //! parameter; a port left empty gets a free one, shown in the answer.
 
-mod common;
+use crate::common;
 
 use common::{TestServer, empty, free_port, http_text};
 use serde_json::{Value, json};

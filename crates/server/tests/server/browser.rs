@@ -4,7 +4,7 @@
 //! apply → the live log streams → the status becomes compliant → the endpoint answers →
 //! destroy. A screenshot of every page is saved under `target/ui-screenshots/`.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

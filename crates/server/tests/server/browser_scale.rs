@@ -7,7 +7,7 @@
 //! like a private window) reaches another replica → destroy. Screenshots go to
 //! `target/ui-screenshots/scale-*.png`.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -8,9 +8,9 @@
 //! The HTTP client gives up after 20 s: that is a correctness bound (a call that hangs fails
 //! the test; the server's store timeout is 10 s), not a speed measurement.
 
-mod common;
+use crate::common;
 #[allow(dead_code)]
-#[path = "../../store/tests/common/moto.rs"]
+#[path = "../../../store/tests/common/moto.rs"]
 mod moto;
 
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! another process holds the service's lock, and `status` lists every service when one
 //! `spec.json` is corrupt, that one as an error with its reason.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

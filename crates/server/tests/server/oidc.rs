@@ -2,7 +2,7 @@
 //! from PyPI, installed by scripts/test.sh): authorization code + PKCE + state + nonce, the ID
 //! token checked against the provider's JWKS, users mapped to a client by a claim or by an admin.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

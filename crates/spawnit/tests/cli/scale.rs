@@ -5,7 +5,7 @@
 //! stored. The app is `spawnit-test/webapp` (built by scripts/test-images.sh): it answers
 //! `Hostname: <container hostname>` and `Version: <1|2>`.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};

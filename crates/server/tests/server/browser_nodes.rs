@@ -6,7 +6,7 @@
 //! the warning of a lease ending within the hour, also on the dashboard → extends it (the warning goes) → releases it.
 //! Screenshots go to `target/ui-screenshots/nodes-*.png`.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The same CLI on the S3 back end: a real S3 API (`moto_server`) on loopback holds the catalog,
 //! specs, state and locks; the service runs on the real Docker engine.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

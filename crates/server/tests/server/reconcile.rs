@@ -3,7 +3,7 @@
 //! reconcile apply fails; the applies are few, the API says why and when the next try is, and
 //! once the port is free the next try repairs the service and the backoff starts afresh.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

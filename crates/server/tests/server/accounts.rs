@@ -2,7 +2,7 @@
 //! against a real server (pages and API): every route as another client's member, as a member
 //! on admin routes and anonymously is refused with no data; secrets never appear anywhere.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

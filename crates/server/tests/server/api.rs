@@ -1,6 +1,6 @@
 //! The server end to end: real HTTP on 127.0.0.1, real SSE, the real Docker engine.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -429,7 +429,7 @@ async fn lists_page_filter_and_show_what_other_processes_wrote() {
 }
 
 /// `docs/openapi.json` is the document the code generates (and serves). After a change of the
-/// API, `SPAWNIT_BLESS=1 cargo test -p spawnit-server --test api openapi_document_is_checked_in`
+/// API, `SPAWNIT_BLESS=1 cargo test -p spawnit-server --test server api::openapi_document_is_checked_in`
 /// writes it anew.
 #[test]
 fn openapi_document_is_checked_in() {
@@ -442,6 +442,6 @@ fn openapi_document_is_checked_in() {
     assert!(
         checked_in == generated,
         "docs/openapi.json is not what the code generates: run \
-         `SPAWNIT_BLESS=1 cargo test -p spawnit-server --test api openapi_document_is_checked_in`"
+         `SPAWNIT_BLESS=1 cargo test -p spawnit-server --test server api::openapi_document_is_checked_in`"
     );
 }

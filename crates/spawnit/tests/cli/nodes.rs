@@ -3,7 +3,7 @@
 //! rent, extend, release, in text and `--output json`; bad input is refused naming the flag or
 //! argument, and without `--swarm-host` every verb says how to give one.
 
-mod common;
+use crate::common;
 
 use common::World;
 use serde_json::Value;

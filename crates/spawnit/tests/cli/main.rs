@@ -1,0 +1,20 @@
+//! The CLI's integration tests, one test binary (one link, and tests of every module run side
+//! by side): each module drives the real `spawnit` binary on one area — Docker, S3 stores, AWS
+//! on moto_server, Swarm clusters, secrets, tokens, upgrades, scaling. Run one area with
+//! `cargo test -p spawnit --test cli docker::`.
+
+mod common;
+
+mod aws;
+mod docker;
+mod names;
+mod nodes;
+mod oneclick;
+mod reliability;
+mod s3;
+mod scale;
+mod scale_verb;
+mod secrets;
+mod swarm;
+mod tokens;
+mod upgrade;
