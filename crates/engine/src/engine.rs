@@ -48,10 +48,11 @@ pub enum EngineError {
     /// The plan could not be made (e.g. the network is missing); says why.
     #[error("{0}")]
     NotReady(String),
-    #[error("provider {0} is not configured in this SpawnIt{hint}", hint = if *.0 == ProviderKind::Swarm {
-        " (give a Swarm manager with --swarm-host or SPAWNIT_SWARM_HOST)"
-    } else {
-        ""
+    #[error("provider {0} is not configured in this SpawnIt{hint}", hint = match .0 {
+        ProviderKind::Docker => "",
+        ProviderKind::Swarm => " (give a Swarm manager with --swarm-host or SPAWNIT_SWARM_HOST)",
+        // Every other kind is on AWS, which is always configured when it is built in.
+        _ => " (this spawnit was built without AWS support: build it with its default feature `aws`)",
     })]
     ProviderMissing(ProviderKind),
     /// Cancelled while waiting for another writer, before anything was done.

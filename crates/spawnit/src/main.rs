@@ -16,6 +16,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Parser;
 use serde_json::{Value, json};
+#[cfg(feature = "aws")]
 use spawnit_aws::{AwsOptions, AwsProvider};
 use spawnit_docker::DockerProvider;
 use spawnit_engine::{
@@ -81,10 +82,13 @@ async fn store_open(args: &StoreArgs) -> Result<Store> {
 async fn engine_open(args: &StoreArgs, aws: &AwsArgs, swarm: &swarm_cli::SwarmArgs) -> Result<Engine> {
     let store = store_open(args).await?;
     let docker = DockerProvider::connect().await?;
-    let mut providers = Providers::default()
-        .with(ProviderKind::Docker, Arc::new(docker))
-        .with(ProviderKind::Aws, Arc::new(aws_provider(aws).await))
-        .with_swarm_defaults(swarm.settings());
+    let mut providers = Providers::default().with(ProviderKind::Docker, Arc::new(docker)).with_swarm_defaults(swarm.settings());
+    #[cfg(feature = "aws")]
+    {
+        providers = providers.with(ProviderKind::Aws, Arc::new(aws_provider(aws).await));
+    }
+    #[cfg(not(feature = "aws"))]
+    let _ = aws;
     if let Some(host) = &swarm.swarm_host {
         // Connects on first use: a manager that is down fails only what needs it.
         let provider = spawnit_docker::SwarmProvider::new(host, swarm.swarm_tls_dir.as_deref())?;
@@ -94,6 +98,7 @@ async fn engine_open(args: &StoreArgs, aws: &AwsArgs, swarm: &swarm_cli::SwarmAr
 }
 
 /// The AWS provider on the standard configuration chain; makes no request until used.
+#[cfg(feature = "aws")]
 async fn aws_provider(aws: &AwsArgs) -> AwsProvider {
     let options =
         AwsOptions { endpoint: aws.aws_endpoint.clone(), profile: aws.aws_profile.clone(), ..AwsOptions::default() };
@@ -104,7 +109,13 @@ async fn aws_provider(aws: &AwsArgs) -> AwsProvider {
 async fn aws_settings(args: AwsCreateArgs, aws: &AwsArgs) -> AwsSettings {
     let region = match args.aws_region {
         Some(r) => r,
+        #[cfg(feature = "aws")]
         None => aws_provider(aws).await.default_region().unwrap_or_default(),
+        #[cfg(not(feature = "aws"))]
+        None => {
+            let _ = aws;
+            String::new()
+        }
     };
     let mut s = AwsSettings::new(region);
     if let Some(t) = args.aws_instance_type {

@@ -5,6 +5,7 @@
 
 mod common;
 
+#[cfg(feature = "aws")]
 mod aws;
 mod docker;
 mod names;
