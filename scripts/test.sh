@@ -40,6 +40,9 @@ log "building the local test images"
 scripts/test-images.sh
 
 log "cargo test"
+# Most tests wait on Docker, a Swarm or a server rather than compute: four at a time per test
+# binary keeps the two cores busy (the CI machine's count) without starving any of them.
+export RUST_TEST_THREADS="${RUST_TEST_THREADS:-4}"
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 set +e

@@ -64,7 +64,8 @@ fn redis_container(plan: &Value) -> &Value {
 fn a_secret_equal_to_a_plan_word_a_protocol_or_part_of_a_field_never_shows_in_plan_show_or_apply() {
     let w = World::new();
     let secrets = ["create", "update", "replace", "delete", "no-op", "tcp", "udp", "redis:7", "eviction", "spawnit"];
-    for (n, secret) in secrets.iter().enumerate() {
+    // Each secret is its own service: the first one applies the network, the others run side by side.
+    let case = |n: usize, secret: &str| {
         let service = format!("s{n}");
         let port = free_port();
         w.ok(&["create", "redis", &service, "--set", &format!("port={port}"), "--set", &format!("password={secret}")]);
@@ -98,7 +99,13 @@ fn a_secret_equal_to_a_plan_word_a_protocol_or_part_of_a_field_never_shows_in_pl
 
         text_clean(secret, &w.ok(&["destroy", &service, "--auto-approve"]), "Complete after");
         assert_eq!(w.labelled(Some(&service)), Vec::<String>::new());
-    }
+    };
+    case(0, secrets[0]);
+    std::thread::scope(|s| {
+        for (n, secret) in secrets.iter().enumerate().skip(1) {
+            s.spawn(move || case(n, secret));
+        }
+    });
     w.ok(&["network", "destroy", "default", "--auto-approve"]);
 }
 
@@ -125,7 +132,7 @@ fn a_secret_equal_to_an_image_name_of_the_catalog_never_shows_in_plan_or_show() 
         "louislam/uptime-kuma:1",
     ];
     let cases = own.into_iter().chain(others.into_iter().map(|image| ("redis", "password", image)));
-    for (n, (template, param, secret)) in cases.enumerate() {
+    let case = |n: usize, (template, param, secret): (&str, &str, &str)| {
         let service = format!("i{n}");
         let port = free_port();
         let mut args = vec!["create".to_owned(), template.to_owned(), service.clone()];
@@ -157,6 +164,16 @@ fn a_secret_equal_to_an_image_name_of_the_catalog_never_shows_in_plan_or_show() 
         assert!(!show.all().contains(secret), "secret {secret:?} shown:\n{show}");
         text_clean(secret, &w.ok(&["show", &service]), "Parameters:");
         w.ok(&["delete", &service]);
+    };
+    // The first case applies the network; the others run side by side.
+    let mut cases = cases.enumerate();
+    if let Some((n, first)) = cases.next() {
+        case(n, first);
     }
+    std::thread::scope(|s| {
+        for (n, c) in cases {
+            s.spawn(move || case(n, c));
+        }
+    });
     w.ok(&["network", "destroy", "default", "--auto-approve"]);
 }
