@@ -3,6 +3,10 @@
 //! instance (`instance.main`) whose `user_data` ([`user_data`]) installs Docker when missing and
 //! runs the service's containers.
 //!
+//! The scalable stacks (`aws-asg`, `aws-ecs`) add an application load balancer, its target
+//! group and listener ([`elb`]), an ElastiCache Redis and its subnet group ([`cache`]), and on
+//! `aws-asg` a launch template and an auto-scaling group ([`asg`]).
+//!
 //! Everything it creates carries SpawnIt's ownership labels as tags (`spawnit.client`,
 //! `spawnit.service`, `spawnit.resource`, `spawnit.lineage`, `spawnit.fingerprint`), so
 //! observation finds it by tag filters without state; terminated and shutting-down instances
@@ -12,6 +16,9 @@
 //! `AWS_ACCESS_KEY_ID`…, `AWS_ENDPOINT_URL`), or [`AwsOptions`]. The SDK's HTTPS client is
 //! rustls on ring; default features are off, so no OpenSSL and no aws-lc.
 
+pub mod asg;
+pub mod cache;
+pub mod elb;
 pub mod user_data;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -25,32 +32,35 @@ use aws_sdk_ec2::config::Region;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{
     Filter, HttpTokensState, InstanceMetadataOptionsRequest, InstanceStateName, InstanceType, IpPermission, IpRange,
-    Ipv6Range, LocationType, ResourceType, Tag, TagSpecification,
+    Ipv6Range, LocationType, ResourceType, Tag, TagSpecification, UserIdGroupPair,
 };
 use base64::Engine as _;
 use spawnit_engine::{Applied, FieldError, Provider, ProviderError, Scope, ValidationError};
 use spawnit_model::Owner;
 use spawnit_model::resource::{
-    Address, DesiredResource, IngressRule, InstanceAttrs, Liveness, ObservedResource, ResourceAttrs, ResourceKind,
-    SecurityGroupAttrs, facts, labels,
+    Address, DesiredResource, GroupRule, IngressRule, InstanceAttrs, Liveness, ObservedResource, ResourceAttrs,
+    ResourceKind, SecurityGroupAttrs, facts, labels,
 };
 use spawnit_model::spec::Protocol;
 use tokio_util::sync::CancellationToken;
 
-/// What can go wrong talking to EC2.
+/// What can go wrong talking to AWS.
 #[derive(Debug, thiserror::Error)]
 pub enum AwsError {
-    /// EC2 answered with an error.
-    #[error("EC2 {operation} in {region}: {code}: {message}")]
+    /// AWS answered with an error.
+    #[error("AWS {operation} in {region}: {code}: {message}")]
     Api { operation: &'static str, region: String, code: String, message: String },
-    /// EC2 could not be reached or did not answer (network, credentials, timeout).
-    #[error("EC2 {operation} in {region} failed")]
+    /// AWS could not be reached or did not answer (network, credentials, timeout).
+    #[error("AWS {operation} in {region} failed")]
     Unreachable {
         operation: &'static str,
         region: String,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A wait for a resource ran out of time.
+    #[error("{what} was still {state} after {waited:?}")]
+    StillThere { what: String, state: String, waited: Duration },
     /// A wait for an instance's state ran out of time.
     #[error("instance {id} was still {state} after {waited:?} (waiting for {wanted})")]
     WaitTimeout { id: String, state: String, wanted: &'static str, waited: Duration },
@@ -66,7 +76,7 @@ pub enum AwsError {
 }
 
 impl AwsError {
-    fn from_sdk<E, R>(operation: &'static str, region: &str, e: SdkError<E, R>) -> AwsError
+    pub(crate) fn from_sdk<E, R>(operation: &'static str, region: &str, e: SdkError<E, R>) -> AwsError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         R: std::fmt::Debug + Send + Sync + 'static,
@@ -122,11 +132,14 @@ impl Default for AwsOptions {
     }
 }
 
-/// The AWS provider: one SDK configuration, one EC2 client per region used.
+/// The AWS provider: one SDK configuration, one client per service and region used.
 pub struct AwsProvider {
     config: SdkConfig,
     options: AwsOptions,
     clients: Mutex<HashMap<String, Client>>,
+    elb_clients: Mutex<HashMap<String, aws_sdk_elasticloadbalancingv2::Client>>,
+    asg_clients: Mutex<HashMap<String, aws_sdk_autoscaling::Client>>,
+    cache_clients: Mutex<HashMap<String, aws_sdk_elasticache::Client>>,
     /// Settings already checked against EC2 (see [`Provider::validate`]).
     validated: Mutex<HashSet<String>>,
 }
@@ -151,7 +164,15 @@ impl AwsProvider {
             loader = loader.credentials_provider(keys);
         }
         let config = loader.load().await;
-        AwsProvider { config, options, clients: Mutex::new(HashMap::new()), validated: Mutex::new(HashSet::new()) }
+        AwsProvider {
+            config,
+            options,
+            clients: Mutex::new(HashMap::new()),
+            elb_clients: Mutex::new(HashMap::new()),
+            asg_clients: Mutex::new(HashMap::new()),
+            cache_clients: Mutex::new(HashMap::new()),
+            validated: Mutex::new(HashSet::new()),
+        }
     }
 
     /// The region of the configuration chain (`AWS_REGION`, the profile's), if any: the
@@ -171,6 +192,87 @@ impl AwsProvider {
                 Client::from_conf(conf)
             })
             .clone()
+    }
+
+    /// The Elastic Load Balancing (v2) client of `region`.
+    pub fn elb(&self, region: &str) -> aws_sdk_elasticloadbalancingv2::Client {
+        let mut clients = self.elb_clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry(region.to_owned())
+            .or_insert_with(|| {
+                let conf = aws_sdk_elasticloadbalancingv2::config::Builder::from(&self.config)
+                    .region(Region::new(region.to_owned()))
+                    .build();
+                aws_sdk_elasticloadbalancingv2::Client::from_conf(conf)
+            })
+            .clone()
+    }
+
+    /// The EC2 Auto Scaling client of `region`.
+    pub fn autoscaling(&self, region: &str) -> aws_sdk_autoscaling::Client {
+        let mut clients = self.asg_clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry(region.to_owned())
+            .or_insert_with(|| {
+                let conf = aws_sdk_autoscaling::config::Builder::from(&self.config)
+                    .region(Region::new(region.to_owned()))
+                    .build();
+                aws_sdk_autoscaling::Client::from_conf(conf)
+            })
+            .clone()
+    }
+
+    /// The ElastiCache client of `region`.
+    pub fn elasticache(&self, region: &str) -> aws_sdk_elasticache::Client {
+        let mut clients = self.cache_clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry(region.to_owned())
+            .or_insert_with(|| {
+                let conf = aws_sdk_elasticache::config::Builder::from(&self.config)
+                    .region(Region::new(region.to_owned()))
+                    .build();
+                aws_sdk_elasticache::Client::from_conf(conf)
+            })
+            .clone()
+    }
+
+    /// How long to wait for AWS to finish something, and how often to look.
+    pub(crate) fn waits(&self) -> (Duration, Duration) {
+        (self.options.wait_timeout, self.options.poll_interval)
+    }
+
+    /// The subnets of a VPC (the default one when `vpc` is `None`), one per availability zone
+    /// (a zone's default subnet first): where a load balancer, a cache or a group is placed.
+    pub(crate) async fn vpc_subnets(&self, region: &str, vpc: Option<&str>) -> Result<Vec<String>, AwsError> {
+        let vpc = match vpc {
+            Some(v) => v.to_owned(),
+            None => self.default_vpc(region).await?.ok_or_else(|| {
+                AwsError::Missing(format!("region {region} has no default VPC: set the VPC of the service"))
+            })?,
+        };
+        let out = self
+            .client(region)
+            .describe_subnets()
+            .filters(Filter::builder().name("vpc-id").values(&vpc).build())
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DescribeSubnets", region, e))?;
+        let mut by_zone: BTreeMap<String, (bool, String)> = BTreeMap::new();
+        for s in out.subnets() {
+            let (Some(zone), Some(id)) = (s.availability_zone(), s.subnet_id()) else { continue };
+            let candidate = (!s.default_for_az().unwrap_or(false), id.to_owned());
+            match by_zone.get(zone) {
+                Some(best) if *best <= candidate => {}
+                _ => {
+                    by_zone.insert(zone.to_owned(), candidate);
+                }
+            }
+        }
+        let subnets: Vec<String> = by_zone.into_values().map(|(_, id)| id).collect();
+        if subnets.is_empty() {
+            return Err(AwsError::Missing(format!("VPC {vpc} in region {region} has no subnet")));
+        }
+        Ok(subnets)
     }
 
     /// Waits for `id` to reach `wanted`; `Ok(None)` when cancelled first. Returns the
@@ -227,7 +329,12 @@ impl AwsProvider {
     }
 
     /// The id of the group carrying the scope's tags and `address`'s resource tag.
-    async fn group_find(&self, scope: &Scope, region: &str, address: &Address) -> Result<Option<String>, AwsError> {
+    pub(crate) async fn group_find(
+        &self,
+        scope: &Scope,
+        region: &str,
+        address: &Address,
+    ) -> Result<Option<String>, AwsError> {
         let mut filters = scope_filters(scope);
         filters.push(tag_filter(labels::RESOURCE, &address.to_string()));
         let out = self
@@ -240,7 +347,7 @@ impl AwsProvider {
         Ok(out.security_groups().iter().find_map(|g| g.group_id().map(str::to_owned)))
     }
 
-    async fn default_vpc(&self, region: &str) -> Result<Option<String>, AwsError> {
+    pub(crate) async fn default_vpc(&self, region: &str) -> Result<Option<String>, AwsError> {
         let out = self
             .client(region)
             .describe_vpcs()
@@ -307,7 +414,70 @@ impl AwsProvider {
             .map_err(|e| AwsError::from_sdk("CreateSecurityGroup", region, e))?;
         let id = out.group_id().unwrap_or_default().to_owned();
         self.rules_change(region, &id, &g.ingress, &[]).await?;
+        let sources = self.sources_resolve(scope, region, g).await?;
+        self.pairs_change(region, &id, &sources.into_iter().collect::<Vec<_>>(), &[]).await?;
         Ok(Applied::from(format!("{region}/{id}")))
+    }
+
+    /// The rules from other groups of `g` as (protocol, port, source group id), each source
+    /// looked up by its tags.
+    async fn sources_resolve(
+        &self,
+        scope: &Scope,
+        region: &str,
+        g: &SecurityGroupAttrs,
+    ) -> Result<BTreeSet<GroupPair>, AwsError> {
+        let mut out = BTreeSet::new();
+        for rule in &g.ingress_groups {
+            let id = self.group_find(scope, region, &rule.group).await?.ok_or_else(|| {
+                AwsError::Missing(format!("the security group {} of this service does not exist", rule.group))
+            })?;
+            out.insert((rule.protocol, rule.port, id));
+        }
+        Ok(out)
+    }
+
+    /// Authorizes `add` and revokes `remove`, rules whose source is another group.
+    async fn pairs_change(
+        &self,
+        region: &str,
+        id: &str,
+        add: &[GroupPair],
+        remove: &[GroupPair],
+    ) -> Result<(), AwsError> {
+        let client = self.client(region);
+        let permissions = |pairs: &[GroupPair]| -> Vec<IpPermission> {
+            pairs
+                .iter()
+                .map(|(protocol, port, group)| {
+                    IpPermission::builder()
+                        .ip_protocol(protocol.as_str())
+                        .from_port(i32::from(*port))
+                        .to_port(i32::from(*port))
+                        .user_id_group_pairs(UserIdGroupPair::builder().group_id(group).description("spawnit").build())
+                        .build()
+                })
+                .collect()
+        };
+        if !add.is_empty() {
+            client
+                .authorize_security_group_ingress()
+                .group_id(id)
+                .set_ip_permissions(Some(permissions(add)))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("AuthorizeSecurityGroupIngress", region, e))?;
+        }
+        if !remove.is_empty() {
+            client
+                .revoke_security_group_ingress()
+                .group_id(id)
+                .set_ip_permissions(Some(permissions(remove)))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("RevokeSecurityGroupIngress", region, e))?;
+        }
+        Ok(())
     }
 
     /// Authorizes `add` and revokes `remove` on group `id`.
@@ -340,8 +510,15 @@ impl AwsProvider {
         Ok(())
     }
 
-    /// Makes group `id`'s ingress rules exactly `g.ingress`, then retags it.
-    async fn group_update(&self, g: &SecurityGroupAttrs, id: &str, fingerprint: &str) -> Result<Applied, AwsError> {
+    /// Makes group `id`'s ingress rules exactly `g.ingress` and `g.ingress_groups`, then
+    /// retags it.
+    async fn group_update(
+        &self,
+        scope: &Scope,
+        g: &SecurityGroupAttrs,
+        id: &str,
+        fingerprint: &str,
+    ) -> Result<Applied, AwsError> {
         let region = g.region.as_str();
         let out = self
             .client(region)
@@ -352,11 +529,15 @@ impl AwsProvider {
             .map_err(|e| AwsError::from_sdk("DescribeSecurityGroups", region, e))?;
         let group =
             out.security_groups().first().ok_or_else(|| AwsError::Missing(format!("security group {id} is gone")))?;
-        let (found, odd) = rules_of(group.ip_permissions());
+        let (found, found_pairs, odd) = rules_of(group.ip_permissions());
         let wanted: BTreeSet<IngressRule> = g.ingress.iter().cloned().collect();
         let add: Vec<IngressRule> = wanted.difference(&found).cloned().collect();
         let remove: Vec<IngressRule> = found.difference(&wanted).cloned().collect();
         self.rules_change(region, id, &add, &remove).await?;
+        let wanted_pairs = self.sources_resolve(scope, region, g).await?;
+        let add: Vec<GroupPair> = wanted_pairs.difference(&found_pairs).cloned().collect();
+        let remove: Vec<GroupPair> = found_pairs.difference(&wanted_pairs).cloned().collect();
+        self.pairs_change(region, id, &add, &remove).await?;
         if !odd.is_empty() {
             // Rules SpawnIt never writes (port ranges, other protocols, group sources): revoke as found.
             self.client(region)
@@ -371,7 +552,7 @@ impl AwsProvider {
         Ok(Applied::from(format!("{region}/{id}")))
     }
 
-    async fn retag(&self, region: &str, id: &str, fingerprint: &str) -> Result<(), AwsError> {
+    pub(crate) async fn retag(&self, region: &str, id: &str, fingerprint: &str) -> Result<(), AwsError> {
         self.client(region)
             .create_tags()
             .resources(id)
@@ -620,7 +801,7 @@ fn chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-fn ami_missing(i: &InstanceAttrs) -> String {
+pub(crate) fn ami_missing(i: &InstanceAttrs) -> String {
     match &i.ami {
         Some(ami) => format!("image {ami} does not exist in region {}", i.region),
         None => format!("no available image of owner {} matches {:?} in region {}", i.ami_owner, i.ami_name, i.region),
@@ -649,8 +830,46 @@ fn scope_filters(scope: &Scope) -> Vec<Filter> {
     out
 }
 
+/// The ownership tags of a created resource, plus its `Name`, as (key, value) pairs for the
+/// other services' tag types.
+pub(crate) fn owner_tags(scope: &Scope, address: &Address, fingerprint: &str, name: &str) -> Vec<(String, String)> {
+    let mut tags = vec![
+        ("Name".to_owned(), name.to_owned()),
+        (labels::CLIENT.to_owned(), scope.owner.client.to_string()),
+        (labels::RESOURCE.to_owned(), address.to_string()),
+        (labels::LINEAGE.to_owned(), scope.lineage.clone()),
+        (labels::FINGERPRINT.to_owned(), fingerprint.to_owned()),
+    ];
+    tags.push(match &scope.owner.owner {
+        Owner::Service(s) => (labels::SERVICE.to_owned(), s.to_string()),
+        Owner::Network(n) => (labels::NETWORK.to_owned(), n.to_string()),
+    });
+    tags
+}
+
+/// Whether tags name the scope's client and service (or network).
+pub(crate) fn scope_owns(scope: &Scope, tags: &HashMap<String, String>) -> bool {
+    let owner = match &scope.owner.owner {
+        Owner::Service(s) => tags.get(labels::SERVICE).is_some_and(|v| v == s.as_str()),
+        Owner::Network(n) => tags.get(labels::NETWORK).is_some_and(|v| v == n.as_str()),
+    };
+    owner && tags.get(labels::CLIENT).is_some_and(|v| v == scope.owner.client.as_str())
+}
+
+/// The address and fingerprint tags name, if the address is of `kind`.
+pub(crate) fn tagged_address(kind: ResourceKind, tags: &HashMap<String, String>) -> Option<(Address, Option<String>)> {
+    let address: Address = tags.get(labels::RESOURCE)?.parse().ok()?;
+    (address.kind == kind).then(|| (address, tags.get(labels::FINGERPRINT).cloned()))
+}
+
 /// The ownership tags of a created resource, plus its `Name`.
-fn tag_spec(kind: ResourceType, scope: &Scope, address: &Address, fingerprint: &str, name: &str) -> TagSpecification {
+pub(crate) fn tag_spec(
+    kind: ResourceType,
+    scope: &Scope,
+    address: &Address,
+    fingerprint: &str,
+    name: &str,
+) -> TagSpecification {
     let mut tags = vec![
         tag("Name", name),
         tag(labels::CLIENT, scope.owner.client.as_str()),
@@ -694,9 +913,14 @@ fn permissions(rules: &[IngressRule]) -> Vec<IpPermission> {
         .collect()
 }
 
-/// The rules of a group as SpawnIt writes them, and the permissions it never writes.
-fn rules_of(permissions: &[IpPermission]) -> (BTreeSet<IngressRule>, Vec<IpPermission>) {
+/// A rule whose source is another group: protocol, port, source group id.
+pub(crate) type GroupPair = (Protocol, u16, String);
+
+/// The rules of a group as SpawnIt writes them (from CIDRs, from other groups), and the
+/// permissions it never writes (port ranges, other protocols, prefix lists).
+fn rules_of(permissions: &[IpPermission]) -> (BTreeSet<IngressRule>, BTreeSet<GroupPair>, Vec<IpPermission>) {
     let mut rules = BTreeSet::new();
+    let mut pairs = BTreeSet::new();
     let mut odd = Vec::new();
     for p in permissions {
         let protocol = match p.ip_protocol() {
@@ -710,24 +934,41 @@ fn rules_of(permissions: &[IpPermission]) -> (BTreeSet<IngressRule>, Vec<IpPermi
             }
             _ => None,
         };
-        let simple = single.is_some() && p.user_id_group_pairs().is_empty() && p.prefix_list_ids().is_empty();
-        match single.filter(|_| simple) {
+        match single {
             Some((protocol, port)) => {
                 let cidrs = p.ip_ranges().iter().filter_map(|r| r.cidr_ip());
                 let cidrs6 = p.ipv6_ranges().iter().filter_map(|r| r.cidr_ipv6());
                 for cidr in cidrs.chain(cidrs6) {
                     rules.insert(IngressRule { protocol, port, cidr: cidr.to_owned() });
                 }
+                for g in p.user_id_group_pairs().iter().filter_map(|g| g.group_id()) {
+                    pairs.insert((protocol, port, g.to_owned()));
+                }
+                if !p.prefix_list_ids().is_empty() {
+                    odd.push(
+                        IpPermission::builder()
+                            .set_ip_protocol(p.ip_protocol().map(str::to_owned))
+                            .set_from_port(p.from_port())
+                            .set_to_port(p.to_port())
+                            .set_prefix_list_ids(Some(p.prefix_list_ids().to_vec()))
+                            .build(),
+                    );
+                }
             }
             None => odd.push(p.clone()),
         }
     }
-    (rules, odd)
+    (rules, pairs, odd)
 }
 
-/// A group's rules as the planner compares them (see [`IngressRule::canonical`]).
-fn ingress_fact(permissions: &[IpPermission]) -> String {
-    let (rules, odd) = rules_of(permissions);
+/// A group's rules as the planner compares them (see [`SecurityGroupAttrs::ingress_text`]): a
+/// source group of the service is named by its address (`names`: group id → address).
+fn ingress_fact(permissions: &[IpPermission], names: &HashMap<String, Address>) -> String {
+    let (rules, pairs, odd) = rules_of(permissions);
+    let pair_texts = pairs.iter().map(|(protocol, port, group)| match names.get(group) {
+        Some(address) => GroupRule { protocol: *protocol, port: *port, group: address.clone() }.text(),
+        None => format!("{}/{port} from {group}", protocol.as_str()),
+    });
     let odd_texts = odd.iter().flat_map(|p| {
         let what = format!(
             "{}/{}-{}",
@@ -741,7 +982,7 @@ fn ingress_fact(permissions: &[IpPermission]) -> String {
         sources.extend(p.prefix_list_ids().iter().filter_map(|l| l.prefix_list_id().map(str::to_owned)));
         sources.into_iter().map(move |s| format!("{what} from {s}")).collect::<Vec<_>>()
     });
-    IngressRule::canonical_texts(rules.iter().map(IngressRule::text).chain(odd_texts))
+    IngressRule::canonical_texts(rules.iter().map(IngressRule::text).chain(pair_texts).chain(odd_texts))
 }
 
 fn instance_outputs(i: &aws_sdk_ec2::types::Instance) -> BTreeMap<String, String> {
@@ -765,14 +1006,34 @@ fn id_split(id: &str) -> Result<(&str, &str), AwsError> {
 }
 
 fn regions_of(desired: &[DesiredResource]) -> BTreeSet<&str> {
-    desired
-        .iter()
-        .filter_map(|r| match &r.attrs {
-            ResourceAttrs::SecurityGroup(g) => Some(g.region.as_str()),
-            ResourceAttrs::Instance(i) => Some(i.region.as_str()),
-            _ => None,
-        })
-        .collect()
+    desired.iter().filter_map(|r| region_of(&r.attrs)).collect()
+}
+
+/// The region of an AWS resource.
+fn region_of(attrs: &ResourceAttrs) -> Option<&str> {
+    Some(match attrs {
+        ResourceAttrs::SecurityGroup(g) => &g.region,
+        ResourceAttrs::Instance(i) => &i.region,
+        ResourceAttrs::LaunchTemplate(t) => &t.instance.region,
+        ResourceAttrs::AutoscalingGroup(g) => &g.region,
+        ResourceAttrs::Alb(a) => &a.region,
+        ResourceAttrs::TargetGroup(t) => &t.region,
+        ResourceAttrs::Listener(l) => &l.region,
+        ResourceAttrs::CacheSubnetGroup(g) => &g.region,
+        ResourceAttrs::Cache(c) => &c.region,
+        _ => return None,
+    })
+}
+
+/// Whether a service's resources are a scalable stack (a load balancer in front), whose
+/// load-balancer, auto-scaling and cache resources observation looks for.
+fn scalable(desired: &[DesiredResource]) -> bool {
+    desired.iter().any(|r| {
+        matches!(
+            r.address.kind,
+            ResourceKind::Alb | ResourceKind::TargetGroup | ResourceKind::Listener | ResourceKind::AutoscalingGroup
+        )
+    })
 }
 
 fn op_error(action: &'static str, address: &Address, e: AwsError) -> ProviderError {
@@ -792,7 +1053,11 @@ impl Provider for AwsProvider {
         });
         let mut errors = Vec::new();
         for r in desired {
-            let ResourceAttrs::Instance(i) = &r.attrs else { continue };
+            let i = match &r.attrs {
+                ResourceAttrs::Instance(i) => i,
+                ResourceAttrs::LaunchTemplate(t) => &t.instance,
+                _ => continue,
+            };
             let vpc = group_vpc.clone().flatten();
             let mut key = i.clone();
             key.containers.clear();
@@ -827,10 +1092,16 @@ impl Provider for AwsProvider {
                 .send()
                 .await
                 .map_err(|e| observe_error(AwsError::from_sdk("DescribeSecurityGroups", region, e)))?;
+            // A rule from another group of the service is shown with that group's address.
+            let names: HashMap<String, Address> = groups
+                .security_groups()
+                .iter()
+                .filter_map(|g| Some((g.group_id()?.to_owned(), labelled(ResourceKind::SecurityGroup, g.tags())?.0)))
+                .collect();
             for g in groups.security_groups() {
                 let Some((address, fingerprint)) = labelled(ResourceKind::SecurityGroup, g.tags()) else { continue };
                 let mut facts = BTreeMap::new();
-                facts.insert(facts::INGRESS.to_owned(), ingress_fact(g.ip_permissions()));
+                facts.insert(facts::INGRESS.to_owned(), ingress_fact(g.ip_permissions(), &names));
                 out.push(ObservedResource {
                     address,
                     id: format!("{region}/{}", g.group_id().unwrap_or_default()),
@@ -873,6 +1144,11 @@ impl Provider for AwsProvider {
                     });
                 }
             }
+            if scalable(desired) {
+                out.extend(self.elb_observe(scope, region).await.map_err(observe_error)?);
+                out.extend(self.asg_observe(scope, region).await.map_err(observe_error)?);
+                out.extend(self.cache_observe(scope, region).await.map_err(observe_error)?);
+            }
         }
         Ok(out)
     }
@@ -885,21 +1161,24 @@ impl Provider for AwsProvider {
         cancel: &CancellationToken,
     ) -> Result<Applied, ProviderError> {
         let address = &resource.address;
-        match &resource.attrs {
-            ResourceAttrs::SecurityGroup(g) => {
-                self.group_create(scope, address, g, fingerprint).await.map_err(|e| op_error("create", address, e))
-            }
-            ResourceAttrs::Instance(i) => self
-                .instance_create(scope, address, i, fingerprint, cancel)
-                .await
-                .map_err(|e| op_error("create", address, e)),
-            _ => Err(not_aws("create", address)),
-        }
+        let result = match &resource.attrs {
+            ResourceAttrs::SecurityGroup(g) => self.group_create(scope, address, g, fingerprint).await,
+            ResourceAttrs::Instance(i) => self.instance_create(scope, address, i, fingerprint, cancel).await,
+            ResourceAttrs::Alb(a) => self.alb_create(scope, address, a, fingerprint).await,
+            ResourceAttrs::TargetGroup(t) => self.target_group_create(scope, address, t, fingerprint).await,
+            ResourceAttrs::Listener(l) => self.listener_create(scope, address, l, fingerprint).await,
+            ResourceAttrs::CacheSubnetGroup(g) => self.cache_subnet_group_create(scope, address, g, fingerprint).await,
+            ResourceAttrs::Cache(c) => self.cache_create(scope, address, c, fingerprint, cancel).await,
+            ResourceAttrs::LaunchTemplate(t) => self.launch_template_create(scope, address, t, fingerprint).await,
+            ResourceAttrs::AutoscalingGroup(g) => self.asg_create(scope, address, g, fingerprint).await,
+            _ => return Err(not_aws("create", address)),
+        };
+        result.map_err(|e| op_error("create", address, e))
     }
 
     async fn update(
         &self,
-        _scope: &Scope,
+        scope: &Scope,
         resource: &DesiredResource,
         id: &str,
         fingerprint: &str,
@@ -907,15 +1186,16 @@ impl Provider for AwsProvider {
     ) -> Result<Applied, ProviderError> {
         let address = &resource.address;
         let (_, aws_id) = id_split(id).map_err(|e| op_error("update", address, e))?;
-        match &resource.attrs {
-            ResourceAttrs::SecurityGroup(g) => {
-                self.group_update(g, aws_id, fingerprint).await.map_err(|e| op_error("update", address, e))
-            }
-            ResourceAttrs::Instance(i) => {
-                self.instance_update(i, aws_id, fingerprint, cancel).await.map_err(|e| op_error("update", address, e))
-            }
-            _ => Err(not_aws("update", address)),
-        }
+        let result = match &resource.attrs {
+            ResourceAttrs::SecurityGroup(g) => self.group_update(scope, g, aws_id, fingerprint).await,
+            ResourceAttrs::Instance(i) => self.instance_update(i, aws_id, fingerprint, cancel).await,
+            ResourceAttrs::TargetGroup(t) => self.target_group_update(t, aws_id, fingerprint).await,
+            ResourceAttrs::Listener(l) => self.listener_update(scope, l, aws_id, fingerprint).await,
+            ResourceAttrs::LaunchTemplate(t) => self.launch_template_update(scope, t, aws_id, fingerprint).await,
+            ResourceAttrs::AutoscalingGroup(g) => self.asg_update(scope, address, g, fingerprint).await,
+            _ => return Err(not_aws("update", address)),
+        };
+        result.map_err(|e| op_error("update", address, e))
     }
 
     async fn delete(
@@ -929,6 +1209,13 @@ impl Provider for AwsProvider {
         let result = match address.kind {
             ResourceKind::Instance => self.instance_delete(region, aws_id, cancel).await,
             ResourceKind::SecurityGroup => self.group_delete(region, aws_id, cancel).await,
+            ResourceKind::Alb => self.alb_delete(region, aws_id).await,
+            ResourceKind::TargetGroup => self.target_group_delete(region, aws_id, cancel).await,
+            ResourceKind::Listener => self.listener_delete(region, aws_id).await,
+            ResourceKind::CacheSubnetGroup => self.cache_subnet_group_delete(region, aws_id, cancel).await,
+            ResourceKind::Cache => self.cache_delete(region, aws_id).await,
+            ResourceKind::LaunchTemplate => self.launch_template_delete(region, aws_id).await,
+            ResourceKind::AutoscalingGroup => self.asg_delete(region, aws_id, cancel).await,
             _ => return Err(not_aws("delete", address)),
         };
         result.map_err(|e| op_error("delete", address, e))
@@ -946,17 +1233,30 @@ mod tests {
             IngressRule { protocol: Protocol::Udp, port: 25565, cidr: "2001:db8::/32".into() },
         ];
         let mut written = permissions(&rules);
-        assert_eq!(ingress_fact(&written), IngressRule::canonical(&rules));
+        let names = HashMap::new();
+        assert_eq!(ingress_fact(&written, &names), IngressRule::canonical(&rules));
         written.push(
             IpPermission::builder()
                 .ip_protocol("-1")
                 .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
                 .build(),
         );
-        let (found, odd) = rules_of(&written);
+        let (found, pairs, odd) = rules_of(&written);
         assert_eq!(found.len(), 2);
+        assert!(pairs.is_empty());
         assert_eq!(odd.len(), 1);
-        assert!(ingress_fact(&written).contains("-1/*-* from 0.0.0.0/0"), "{}", ingress_fact(&written));
+        let fact = ingress_fact(&written, &names);
+        assert!(fact.contains("-1/*-* from 0.0.0.0/0"), "{fact}");
+        written.push(
+            IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(80)
+                .to_port(80)
+                .user_id_group_pairs(UserIdGroupPair::builder().group_id("sg-0lb").build())
+                .build(),
+        );
+        let names = HashMap::from([("sg-0lb".to_owned(), Address::new(ResourceKind::SecurityGroup, "lb"))]);
+        assert!(ingress_fact(&written, &names).contains("tcp/80 from security_group.lb"));
     }
 
     #[test]

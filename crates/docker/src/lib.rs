@@ -402,12 +402,14 @@ impl Provider for DockerProvider {
             return Ok(());
         }
         let result = match address.kind {
+            // Not Docker objects (AWS, Swarm), or shared (images): nothing to delete here.
             ResourceKind::Image
             | ResourceKind::SecurityGroup
             | ResourceKind::Instance
             | ResourceKind::SwarmService
             | ResourceKind::SwarmNetwork
             | ResourceKind::SwarmSecret => Ok(()),
+            _ => Ok(()),
             ResourceKind::Container | ResourceKind::LoadBalancer => {
                 let stop = StopContainerOptions { t: Some(10), ..Default::default() };
                 match self.docker.stop_container(id, Some(stop)).await {

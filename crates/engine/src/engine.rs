@@ -402,7 +402,7 @@ impl Engine {
         match spec.provider {
             ProviderKind::Docker => spawnit_plan::naming_notes(&mut plan, spec.docker_naming),
             ProviderKind::Swarm => spawnit_plan::swarm_notes(&mut plan),
-            ProviderKind::Aws => {}
+            ProviderKind::Aws | ProviderKind::AwsAsg | ProviderKind::AwsEcs => {}
         }
         Ok(ServicePlan { spec, plan, redactor })
     }

@@ -17,9 +17,10 @@ use serde_json::Value;
 use crate::event::JobEvent;
 use crate::plan::{Change, Plan};
 use crate::resource::{
-    Address, ContainerAttrs, DesiredResource, ImageAttrs, IngressRule, InstanceAttrs, LoadBalancerAttrs, NetworkAttrs,
-    PublishedPort, ResourceAttrs, SecurityGroupAttrs, SwarmFile, SwarmNetworkAttrs, SwarmPort, SwarmSecretAttrs,
-    SwarmServiceAttrs, VolumeAttrs, VolumeMount,
+    Address, AlbAttrs, AutoscalingGroupAttrs, CacheAttrs, CacheSubnetGroupAttrs, ContainerAttrs, DesiredResource,
+    GroupRule, ImageAttrs, IngressRule, InstanceAttrs, LaunchTemplateAttrs, ListenerAttrs, LoadBalancerAttrs,
+    NetworkAttrs, PublishedPort, ResourceAttrs, SecurityGroupAttrs, SwarmFile, SwarmNetworkAttrs, SwarmPort,
+    SwarmSecretAttrs, SwarmServiceAttrs, TargetGroupAttrs, VolumeAttrs, VolumeMount,
 };
 use crate::spec::HealthSpec;
 
@@ -239,12 +240,26 @@ impl Redactor {
                 ResourceAttrs::Image(ImageAttrs { reference: self.text(reference) })
             }
             ResourceAttrs::Container(c) => ResourceAttrs::Container(self.container(c)?),
-            ResourceAttrs::SecurityGroup(SecurityGroupAttrs { name, description, region, vpc_id, ingress }) => {
+            ResourceAttrs::SecurityGroup(SecurityGroupAttrs {
+                name,
+                description,
+                region,
+                vpc_id,
+                ingress,
+                ingress_groups,
+            }) => {
                 let ingress = ingress
                     .iter()
                     .map(|IngressRule { protocol, port, cidr }| {
                         self.number(port)?;
                         Ok(IngressRule { protocol: *protocol, port: *port, cidr: self.text(cidr) })
+                    })
+                    .collect::<Result<_, Withheld>>()?;
+                let ingress_groups = ingress_groups
+                    .iter()
+                    .map(|GroupRule { protocol, port, group }| {
+                        self.number(port)?;
+                        Ok(GroupRule { protocol: *protocol, port: *port, group: self.address(group) })
                     })
                     .collect::<Result<_, Withheld>>()?;
                 ResourceAttrs::SecurityGroup(SecurityGroupAttrs {
@@ -253,33 +268,109 @@ impl Redactor {
                     region: self.text(region),
                     vpc_id: vpc_id.as_ref().map(|v| self.text(v)),
                     ingress,
+                    ingress_groups,
                 })
             }
-            ResourceAttrs::Instance(InstanceAttrs {
+            ResourceAttrs::Instance(i) => ResourceAttrs::Instance(self.instance(i)?),
+            ResourceAttrs::LaunchTemplate(LaunchTemplateAttrs { name, instance, cache }) => {
+                ResourceAttrs::LaunchTemplate(LaunchTemplateAttrs {
+                    name: self.text(name),
+                    instance: self.instance(instance)?,
+                    cache: cache.as_ref().map(|c| self.address(c)),
+                })
+            }
+            ResourceAttrs::AutoscalingGroup(AutoscalingGroupAttrs {
                 name,
                 region,
-                instance_type,
-                ami,
-                ami_owner,
-                ami_name,
-                key_name,
+                launch_template,
+                target_group,
                 subnet_id,
-                security_group,
-                volumes,
-                containers,
-            }) => ResourceAttrs::Instance(InstanceAttrs {
+                vpc_id,
+                min,
+                max,
+                desired,
+                target_cpu_percent,
+                launch_template_digest,
+            }) => {
+                for n in [min, max, desired, target_cpu_percent] {
+                    self.number(n)?;
+                }
+                ResourceAttrs::AutoscalingGroup(AutoscalingGroupAttrs {
+                    name: self.text(name),
+                    region: self.text(region),
+                    launch_template: self.address(launch_template),
+                    target_group: self.address(target_group),
+                    subnet_id: subnet_id.as_ref().map(|v| self.text(v)),
+                    vpc_id: vpc_id.as_ref().map(|v| self.text(v)),
+                    min: *min,
+                    max: *max,
+                    desired: *desired,
+                    target_cpu_percent: *target_cpu_percent,
+                    launch_template_digest: self.text(launch_template_digest),
+                })
+            }
+            ResourceAttrs::Alb(AlbAttrs { name, region, vpc_id, security_group }) => ResourceAttrs::Alb(AlbAttrs {
                 name: self.text(name),
                 region: self.text(region),
-                instance_type: self.text(instance_type),
-                ami: ami.as_ref().map(|a| self.text(a)),
-                ami_owner: self.text(ami_owner),
-                ami_name: self.text(ami_name),
-                key_name: key_name.as_ref().map(|k| self.text(k)),
-                subnet_id: subnet_id.as_ref().map(|s| self.text(s)),
+                vpc_id: vpc_id.as_ref().map(|v| self.text(v)),
                 security_group: self.address(security_group),
-                volumes: self.texts(volumes),
-                containers: containers.iter().map(|c| self.container(c)).collect::<Result<_, Withheld>>()?,
             }),
+            ResourceAttrs::TargetGroup(TargetGroupAttrs {
+                name,
+                region,
+                vpc_id,
+                port,
+                target_type,
+                health_path,
+                sticky,
+            }) => {
+                self.number(port)?;
+                ResourceAttrs::TargetGroup(TargetGroupAttrs {
+                    name: self.text(name),
+                    region: self.text(region),
+                    vpc_id: vpc_id.as_ref().map(|v| self.text(v)),
+                    port: *port,
+                    target_type: *target_type,
+                    health_path: self.text(health_path),
+                    sticky: *sticky,
+                })
+            }
+            ResourceAttrs::Listener(ListenerAttrs { region, load_balancer, target_group, port }) => {
+                self.number(port)?;
+                ResourceAttrs::Listener(ListenerAttrs {
+                    region: self.text(region),
+                    load_balancer: self.address(load_balancer),
+                    target_group: self.address(target_group),
+                    port: *port,
+                })
+            }
+            ResourceAttrs::CacheSubnetGroup(CacheSubnetGroupAttrs { name, region, vpc_id }) => {
+                ResourceAttrs::CacheSubnetGroup(CacheSubnetGroupAttrs {
+                    name: self.text(name),
+                    region: self.text(region),
+                    vpc_id: vpc_id.as_ref().map(|v| self.text(v)),
+                })
+            }
+            ResourceAttrs::Cache(CacheAttrs {
+                id,
+                region,
+                node_type,
+                subnet_group,
+                security_group,
+                auth_token,
+                port,
+            }) => {
+                self.number(port)?;
+                ResourceAttrs::Cache(CacheAttrs {
+                    id: self.text(id),
+                    region: self.text(region),
+                    node_type: self.text(node_type),
+                    subnet_group: self.address(subnet_group),
+                    security_group: self.address(security_group),
+                    auth_token: self.text(auth_token),
+                    port: *port,
+                })
+            }
             ResourceAttrs::LoadBalancer(LoadBalancerAttrs {
                 name,
                 image,
@@ -309,6 +400,35 @@ impl Redactor {
                 ResourceAttrs::SwarmNetwork(SwarmNetworkAttrs { name: self.text(name), attachable: *attachable })
             }
             ResourceAttrs::SwarmSecret(o) => ResourceAttrs::SwarmSecret(self.swarm_secret(o)),
+        })
+    }
+
+    fn instance(&self, i: &InstanceAttrs) -> Result<InstanceAttrs, Withheld> {
+        let InstanceAttrs {
+            name,
+            region,
+            instance_type,
+            ami,
+            ami_owner,
+            ami_name,
+            key_name,
+            subnet_id,
+            security_group,
+            volumes,
+            containers,
+        } = i;
+        Ok(InstanceAttrs {
+            name: self.text(name),
+            region: self.text(region),
+            instance_type: self.text(instance_type),
+            ami: ami.as_ref().map(|a| self.text(a)),
+            ami_owner: self.text(ami_owner),
+            ami_name: self.text(ami_name),
+            key_name: key_name.as_ref().map(|k| self.text(k)),
+            subnet_id: subnet_id.as_ref().map(|s| self.text(s)),
+            security_group: self.address(security_group),
+            volumes: self.texts(volumes),
+            containers: containers.iter().map(|c| self.container(c)).collect::<Result<_, Withheld>>()?,
         })
     }
 

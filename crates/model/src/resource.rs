@@ -55,6 +55,15 @@ pub mod facts {
     pub const TASKS: &str = "output.tasks";
     /// Why a Swarm service's tasks cannot be placed, as Swarm says it (`no suitable node (…)`).
     pub const UNPLACED: &str = "output.unplaced";
+    /// A load balancer's DNS name (an application load balancer's, on AWS).
+    pub const DNS_NAME: &str = "output.dns_name";
+    /// An auto-scaling group's bounds and desired count as found.
+    pub const MIN: &str = "min";
+    pub const MAX: &str = "max";
+    pub const DESIRED: &str = "desired";
+    /// A target group's stickiness (`true`/`false`) and health check path as found.
+    pub const STICKY: &str = "sticky";
+    pub const HEALTH_PATH: &str = "health_path";
 }
 
 /// What kind of object a resource is.
@@ -83,6 +92,24 @@ pub enum ResourceKind {
     /// balancer's Caddyfile (bollard has no Swarm config API; a secret is stored encrypted).
     #[serde(rename = "swarm_secret")]
     SwarmSecret,
+    /// An EC2 launch template: what an auto-scaling group's instances run (their `user_data`).
+    #[serde(rename = "launch_template")]
+    LaunchTemplate,
+    /// An EC2 auto-scaling group with a target-tracking CPU policy.
+    #[serde(rename = "autoscaling_group")]
+    AutoscalingGroup,
+    /// An application load balancer.
+    Alb,
+    /// An application load balancer's target group (health check, stickiness).
+    #[serde(rename = "target_group")]
+    TargetGroup,
+    /// An application load balancer's listener, forwarding to a target group.
+    Listener,
+    /// The subnets an ElastiCache cache is placed in.
+    #[serde(rename = "cache_subnet_group")]
+    CacheSubnetGroup,
+    /// An ElastiCache Redis replication group.
+    Cache,
 }
 
 impl ResourceKind {
@@ -98,6 +125,13 @@ impl ResourceKind {
             ResourceKind::SwarmService => "swarm_service",
             ResourceKind::SwarmNetwork => "swarm_network",
             ResourceKind::SwarmSecret => "swarm_secret",
+            ResourceKind::LaunchTemplate => "launch_template",
+            ResourceKind::AutoscalingGroup => "autoscaling_group",
+            ResourceKind::Alb => "alb",
+            ResourceKind::TargetGroup => "target_group",
+            ResourceKind::Listener => "listener",
+            ResourceKind::CacheSubnetGroup => "cache_subnet_group",
+            ResourceKind::Cache => "cache",
         }
     }
 }
@@ -141,7 +175,7 @@ impl fmt::Display for Address {
 /// Why a string is not a resource address.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "{0:?} is not a resource address (expected kind.name, kind one of network, volume, image, container, security_group, instance, load_balancer, swarm_service, swarm_network, swarm_secret)"
+    "{0:?} is not a resource address (expected kind.name, kind one of network, volume, image, container, security_group, instance, load_balancer, swarm_service, swarm_network, swarm_secret, launch_template, autoscaling_group, alb, target_group, listener, cache_subnet_group, cache)"
 )]
 pub struct AddressError(String);
 
@@ -160,6 +194,13 @@ impl FromStr for Address {
             "swarm_service" => ResourceKind::SwarmService,
             "swarm_network" => ResourceKind::SwarmNetwork,
             "swarm_secret" => ResourceKind::SwarmSecret,
+            "launch_template" => ResourceKind::LaunchTemplate,
+            "autoscaling_group" => ResourceKind::AutoscalingGroup,
+            "alb" => ResourceKind::Alb,
+            "target_group" => ResourceKind::TargetGroup,
+            "listener" => ResourceKind::Listener,
+            "cache_subnet_group" => ResourceKind::CacheSubnetGroup,
+            "cache" => ResourceKind::Cache,
             _ => return Err(AddressError(s.to_owned())),
         };
         if name.is_empty() {
@@ -201,6 +242,143 @@ pub enum ResourceAttrs {
     SwarmNetwork(SwarmNetworkAttrs),
     #[serde(rename = "swarm_secret")]
     SwarmSecret(SwarmSecretAttrs),
+    #[serde(rename = "launch_template")]
+    LaunchTemplate(LaunchTemplateAttrs),
+    #[serde(rename = "autoscaling_group")]
+    AutoscalingGroup(AutoscalingGroupAttrs),
+    Alb(AlbAttrs),
+    #[serde(rename = "target_group")]
+    TargetGroup(TargetGroupAttrs),
+    Listener(ListenerAttrs),
+    #[serde(rename = "cache_subnet_group")]
+    CacheSubnetGroup(CacheSubnetGroupAttrs),
+    Cache(CacheAttrs),
+}
+
+/// An EC2 launch template: the instances of an auto-scaling group, their `user_data` running the
+/// service's containers as on a single instance. New content is a new version of the same
+/// template (an update), after which the group's instances are replaced by an instance refresh.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaunchTemplateAttrs {
+    /// The template's name, `spawnit_<client>_<service>`; also the instances' `Name` tag.
+    pub name: String,
+    /// Everything an instance runs (its `subnet_id` is unused: the group places instances).
+    pub instance: InstanceAttrs,
+    /// The cache whose endpoint replaces [`CACHE_HOST`] in the containers' environment, looked
+    /// up by its tags when a version is written (it exists only once the cache is created).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<Address>,
+}
+
+/// In a container's environment, stands for the host name of the service's cache
+/// ([`LaunchTemplateAttrs::cache`]), written in when the cache exists.
+pub const CACHE_HOST: &str = "${spawnit.cache.host}";
+
+/// An EC2 auto-scaling group of instances from a launch template, registered in a target group,
+/// with a target-tracking policy on average CPU. Every change is an update in place: bounds,
+/// desired count and policy directly; a new launch template content (`launch_template_digest`)
+/// through an instance refresh.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutoscalingGroupAttrs {
+    /// `spawnit_<client>_<service>`.
+    pub name: String,
+    pub region: String,
+    pub launch_template: Address,
+    pub target_group: Address,
+    /// The one subnet to launch in; otherwise the VPC's subnets, one per availability zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc_id: Option<String>,
+    pub min: u32,
+    pub max: u32,
+    pub desired: u32,
+    /// Average CPU of the group's instances the target-tracking policy aims for, in percent.
+    pub target_cpu_percent: u32,
+    /// A digest of the launch template's attributes: a change means a new version to roll out.
+    pub launch_template_digest: String,
+}
+
+/// An application load balancer (internet-facing, in the VPC's subnets, one per zone).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlbAttrs {
+    /// At most 32 letters, digits and hyphens, unique per region: `spawnit-<hash>`.
+    pub name: String,
+    pub region: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc_id: Option<String>,
+    /// Its security group, a resource of the same service.
+    pub security_group: Address,
+}
+
+/// How a target group's targets are registered: instances (an auto-scaling group) or IP
+/// addresses (Fargate tasks in `awsvpc` networking).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetType {
+    Instance,
+    Ip,
+}
+
+impl TargetType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetType::Instance => "instance",
+            TargetType::Ip => "ip",
+        }
+    }
+}
+
+/// An application load balancer's target group: HTTP on the app's port, a health check, and
+/// `lb_cookie` stickiness when sticky. Its health check and stickiness change in place.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetGroupAttrs {
+    /// At most 32 letters, digits and hyphens, unique per region: `spawnit-<hash>`.
+    pub name: String,
+    pub region: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc_id: Option<String>,
+    /// The port the targets listen on.
+    pub port: u16,
+    pub target_type: TargetType,
+    pub health_path: String,
+    pub sticky: bool,
+}
+
+/// An HTTP listener of a load balancer forwarding to a target group; its port and target group
+/// change in place.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerAttrs {
+    pub region: String,
+    pub load_balancer: Address,
+    pub target_group: Address,
+    /// The published port.
+    pub port: u16,
+}
+
+/// The subnets of an ElastiCache cache: the VPC's, one per availability zone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheSubnetGroupAttrs {
+    /// Lowercase letters, digits and hyphens: `spawnit-<hash>`.
+    pub name: String,
+    pub region: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc_id: Option<String>,
+}
+
+/// An ElastiCache Redis replication group with transit encryption and an AUTH token (reached
+/// with `rediss://`), in its own security group. Any change means a new cache.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheAttrs {
+    /// The replication group id: at most 40 lowercase letters, digits and hyphens, `spawnit-<hash>`.
+    pub id: String,
+    pub region: String,
+    pub node_type: String,
+    pub subnet_group: Address,
+    pub security_group: Address,
+    /// The AUTH token (a secret parameter's value: masked wherever it is shown).
+    pub auth_token: String,
+    pub port: u16,
 }
 
 /// A Docker Swarm service, fully specified: one per blueprint container. A replicated
@@ -338,7 +516,8 @@ impl LoadBalancerAttrs {
 }
 
 /// An AWS security group: one ingress rule per published port and allowed CIDR (plus SSH
-/// when asked for). Its rules are updated in place; anything else changed means a new group.
+/// when asked for), and rules opening a port to another group of the same service. Its rules
+/// are updated in place; anything else changed means a new group.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecurityGroupAttrs {
     /// `spawnit-<client>-<service>`, unique per VPC.
@@ -351,6 +530,34 @@ pub struct SecurityGroupAttrs {
     /// In [`IngressRule::canonical`] order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ingress: Vec<IngressRule>,
+    /// Ports open to the members of another group of the same service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ingress_groups: Vec<GroupRule>,
+}
+
+impl SecurityGroupAttrs {
+    /// Every rule as one comparable line (the [`facts::INGRESS`] form).
+    pub fn ingress_text(&self) -> String {
+        IngressRule::canonical_texts(
+            self.ingress.iter().map(IngressRule::text).chain(self.ingress_groups.iter().map(GroupRule::text)),
+        )
+    }
+}
+
+/// An ingress rule whose source is another security group of the same service.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct GroupRule {
+    pub protocol: Protocol,
+    pub port: u16,
+    /// The source group, e.g. `security_group.lb`.
+    pub group: Address,
+}
+
+impl GroupRule {
+    /// `tcp/80 from security_group.lb`.
+    pub fn text(&self) -> String {
+        format!("{}/{} from {}", self.protocol.as_str(), self.port, self.group)
+    }
 }
 
 /// One ingress rule: a port and protocol open to a CIDR (IPv4 or IPv6).

@@ -25,6 +25,14 @@ pub enum ProviderKind {
     Aws,
     /// Docker Swarm services on a cluster, through a manager's Docker API.
     Swarm,
+    /// An EC2 auto-scaling group (from a launch template running the containers) behind an
+    /// application load balancer, with an ElastiCache Redis when the template asks for one.
+    #[serde(rename = "aws-asg")]
+    AwsAsg,
+    /// ECS Fargate tasks behind an application load balancer, with an ElastiCache Redis when
+    /// the template asks for one.
+    #[serde(rename = "aws-ecs")]
+    AwsEcs,
 }
 
 impl ProviderKind {
@@ -33,7 +41,14 @@ impl ProviderKind {
             ProviderKind::Docker => "docker",
             ProviderKind::Aws => "aws",
             ProviderKind::Swarm => "swarm",
+            ProviderKind::AwsAsg => "aws-asg",
+            ProviderKind::AwsEcs => "aws-ecs",
         }
+    }
+
+    /// Whether services of this kind run on AWS (and take [`AwsSettings`]).
+    pub fn is_aws(self) -> bool {
+        matches!(self, ProviderKind::Aws | ProviderKind::AwsAsg | ProviderKind::AwsEcs)
     }
 }
 
@@ -83,7 +98,8 @@ pub struct ServiceSpec {
     pub network: Id,
     #[serde(default)]
     pub exposure: Exposure,
-    /// Where and how the service runs on AWS; `Some` exactly when `provider` is `aws`.
+    /// Where and how the service runs on AWS; `Some` exactly when `provider` is `aws`, `aws-asg`
+    /// or `aws-ecs`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws: Option<AwsSettings>,
     /// How the service runs on a Swarm cluster; `Some` exactly when `provider` is `swarm`.
@@ -288,6 +304,18 @@ pub struct ContainerSpec {
     /// Bounds and CPU target for the autoscaler.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale: Option<ScalePolicy>,
+    /// A container a cloud provider replaces by its managed service: `redis` is, on `aws-asg`
+    /// and `aws-ecs`, an ElastiCache Redis (the container does not run there, and the other
+    /// containers reach the cache where they named the container). Docker and Swarm run it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed: Option<Managed>,
+}
+
+/// A managed service a container stands for (see [`ContainerSpec::managed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Managed {
+    Redis,
 }
 
 impl ContainerSpec {
@@ -463,7 +491,21 @@ impl ServiceSpec {
                 Some(host) => self.endpoints_at(&host),
                 None => Vec::new(),
             },
+            // Only the load balancer is reachable: the instances or tasks take traffic from it.
+            ProviderKind::AwsAsg | ProviderKind::AwsEcs => match self.alb_host(state) {
+                Some(host) => {
+                    self.endpoints_at(&host).into_iter().filter(|e| e.container == LOAD_BALANCER_ENDPOINT).collect()
+                }
+                None => Vec::new(),
+            },
         }
+    }
+
+    /// The DNS name of an `aws-asg` or `aws-ecs` service's application load balancer, as last
+    /// recorded.
+    pub fn alb_host(&self, state: Option<&crate::State>) -> Option<String> {
+        let alb = state?.resources.iter().find(|(a, _)| a.kind == crate::ResourceKind::Alb)?.1;
+        alb.outputs.get("dns_name").cloned()
     }
 
     /// The address an AWS service's instance is reached at, as last recorded.

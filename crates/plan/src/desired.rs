@@ -75,6 +75,15 @@ pub fn service_resources_on(spec: &ServiceSpec, network: &str) -> Vec<DesiredRes
         ProviderKind::Docker => docker_resources(spec, network),
         ProviderKind::Aws => aws_resources(spec),
         ProviderKind::Swarm => crate::swarm::swarm_resources(spec, &crate::swarm::Placement::Pool),
+        ProviderKind::AwsAsg => crate::aws_scale::aws_asg_resources(spec),
+        // The front and the cache; the ECS side joins them (aws_ecs).
+        ProviderKind::AwsEcs => {
+            let fallback = AwsSettings::new("");
+            let aws = spec.aws.as_ref().unwrap_or(&fallback);
+            let mut out = crate::aws_scale::aws_front_resources(spec, aws, crate::aws_scale::TargetType::Ip);
+            out.extend(crate::aws_scale::aws_cache_resources(spec, aws));
+            out
+        }
     }
 }
 
@@ -260,6 +269,7 @@ fn aws_resources(spec: &ServiceSpec) -> Vec<DesiredResource> {
             region: aws.region.clone(),
             vpc_id: aws.vpc_id.clone(),
             ingress,
+            ingress_groups: Vec::new(),
         }),
         depends_on: Vec::new(),
     };
@@ -315,7 +325,7 @@ pub fn provider_settings_check(spec: &ServiceSpec) -> Result<(), ValidationError
     }
     match (spec.provider, &spec.aws) {
         (ProviderKind::Swarm, Some(_)) => {
-            Err(ValidationError::one("aws", "AWS settings are only for services on provider aws"))
+            Err(ValidationError::one("aws", "AWS settings are only for services on provider aws, aws-asg or aws-ecs"))
         }
         (ProviderKind::Swarm, None) => {
             if let Some(settings) = &spec.swarm {
@@ -325,7 +335,7 @@ pub fn provider_settings_check(spec: &ServiceSpec) -> Result<(), ValidationError
         }
         (ProviderKind::Docker, None) => Ok(()),
         (ProviderKind::Docker, Some(_)) => {
-            Err(ValidationError::one("aws", "AWS settings are only for services on provider aws"))
+            Err(ValidationError::one("aws", "AWS settings are only for services on provider aws, aws-asg or aws-ecs"))
         }
         (ProviderKind::Aws, None) => {
             Err(ValidationError::one("aws.region", "required for provider aws (e.g. eu-west-3)"))
@@ -338,6 +348,14 @@ pub fn provider_settings_check(spec: &ServiceSpec) -> Result<(), ValidationError
             Err(ValidationError::one("provider", "replicated containers run on provider docker only for now"))
         }
         (ProviderKind::Aws, Some(aws)) => aws_settings_check(aws, spec.exposure),
+        (ProviderKind::AwsAsg | ProviderKind::AwsEcs, None) => {
+            Err(ValidationError::one("aws.region", format!("required for provider {} (e.g. eu-west-3)", spec.provider)))
+        }
+        (ProviderKind::AwsAsg | ProviderKind::AwsEcs, Some(aws)) => {
+            let mut errors = crate::aws_scale::aws_scale_check(spec).err().map(|e| e.errors).unwrap_or_default();
+            errors.extend(aws_settings_check(aws, spec.exposure).err().map(|e| e.errors).unwrap_or_default());
+            if errors.is_empty() { Ok(()) } else { Err(ValidationError { errors }) }
+        }
     }
 }
 

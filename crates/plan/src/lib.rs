@@ -1,5 +1,6 @@
 //! SpawnIt's pure planning: user parameters checked against a template's and rendered into an
-//! instance (`render`), the desired resources of a service or network spec (`desired`), their
+//! instance (`render`), the desired resources of a service or network spec (`desired`; the
+//! scalable AWS stacks' in `aws_scale`), their
 //! dependency graph (`graph`), the planner that compares desired resources with recorded state
 //! and observed resources (`planner`), and the built-in catalog's templates (`catalog`).
 //!
@@ -7,6 +8,7 @@
 //! keeps planning free of I/O (the one impurity is the random source that generates secret
 //! parameters). The engine crate runs plans over providers.
 
+mod aws_scale;
 mod balancer;
 mod catalog;
 mod desired;
@@ -15,6 +17,13 @@ mod planner;
 mod render;
 mod swarm;
 
+pub use aws_scale::{
+    CACHE_NODE_TYPE, DEFAULT_TARGET_CPU, REDIS_PORT, TargetType, alb_address, app_containers, app_group_address,
+    autoscaling_group_address, aws_asg_resources, aws_cache_resources, aws_front_resources, aws_scale_check,
+    aws_short_name, cache_address, cache_env_value, cache_group_address, cache_subnet_group_address,
+    launch_template_address, lb_group_address, listener_address, managed_redis, redis_password, scale_bounds,
+    target_group_address,
+};
 pub use balancer::{
     BALANCER_LISTEN_PORT, CADDYFILE_PATH, STICKY_COOKIE, SWARM_DNS_REFRESH, caddyfile, caddyfile_swarm,
     caddyfile_upstreams, config_digest, health_path_check,

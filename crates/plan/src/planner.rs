@@ -80,6 +80,9 @@ pub fn plan_apply(
                             (Action::Replace, ReasonCode::ReplaceBecauseCannotUpdate)
                         };
                         change.reasons.extend(attrs_diff(&rec.attrs, &r.attrs));
+                        if change.action == Action::Update {
+                            change.reasons.extend(update_notes(&rec.attrs, &r.attrs));
+                        }
                     }
                     None => {
                         change.action = Action::Replace;
@@ -100,9 +103,17 @@ pub fn plan_apply(
                     .filter(|_| address.kind != ResourceKind::LoadBalancer)
                     .find(|d| d.kind != ResourceKind::Image && recreated.contains(*d));
                 if let Some(dep) = dependency
-                    && address.kind == ResourceKind::SwarmService
+                    && matches!(
+                        address.kind,
+                        ResourceKind::SwarmService
+                            | ResourceKind::AutoscalingGroup
+                            | ResourceKind::Listener
+                            | ResourceKind::LaunchTemplate
+                    )
                 {
-                    // A Swarm service takes any change in place (a rolling service update).
+                    // A Swarm service takes any change in place (a rolling service update); an
+                    // auto-scaling group or a listener is pointed at the new target group; a
+                    // launch template's new version names the new security group or cache.
                     change.action = Action::Update;
                     change.code = ReasonCode::UpdateBecauseSpecChanged;
                     change.reasons.push(format!("depends on {dep}, which is re-created"));
@@ -118,6 +129,10 @@ pub fn plan_apply(
                     change.action = Action::Update;
                     (change.code, change.reasons) = drift;
                 } else if let Some(drift) = ingress_drift(&r.attrs, o) {
+                    change.action = Action::Update;
+                    change.code = ReasonCode::UpdateBecauseChangedOutside;
+                    change.reasons.extend(drift);
+                } else if let Some(drift) = scale_drift(&r.attrs, o) {
                     change.action = Action::Update;
                     change.code = ReasonCode::UpdateBecauseChangedOutside;
                     change.reasons.extend(drift);
@@ -251,19 +266,12 @@ fn deletes_ordered(doomed: BTreeMap<Address, Doomed>) -> Vec<Change> {
             }
         }
     }
-    // Containers and instances use the rest (volumes, networks, security groups).
-    let consumer = |a: &Address| {
-        matches!(
-            a.kind,
-            ResourceKind::Container | ResourceKind::Instance | ResourceKind::LoadBalancer | ResourceKind::SwarmService
-        )
-    };
+    // Containers, instances, groups and caches use the rest (load balancers, templates, then
+    // volumes, networks, security groups): each tier waits for the tiers before it.
     for (address, list) in dependents.iter_mut() {
-        if !consumer(address) {
-            for other in doomed.keys().filter(|a| consumer(a)) {
-                if !list.contains(other) {
-                    list.push(other.clone());
-                }
+        for other in doomed.keys().filter(|a| delete_tier(a.kind) < delete_tier(address.kind)) {
+            if !list.contains(other) {
+                list.push(other.clone());
             }
         }
         list.sort();
@@ -287,6 +295,24 @@ fn deletes_ordered(doomed: BTreeMap<Address, Doomed>) -> Vec<Change> {
             })
         })
         .collect()
+}
+
+/// When a resource may be deleted among resources known only by their labels: a tier waits for
+/// every lower one. Consumers first, then what they use (a load balancer before its security
+/// group, a target group after the group and listener using it, a cache before its subnet
+/// group), then the rest. A kind never waits for a kind of a higher tier it may depend on (a
+/// launch template names the cache: both are tier 1, their recorded dependency orders them).
+pub fn delete_tier(kind: ResourceKind) -> u8 {
+    match kind {
+        ResourceKind::Container
+        | ResourceKind::Instance
+        | ResourceKind::LoadBalancer
+        | ResourceKind::SwarmService
+        | ResourceKind::AutoscalingGroup
+        | ResourceKind::Listener => 0,
+        ResourceKind::Alb | ResourceKind::TargetGroup | ResourceKind::LaunchTemplate | ResourceKind::Cache => 1,
+        _ => 2,
+    }
 }
 
 /// The observed resource of each address, and the others found under an address that already
@@ -428,6 +454,26 @@ pub fn in_place_update(before: &ResourceAttrs, after: &ResourceAttrs) -> bool {
         }
         // Swarm updates a service in place, rolling its tasks (start-first, rolled back on failure).
         (ResourceAttrs::SwarmService(b), ResourceAttrs::SwarmService(a)) => b.name == a.name,
+        // New content is a new version of the same launch template.
+        (ResourceAttrs::LaunchTemplate(b), ResourceAttrs::LaunchTemplate(a)) => {
+            b.name == a.name && b.instance.region == a.instance.region
+        }
+        // Bounds, desired count, policy, subnets, target group: UpdateAutoScalingGroup; a new
+        // launch template version: an instance refresh.
+        (ResourceAttrs::AutoscalingGroup(b), ResourceAttrs::AutoscalingGroup(a)) => {
+            b.name == a.name && b.region == a.region && b.vpc_id == a.vpc_id
+        }
+        // Health check and stickiness change in place; port, target type or VPC need a new group.
+        (ResourceAttrs::TargetGroup(b), ResourceAttrs::TargetGroup(a)) => {
+            b.name == a.name
+                && b.region == a.region
+                && b.vpc_id == a.vpc_id
+                && b.port == a.port
+                && b.target_type == a.target_type
+        }
+        (ResourceAttrs::Listener(b), ResourceAttrs::Listener(a)) => {
+            b.region == a.region && b.load_balancer == a.load_balancer
+        }
         _ => false,
     }
 }
@@ -462,11 +508,52 @@ fn swarm_drift(desired: &ResourceAttrs, observed: &ObservedResource) -> Option<V
     (!reasons.is_empty()).then_some(reasons)
 }
 
+/// For an auto-scaling group or a target group whose provider reported them: bounds, desired
+/// count, stickiness or health check changed outside SpawnIt.
+fn scale_drift(desired: &ResourceAttrs, observed: &ObservedResource) -> Option<Vec<String>> {
+    let mut reasons = Vec::new();
+    let mut compare = |key: &str, what: &str, wanted: String| {
+        if let Some(found) = observed.facts.get(key)
+            && *found != wanted
+        {
+            reasons.push(format!("{what} changed outside SpawnIt: {found} instead of {wanted}"));
+        }
+    };
+    match desired {
+        ResourceAttrs::AutoscalingGroup(g) => {
+            compare(facts::MIN, "minimum size", g.min.to_string());
+            compare(facts::MAX, "maximum size", g.max.to_string());
+            compare(facts::DESIRED, "desired count", g.desired.to_string());
+        }
+        ResourceAttrs::TargetGroup(t) => {
+            compare(facts::STICKY, "stickiness (lb_cookie)", t.sticky.to_string());
+            compare(facts::HEALTH_PATH, "health check path", t.health_path.clone());
+        }
+        _ => return None,
+    }
+    (!reasons.is_empty()).then_some(reasons)
+}
+
+/// What an update in place of a launch template or an auto-scaling group does on AWS.
+fn update_notes(before: &ResourceAttrs, after: &ResourceAttrs) -> Vec<String> {
+    match (before, after) {
+        (ResourceAttrs::LaunchTemplate(_), ResourceAttrs::LaunchTemplate(_)) => {
+            vec!["a new launch template version, made the default".to_owned()]
+        }
+        (ResourceAttrs::AutoscalingGroup(b), ResourceAttrs::AutoscalingGroup(a))
+            if b.launch_template_digest != a.launch_template_digest =>
+        {
+            vec!["an instance refresh replaces the instances with the new launch template version".to_owned()]
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// For a security group whose provider reported its rules: how they differ from the spec.
 fn ingress_drift(desired: &ResourceAttrs, observed: &ObservedResource) -> Option<Vec<String>> {
     let ResourceAttrs::SecurityGroup(g) = desired else { return None };
     let found = observed.facts.get(facts::INGRESS)?;
-    let wanted = IngressRule::canonical(&g.ingress);
+    let wanted = g.ingress_text();
     if *found == wanted {
         return None;
     }
@@ -520,7 +607,8 @@ pub fn attrs_diff(before: &ResourceAttrs, after: &ResourceAttrs) -> Vec<String> 
         match key.as_str() {
             "image" | "network" | "name" | "reference" | "driver" | "region" | "instance_type" | "ami"
             | "ami_owner" | "ami_name" | "key_name" | "subnet_id" | "vpc_id" | "description" | "replicas"
-            | "endpoint_mode" | "restart_delay_s" | "stop_grace_s" | "constraints" => {
+            | "endpoint_mode" | "restart_delay_s" | "stop_grace_s" | "constraints" | "min" | "max" | "desired"
+            | "target_cpu_percent" | "sticky" | "health_path" | "port" | "target_type" | "node_type" => {
                 out.push(format!("{key} changed {} → {}", plain(old), plain(new)));
             }
             "ingress" => {
@@ -547,6 +635,18 @@ pub fn attrs_diff(before: &ResourceAttrs, after: &ResourceAttrs) -> Vec<String> 
                 }
             }
             "mounts" => out.push("volumes changed".into()),
+            "launch_template_digest" => out.push("launch template content changed".into()),
+            "instance" => {
+                let instance = |v: Option<&Value>| -> Option<ResourceAttrs> {
+                    serde_json::from_value(v?.clone()).ok().map(ResourceAttrs::Instance)
+                };
+                match (instance(old), instance(new)) {
+                    (Some(b), Some(a)) => out.extend(attrs_diff(&b, &a)),
+                    _ => out.push("instance changed".into()),
+                }
+            }
+            "ingress_groups" => out.push("ingress rules from other groups changed".into()),
+            "auth_token" => out.push("AUTH token changed".into()),
             "health" => out.push("health check changed".into()),
             other => out.push(format!("{other} changed")),
         }
@@ -773,6 +873,7 @@ mod tests {
                         .iter()
                         .map(|&port| IngressRule { protocol: Protocol::Tcp, port, cidr: "10.0.0.0/8".into() })
                         .collect(),
+                    ingress_groups: Vec::new(),
                 }),
                 depends_on: vec![],
             },

@@ -74,9 +74,15 @@ pub enum ProviderArg {
     Aws,
     /// Docker Swarm services on the cluster of --swarm-host.
     Swarm,
+    /// An EC2 auto-scaling group behind an application load balancer (sticky sessions), with
+    /// an ElastiCache Redis when the template has one (templates with a load balancer).
+    AwsAsg,
+    /// ECS Fargate tasks behind an application load balancer, with an ElastiCache Redis when
+    /// the template has one (templates with a load balancer).
+    AwsEcs,
 }
 
-/// Where and how an `aws` service runs.
+/// Where and how an `aws`, `aws-asg` or `aws-ecs` service runs.
 #[derive(Args, Debug, Clone, Default)]
 pub struct AwsCreateArgs {
     /// Region (default: AWS_REGION or the profile's).

@@ -85,7 +85,12 @@ async fn engine_open(args: &StoreArgs, aws: &AwsArgs, swarm: &swarm_cli::SwarmAr
     let mut providers = Providers::default().with(ProviderKind::Docker, Arc::new(docker)).with_swarm_defaults(swarm.settings());
     #[cfg(feature = "aws")]
     {
-        providers = providers.with(ProviderKind::Aws, Arc::new(aws_provider(aws).await));
+        // One AWS provider for the three AWS targets: it knows every AWS resource kind.
+        let aws: Arc<AwsProvider> = Arc::new(aws_provider(aws).await);
+        providers = providers
+            .with(ProviderKind::Aws, aws.clone())
+            .with(ProviderKind::AwsAsg, aws.clone())
+            .with(ProviderKind::AwsEcs, aws);
     }
     #[cfg(not(feature = "aws"))]
     let _ = aws;
@@ -198,11 +203,13 @@ async fn run(cli: Cli) -> Result<u8> {
             let exposure = if public { Exposure::Public } else { Exposure::Loopback };
             let (provider, aws) = match provider {
                 ProviderArg::Docker | ProviderArg::Swarm if aws.any() => {
-                    anyhow::bail!("the --aws-* options need --provider aws")
+                    anyhow::bail!("the --aws-* options need --provider aws, aws-asg or aws-ecs")
                 }
                 ProviderArg::Docker => (ProviderKind::Docker, None),
                 ProviderArg::Swarm => (ProviderKind::Swarm, None),
                 ProviderArg::Aws => (ProviderKind::Aws, Some(aws_settings(*aws, &cli.aws).await)),
+                ProviderArg::AwsAsg => (ProviderKind::AwsAsg, Some(aws_settings(*aws, &cli.aws).await)),
+                ProviderArg::AwsEcs => (ProviderKind::AwsEcs, Some(aws_settings(*aws, &cli.aws).await)),
             };
             let spec = engine
                 .service_create(ServiceCreate {
@@ -476,11 +483,20 @@ async fn show(engine: &Engine, client: &Id, service: &Id, output: Output) -> Res
             }
             match &spec.aws {
                 Some(aws) => {
-                    let _ =
-                        writeln!(out, "Provider: aws ({} in {}, ports open to {})", aws.instance_type, aws.region, {
+                    let _ = writeln!(
+                        out,
+                        "Provider: {} ({} in {}, ports open to {})",
+                        spec.provider,
+                        aws.instance_type,
+                        aws.region,
+                        {
                             let cidrs = spawnit_engine::aws_allowed_cidrs(&spec, aws);
                             if cidrs.is_empty() { "nobody".to_owned() } else { cidrs.join(", ") }
-                        });
+                        }
+                    );
+                    if let Some(dns) = spec.alb_host(state.as_ref()) {
+                        let _ = writeln!(out, "Load balancer: {dns}");
+                    }
                     let outputs = state.as_ref().and_then(|s| {
                         s.resources.iter().find(|(a, _)| a.kind == spawnit_model::ResourceKind::Instance)
                     });

@@ -97,7 +97,10 @@ impl World {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open_local(dir.path()).expect("local store");
         let aws = Arc::new(AwsProvider::new(options(&moto)).await);
-        let providers = Providers::default().with(ProviderKind::Aws, aws.clone());
+        let providers = Providers::default()
+            .with(ProviderKind::Aws, aws.clone())
+            .with(ProviderKind::AwsAsg, aws.clone())
+            .with(ProviderKind::AwsEcs, aws.clone());
         let engine = Engine::open(store, providers).await.expect("engine");
         World { moto, dir, aws, engine, client: id("acme") }
     }
@@ -116,6 +119,18 @@ impl World {
         aws: AwsSettings,
         params: &[(&str, &str)],
     ) -> Result<ServiceSpec, EngineError> {
+        self.create_on(ProviderKind::Aws, template, service, aws, params).await
+    }
+
+    /// Like [`create`](Self::create), on `provider` (`aws`, `aws-asg`, `aws-ecs`).
+    pub async fn create_on(
+        &self,
+        provider: ProviderKind,
+        template: &str,
+        service: &str,
+        aws: AwsSettings,
+        params: &[(&str, &str)],
+    ) -> Result<ServiceSpec, EngineError> {
         self.engine
             .service_create(ServiceCreate {
                 client: self.client.clone(),
@@ -123,7 +138,7 @@ impl World {
                 template: id(template),
                 network: id("default"),
                 exposure: Exposure::Loopback,
-                provider: ProviderKind::Aws,
+                provider,
                 params: params.iter().map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string()))).collect(),
                 aws: Some(aws),
                 swarm: None,

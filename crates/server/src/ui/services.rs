@@ -283,9 +283,11 @@ async fn configure_render(
                 div.field {
                     label for="f-provider" { "Provider" }
                     select #f-provider name="provider" aria-describedby="provider-error" {
-                        option value="docker" selected[!matches!(value("provider").as_deref(), Some("aws" | "swarm"))] { "Docker on this host" }
+                        option value="docker" selected[!matches!(value("provider").as_deref(), Some("aws" | "swarm" | "aws-asg" | "aws-ecs"))] { "Docker on this host" }
                         option value="swarm" selected[value("provider").as_deref() == Some("swarm")] { "Docker Swarm cluster" }
                         option value="aws" selected[value("provider").as_deref() == Some("aws")] { "AWS EC2" }
+                        option value="aws-asg" selected[value("provider").as_deref() == Some("aws-asg")] { "AWS auto-scaling group behind a load balancer" }
+                        option value="aws-ecs" selected[value("provider").as_deref() == Some("aws-ecs")] { "AWS ECS Fargate behind a load balancer" }
                     }
                     (field_error("provider"))
                 }

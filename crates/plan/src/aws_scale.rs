@@ -1,0 +1,462 @@
+//! Scalable AWS stacks: the resources of the `aws-asg` target, and the load-balancer front and
+//! the cache that `aws-asg` and `aws-ecs` share.
+//!
+//! The front ([`aws_front_resources`]) is a security group for the load balancer (the allowed
+//! CIDRs on the published port), a security group for the app (only from the load balancer's
+//! group, on the app's port), an application load balancer, a target group (HTTP health check
+//! on the template's path, `lb_cookie` stickiness when sticky; `instance` or `ip` targets) and
+//! an HTTP listener forwarding to it.
+//!
+//! The cache ([`aws_cache_resources`]) replaces the template's container marked
+//! `"managed": "redis"`: a cache subnet group, a security group open only to the app's group on
+//! 6379, and an ElastiCache Redis replication group with transit encryption and the container's
+//! password as AUTH token. The app's environment names the cache where it named the container:
+//! the container's host name becomes [`CACHE_HOST`], written in by the provider once the cache
+//! exists, and `redis://` becomes `rediss://` (TLS).
+//!
+//! On `aws-asg` ([`aws_asg_resources`]) the app runs from a launch template whose `user_data`
+//! runs the template's other containers (the EC2 renderer), in an auto-scaling group with the
+//! template's min, max and replica count and a target-tracking policy on average CPU.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+pub use spawnit_model::resource::TargetType;
+use spawnit_model::resource::{
+    Address, AlbAttrs, AutoscalingGroupAttrs, CACHE_HOST, CacheAttrs, CacheSubnetGroupAttrs, ContainerAttrs,
+    DesiredResource, GroupRule, IngressRule, InstanceAttrs, LaunchTemplateAttrs, ListenerAttrs, PublishedPort,
+    ResourceAttrs, ResourceKind, SecurityGroupAttrs, TargetGroupAttrs, VolumeMount,
+};
+use spawnit_model::spec::{AwsSettings, ContainerSpec, Managed, Protocol};
+use spawnit_model::{ProviderKind, ServiceSpec};
+
+use crate::desired::{AWS_INSTANCE_NETWORK, aws_allowed_cidrs, fingerprint};
+use crate::render::{FieldError, ValidationError};
+
+/// The ElastiCache node type of a service's cache.
+pub const CACHE_NODE_TYPE: &str = "cache.t3.micro";
+/// The port of a Redis cache.
+pub const REDIS_PORT: u16 = 6379;
+/// The target-tracking CPU target when the template gives none.
+pub const DEFAULT_TARGET_CPU: u32 = 70;
+
+/// `security_group.lb`: the load balancer's group.
+pub fn lb_group_address() -> Address {
+    Address::new(ResourceKind::SecurityGroup, "lb")
+}
+/// `security_group.app`: the group of the instances or tasks.
+pub fn app_group_address() -> Address {
+    Address::new(ResourceKind::SecurityGroup, "app")
+}
+/// `security_group.cache`: the cache's group.
+pub fn cache_group_address() -> Address {
+    Address::new(ResourceKind::SecurityGroup, "cache")
+}
+/// `alb.main`.
+pub fn alb_address() -> Address {
+    Address::new(ResourceKind::Alb, "main")
+}
+/// `target_group.main`.
+pub fn target_group_address() -> Address {
+    Address::new(ResourceKind::TargetGroup, "main")
+}
+/// `listener.main`.
+pub fn listener_address() -> Address {
+    Address::new(ResourceKind::Listener, "main")
+}
+/// `cache_subnet_group.main`.
+pub fn cache_subnet_group_address() -> Address {
+    Address::new(ResourceKind::CacheSubnetGroup, "main")
+}
+/// `cache.main`.
+pub fn cache_address() -> Address {
+    Address::new(ResourceKind::Cache, "main")
+}
+/// `launch_template.main`.
+pub fn launch_template_address() -> Address {
+    Address::new(ResourceKind::LaunchTemplate, "main")
+}
+/// `autoscaling_group.main`.
+pub fn autoscaling_group_address() -> Address {
+    Address::new(ResourceKind::AutoscalingGroup, "main")
+}
+
+/// A name for AWS objects whose names are short and plain (load balancers, target groups:
+/// at most 32 letters, digits and hyphens; ElastiCache ids: lowercase, at most 40), unique per
+/// client and service: `spawnit-<12 hex digits of a hash of client/service>`. The readable name
+/// is their `Name` tag.
+pub fn aws_short_name(spec: &ServiceSpec) -> String {
+    let digest = Sha256::digest(format!("{}/{}", spec.client, spec.name).as_bytes());
+    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("spawnit-{hex}")
+}
+
+/// The container the template marks `"managed": "redis"`, if any.
+pub fn managed_redis(spec: &ServiceSpec) -> Option<(&str, &ContainerSpec)> {
+    spec.instance.containers.iter().find(|(_, c)| c.managed == Some(Managed::Redis)).map(|(n, c)| (n.as_str(), c))
+}
+
+/// The password a managed Redis container asks for: its `--requirepass` argument, else its
+/// `REDIS_PASSWORD` or `REDISCLI_AUTH` variable; empty when it has none.
+pub fn redis_password(c: &ContainerSpec) -> String {
+    let from_command = c.command.windows(2).find(|w| w[0] == "--requirepass").map(|w| w[1].clone());
+    from_command
+        .or_else(|| c.env.get("REDIS_PASSWORD").cloned())
+        .or_else(|| c.env.get("REDISCLI_AUTH").cloned())
+        .unwrap_or_default()
+}
+
+fn group(
+    spec: &ServiceSpec,
+    aws: &AwsSettings,
+    which: &str,
+    ingress: Vec<IngressRule>,
+    ingress_groups: Vec<GroupRule>,
+) -> SecurityGroupAttrs {
+    let (client, service) = (spec.client.as_str(), spec.name.as_str());
+    let mut ingress = ingress;
+    ingress.sort();
+    ingress.dedup();
+    SecurityGroupAttrs {
+        name: spec.docker_naming.object(client, service, which),
+        description: format!("SpawnIt service {client}/{service}: {which}"),
+        region: aws.region.clone(),
+        vpc_id: aws.vpc_id.clone(),
+        ingress,
+        ingress_groups,
+    }
+}
+
+/// The load-balancer front of a service whose template has a load balancer (none otherwise):
+/// `security_group.lb`, `security_group.app`, `alb.main`, `target_group.main` (targets of
+/// `target` type) and `listener.main`.
+pub fn aws_front_resources(spec: &ServiceSpec, aws: &AwsSettings, target: TargetType) -> Vec<DesiredResource> {
+    let Some(lb) = &spec.instance.load_balancer else { return Vec::new() };
+    let short = aws_short_name(spec);
+    let cidrs = aws_allowed_cidrs(spec, aws);
+    let lb_rules = cidrs.iter().map(|cidr| IngressRule { protocol: Protocol::Tcp, port: lb.host, cidr: cidr.clone() });
+    let mut app_rules = Vec::new();
+    if target == TargetType::Instance {
+        app_rules.extend(aws.ssh_cidrs.iter().map(|cidr| IngressRule {
+            protocol: Protocol::Tcp,
+            port: 22,
+            cidr: cidr.clone(),
+        }));
+    }
+    let from_lb = vec![GroupRule { protocol: Protocol::Tcp, port: lb.port, group: lb_group_address() }];
+    vec![
+        DesiredResource {
+            address: lb_group_address(),
+            attrs: ResourceAttrs::SecurityGroup(group(spec, aws, "lb", lb_rules.collect(), Vec::new())),
+            depends_on: Vec::new(),
+        },
+        DesiredResource {
+            address: app_group_address(),
+            attrs: ResourceAttrs::SecurityGroup(group(spec, aws, "app", app_rules, from_lb)),
+            depends_on: vec![lb_group_address()],
+        },
+        DesiredResource {
+            address: alb_address(),
+            attrs: ResourceAttrs::Alb(AlbAttrs {
+                name: short.clone(),
+                region: aws.region.clone(),
+                vpc_id: aws.vpc_id.clone(),
+                security_group: lb_group_address(),
+            }),
+            depends_on: vec![lb_group_address()],
+        },
+        DesiredResource {
+            address: target_group_address(),
+            attrs: ResourceAttrs::TargetGroup(TargetGroupAttrs {
+                name: short,
+                region: aws.region.clone(),
+                vpc_id: aws.vpc_id.clone(),
+                port: lb.port,
+                target_type: target,
+                health_path: lb.health_path.clone(),
+                sticky: lb.sticky,
+            }),
+            depends_on: Vec::new(),
+        },
+        DesiredResource {
+            address: listener_address(),
+            attrs: ResourceAttrs::Listener(ListenerAttrs {
+                region: aws.region.clone(),
+                load_balancer: alb_address(),
+                target_group: target_group_address(),
+                port: lb.host,
+            }),
+            depends_on: vec![alb_address(), target_group_address()],
+        },
+    ]
+}
+
+/// The cache of a service whose template marks a container `"managed": "redis"` (none
+/// otherwise): `cache_subnet_group.main`, `security_group.cache` (open to `security_group.app`
+/// on 6379) and `cache.main`.
+pub fn aws_cache_resources(spec: &ServiceSpec, aws: &AwsSettings) -> Vec<DesiredResource> {
+    let Some((_, redis)) = managed_redis(spec) else { return Vec::new() };
+    let short = aws_short_name(spec);
+    let from_app = vec![GroupRule { protocol: Protocol::Tcp, port: REDIS_PORT, group: app_group_address() }];
+    vec![
+        DesiredResource {
+            address: cache_subnet_group_address(),
+            attrs: ResourceAttrs::CacheSubnetGroup(CacheSubnetGroupAttrs {
+                name: short.clone(),
+                region: aws.region.clone(),
+                vpc_id: aws.vpc_id.clone(),
+            }),
+            depends_on: Vec::new(),
+        },
+        DesiredResource {
+            address: cache_group_address(),
+            attrs: ResourceAttrs::SecurityGroup(group(spec, aws, "cache", Vec::new(), from_app)),
+            depends_on: vec![app_group_address()],
+        },
+        DesiredResource {
+            address: cache_address(),
+            attrs: ResourceAttrs::Cache(CacheAttrs {
+                id: short,
+                region: aws.region.clone(),
+                node_type: CACHE_NODE_TYPE.to_owned(),
+                subnet_group: cache_subnet_group_address(),
+                security_group: cache_group_address(),
+                auth_token: redis_password(redis),
+                port: REDIS_PORT,
+            }),
+            depends_on: vec![cache_subnet_group_address(), cache_group_address()],
+        },
+    ]
+}
+
+/// `value` with the managed Redis container's host name (`<service>-<container>`) replaced by
+/// [`CACHE_HOST`], and `redis://` by `rediss://` where it then names the cache.
+pub fn cache_env_value(value: &str, redis_host: &str) -> String {
+    if !value.contains(redis_host) {
+        return value.to_owned();
+    }
+    // `rediss://` does not contain `redis://`: a value already on TLS stays as it is.
+    value.replace(redis_host, CACHE_HOST).replace("redis://", "rediss://")
+}
+
+/// The containers an instance or a task of the service runs, dependencies first, without the
+/// managed ones; the load balancer's container publishes its port on the instance.
+pub fn app_containers(spec: &ServiceSpec, network: &str) -> Vec<ContainerAttrs> {
+    let (client, service) = (spec.client.as_str(), spec.name.as_str());
+    let naming = spec.docker_naming;
+    let redis_host = managed_redis(spec).map(|(name, _)| format!("{service}-{name}"));
+    let managed = |name: &str| spec.instance.containers.get(name).is_some_and(|c| c.managed.is_some());
+    let deps: BTreeMap<Address, Vec<Address>> = spec
+        .instance
+        .containers
+        .iter()
+        .filter(|(name, _)| !managed(name))
+        .map(|(name, c)| {
+            let deps = c
+                .depends_on
+                .iter()
+                .filter(|d| !managed(d))
+                .map(|d| Address::new(ResourceKind::Container, d.as_str()))
+                .collect();
+            (Address::new(ResourceKind::Container, name.as_str()), deps)
+        })
+        .collect();
+    let order = crate::graph::topological_order(&deps).unwrap_or_else(|_| deps.keys().cloned().collect());
+    let lb = spec.instance.load_balancer.as_ref();
+    let mut out = Vec::new();
+    for address in order {
+        let Some(c) = spec.instance.containers.get(&address.name) else { continue };
+        let mut ports: Vec<PublishedPort> = c
+            .ports
+            .iter()
+            .map(|p| PublishedPort {
+                container: p.container,
+                host: p.host,
+                host_ip: "0.0.0.0".to_owned(),
+                protocol: p.protocol,
+            })
+            .collect();
+        if let Some(lb) = lb.filter(|lb| lb.container == address.name) {
+            ports.push(PublishedPort {
+                container: lb.port,
+                host: lb.port,
+                host_ip: "0.0.0.0".to_owned(),
+                protocol: Protocol::Tcp,
+            });
+        }
+        let env = c
+            .env
+            .iter()
+            .map(|(k, v)| {
+                let v = match &redis_host {
+                    Some(host) => cache_env_value(v, host),
+                    None => v.clone(),
+                };
+                (k.clone(), v)
+            })
+            .collect();
+        out.push(ContainerAttrs {
+            name: naming.object(client, service, &address.name),
+            image: c.image.clone(),
+            entrypoint: c.entrypoint.clone(),
+            command: c.command.clone(),
+            env,
+            ports,
+            mounts: c
+                .volumes
+                .iter()
+                .map(|m| VolumeMount {
+                    volume: naming.object(client, service, &m.volume),
+                    path: m.path.clone(),
+                    read_only: m.read_only,
+                })
+                .collect(),
+            network: network.to_owned(),
+            aliases: vec![format!("{service}-{}", address.name)],
+            health: c.health.clone(),
+            user: c.user.clone(),
+        });
+    }
+    out
+}
+
+/// The group's bounds, desired count and CPU target: the load balancer's container's scale
+/// policy and replica count (one instance per replica).
+pub fn scale_bounds(spec: &ServiceSpec) -> (u32, u32, u32, u32) {
+    let c = spec.instance.load_balancer.as_ref().and_then(|lb| spec.instance.containers.get(&lb.container));
+    let Some(c) = c else { return (1, 1, 1, DEFAULT_TARGET_CPU) };
+    let count = c.replica_count();
+    match &c.scale {
+        Some(s) => (s.min, s.max.max(s.min), count.clamp(s.min, s.max.max(s.min)), s.target_cpu_percent),
+        None => (count, count, count, DEFAULT_TARGET_CPU),
+    }
+}
+
+/// The resources of an `aws-asg` service: the front (instance targets), the cache, a launch
+/// template and an auto-scaling group.
+pub fn aws_asg_resources(spec: &ServiceSpec) -> Vec<DesiredResource> {
+    let fallback = AwsSettings::new("");
+    let aws = spec.aws.as_ref().unwrap_or(&fallback);
+    let mut out = aws_front_resources(spec, aws, TargetType::Instance);
+    let cache = aws_cache_resources(spec, aws);
+    let has_cache = !cache.is_empty();
+    out.extend(cache);
+    let (client, service) = (spec.client.as_str(), spec.name.as_str());
+    let name = spec.docker_naming.service(client, service);
+    let template = LaunchTemplateAttrs {
+        name: name.clone(),
+        instance: InstanceAttrs {
+            name: name.clone(),
+            region: aws.region.clone(),
+            instance_type: aws.instance_type.clone(),
+            ami: aws.ami.clone(),
+            ami_owner: aws.ami_owner.clone(),
+            ami_name: aws.ami_name.clone(),
+            key_name: aws.key_name.clone(),
+            subnet_id: None,
+            security_group: app_group_address(),
+            volumes: spec
+                .instance
+                .volumes
+                .keys()
+                .filter(|v| {
+                    // Volumes only the managed containers mount stay unused.
+                    spec.instance
+                        .containers
+                        .values()
+                        .any(|c| c.managed.is_none() && c.volumes.iter().any(|m| &m.volume == *v))
+                })
+                .map(|v| spec.docker_naming.object(client, service, v))
+                .collect(),
+            containers: app_containers(spec, AWS_INSTANCE_NETWORK),
+        },
+        cache: has_cache.then(cache_address),
+    };
+    let digest = fingerprint(&ResourceAttrs::LaunchTemplate(template.clone()));
+    let mut template_deps = vec![app_group_address()];
+    if has_cache {
+        template_deps.push(cache_address());
+    }
+    out.push(DesiredResource {
+        address: launch_template_address(),
+        attrs: ResourceAttrs::LaunchTemplate(template),
+        depends_on: template_deps,
+    });
+    let (min, max, desired, target_cpu_percent) = scale_bounds(spec);
+    out.push(DesiredResource {
+        address: autoscaling_group_address(),
+        attrs: ResourceAttrs::AutoscalingGroup(AutoscalingGroupAttrs {
+            name,
+            region: aws.region.clone(),
+            launch_template: launch_template_address(),
+            target_group: target_group_address(),
+            subnet_id: aws.subnet_id.clone(),
+            vpc_id: aws.vpc_id.clone(),
+            min,
+            max,
+            desired,
+            target_cpu_percent,
+            launch_template_digest: digest,
+        }),
+        depends_on: vec![launch_template_address(), target_group_address()],
+    });
+    out
+}
+
+/// The checks of a scalable AWS stack's spec, beyond [`AwsSettings`]' own: a load balancer to
+/// put in front, and a managed Redis password ElastiCache takes as AUTH token.
+pub fn aws_scale_check(spec: &ServiceSpec) -> Result<(), ValidationError> {
+    let provider = spec.provider;
+    let mut errors = Vec::new();
+    if spec.instance.load_balancer.is_none() {
+        errors.push(FieldError {
+            field: "provider".to_owned(),
+            reason: format!(
+                "provider {provider} runs a template with a load balancer (e.g. web-app); use provider aws for one instance"
+            ),
+        });
+    }
+    if let Some((name, redis)) = managed_redis(spec) {
+        let token = redis_password(redis);
+        let ok = token.is_empty()
+            || ((16..=128).contains(&token.len())
+                && token.chars().all(|c| c.is_ascii_graphic() && !matches!(c, '@' | '"' | '/')));
+        if !ok {
+            errors.push(FieldError {
+                field: format!("instance.containers.{name}"),
+                reason: "the Redis password becomes ElastiCache's AUTH token: 16 to 128 printable characters \
+                         without @, \" or /"
+                    .to_owned(),
+            });
+        }
+    }
+    if provider == ProviderKind::AwsAsg
+        && let Some((name, _)) = spec.instance.containers.iter().find(|(n, c)| {
+            c.replicated()
+                && c.managed.is_none()
+                && spec.instance.load_balancer.as_ref().is_some_and(|lb| &lb.container != *n)
+        })
+    {
+        errors.push(FieldError {
+            field: format!("instance.containers.{name}"),
+            reason: "on provider aws-asg only the load balancer's container is replicated (one per instance)"
+                .to_owned(),
+        });
+    }
+    if errors.is_empty() { Ok(()) } else { Err(ValidationError { errors }) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_host_replaces_the_container_and_turns_on_tls() {
+        assert_eq!(
+            cache_env_value("redis://:pw@shop-redis:6379/0", "shop-redis"),
+            format!("rediss://:pw@{CACHE_HOST}:6379/0")
+        );
+        assert_eq!(cache_env_value("shop-redis", "shop-redis"), CACHE_HOST);
+        assert_eq!(cache_env_value("6379", "shop-redis"), "6379");
+    }
+}
