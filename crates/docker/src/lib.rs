@@ -353,13 +353,8 @@ impl Provider for DockerProvider {
                 self.owned_or_absent(scope, "create", address, &lb.name).await?;
                 self.balancer_create(scope, address, lb, fingerprint).await
             }
-            ResourceAttrs::SecurityGroup(_)
-            | ResourceAttrs::Instance(_)
-            | ResourceAttrs::SwarmService(_)
-            | ResourceAttrs::SwarmNetwork(_)
-            | ResourceAttrs::SwarmSecret(_) => {
-                Err(op_error("create", address, Message("not a Docker resource".into())))
-            }
+            // AWS and Swarm resources.
+            _ => Err(op_error("create", address, Message("not a Docker resource".into()))),
         }?;
         Ok(id.into())
     }
@@ -402,14 +397,12 @@ impl Provider for DockerProvider {
             return Ok(());
         }
         let result = match address.kind {
-            // Not Docker objects (AWS, Swarm), or shared (images): nothing to delete here.
             ResourceKind::Image
             | ResourceKind::SecurityGroup
             | ResourceKind::Instance
             | ResourceKind::SwarmService
             | ResourceKind::SwarmNetwork
             | ResourceKind::SwarmSecret => Ok(()),
-            _ => Ok(()),
             ResourceKind::Container | ResourceKind::LoadBalancer => {
                 let stop = StopContainerOptions { t: Some(10), ..Default::default() };
                 match self.docker.stop_container(id, Some(stop)).await {
@@ -431,6 +424,8 @@ impl Provider for DockerProvider {
             }
             ResourceKind::Volume => self.docker.remove_volume(id, Some(RemoveVolumeOptions { force: false })).await,
             ResourceKind::Network => self.docker.remove_network(id).await,
+            // Not Docker objects (AWS): nothing to delete here.
+            _ => Ok(()),
         };
         match result {
             Err(e) if !is_not_found(&e) => Err(op_error("delete", address, e)),
