@@ -3,7 +3,8 @@
 //! A launch template's `user_data` is the single instance's ([`crate::user_data`]), with the
 //! cache's endpoint written where the containers' environment names [`CACHE_HOST`]: it is
 //! looked up by the cache's tags when a version is written, since it is known only once the
-//! cache exists. New content is a new version made the default.
+//! cache exists. New content is a new version made the default; each version's description
+//! (`spawnit <fingerprint>`) names the content it was written from, which observation reads.
 //!
 //! The group uses the template's default version, registers its instances in the service's
 //! target group (found by tags), checks their health through the load balancer, and keeps the
@@ -62,7 +63,23 @@ impl AwsProvider {
                 else {
                     continue;
                 };
-                out.push((address, fingerprint, id.to_owned()));
+                // The default version's description names the content it was written from (a
+                // tag would name the template's first content; moto does not retag templates).
+                let versions = self
+                    .client(region)
+                    .describe_launch_template_versions()
+                    .launch_template_id(id)
+                    .versions("$Default")
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("DescribeLaunchTemplateVersions", region, e))?;
+                let written = versions
+                    .launch_template_versions()
+                    .first()
+                    .and_then(|v| v.version_description())
+                    .and_then(|d| d.strip_prefix("spawnit "))
+                    .map(str::to_owned);
+                out.push((address, written.or(fingerprint), id.to_owned()));
             }
         }
         Ok(out)
@@ -117,6 +134,23 @@ impl AwsProvider {
                 }
             }
             facts.insert(format!("{}instances", facts::OUTPUT_PREFIX), g.instances().len().to_string());
+            let name = g.auto_scaling_group_name().unwrap_or_default();
+            let policies = self
+                .autoscaling(region)
+                .describe_policies()
+                .auto_scaling_group_name(name)
+                .policy_names(CPU_POLICY)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("DescribePolicies", region, e))?;
+            let target = policies
+                .scaling_policies()
+                .iter()
+                .find_map(|p| p.target_tracking_configuration().and_then(|t| t.target_value()));
+            facts.insert(
+                facts::TARGET_CPU.to_owned(),
+                target.map(|t| format!("{t}")).unwrap_or_else(|| "none".to_owned()),
+            );
             out.push(ObservedResource {
                 address,
                 id: format!("{region}/{}", g.auto_scaling_group_name().unwrap_or_default()),

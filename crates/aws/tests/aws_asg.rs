@@ -241,6 +241,48 @@ async fn web_app_on_an_auto_scaling_group_behind_a_load_balancer_with_a_cache() 
     let script = launch_template_script(&w, &template_id).await;
     assert!(script.contains(&format!("REDIS_HOST={new_host}")), "{script}");
 
+    // A new image is a new launch template version, rolled out by an instance refresh; the
+    // policy's target changes in place.
+    let params = std::collections::BTreeMap::from([
+        ("image".to_owned(), serde_json::json!("traefik/whoami:v1.11")),
+        ("target_cpu".to_owned(), serde_json::json!("50")),
+    ]);
+    w.engine.service_update(&w.client, &id("chat"), &params, None).await.expect("updated");
+    let planned = w.engine.service_plan(&w.client, &id("chat")).await.unwrap();
+    let changed: Vec<(String, Action)> =
+        actions(&planned.plan).into_iter().filter(|(_, a)| *a != Action::NoOp).collect();
+    assert_eq!(
+        changed,
+        [("launch_template.main".to_owned(), Action::Update), ("autoscaling_group.main".to_owned(), Action::Update)],
+        "{:?}",
+        planned.plan
+    );
+    let plan = &planned.plan;
+    let template_reasons = reasons(plan, "launch_template.main");
+    assert!(
+        template_reasons.contains("image changed traefik/whoami:v1.10 → traefik/whoami:v1.11"),
+        "{template_reasons}"
+    );
+    assert!(template_reasons.contains("a new launch template version"), "{template_reasons}");
+    let group_reasons = reasons(plan, "autoscaling_group.main");
+    assert!(group_reasons.contains("target_cpu_percent changed 60 → 50"), "{group_reasons}");
+    assert!(group_reasons.contains("an instance refresh replaces the instances"), "{group_reasons}");
+    // moto has no StartInstanceRefresh: the group's update fails naming it, after the new
+    // version and the new target; the group's tag still names the old content, so the next
+    // plan asks for the refresh again.
+    let (report, _) = w.apply("chat").await;
+    assert_eq!(report.outcome, OperationOutcome::Failed, "{report:?}");
+    assert!(report.errors.join("\n").contains("StartInstanceRefresh"), "{:?}", report.errors);
+    let script = launch_template_script(&w, &template_id).await;
+    assert!(script.contains("traefik/whoami:v1.11"), "{script}");
+    let policies =
+        asg.describe_policies().auto_scaling_group_name(g.auto_scaling_group_name().unwrap()).send().await.unwrap();
+    assert_eq!(policies.scaling_policies()[0].target_tracking_configuration().unwrap().target_value(), Some(50.0));
+    let planned = w.engine.service_plan(&w.client, &id("chat")).await.unwrap();
+    let changed: Vec<(String, Action)> =
+        actions(&planned.plan).into_iter().filter(|(_, a)| *a != Action::NoOp).collect();
+    assert_eq!(changed, [("autoscaling_group.main".to_owned(), Action::Update)], "{:?}", planned.plan);
+
     // Destroy: everything goes but the cache subnet group, which moto cannot delete.
     let report = w.destroy("chat").await;
     let errors = report.errors.join("\n");

@@ -61,6 +61,8 @@ pub mod facts {
     pub const MIN: &str = "min";
     pub const MAX: &str = "max";
     pub const DESIRED: &str = "desired";
+    /// An auto-scaling group's target-tracking CPU target as found (`none` without the policy).
+    pub const TARGET_CPU: &str = "target_cpu";
     /// A target group's stickiness (`true`/`false`) and health check path as found.
     pub const STICKY: &str = "sticky";
     pub const HEALTH_PATH: &str = "health_path";

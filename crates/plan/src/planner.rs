@@ -524,6 +524,7 @@ fn scale_drift(desired: &ResourceAttrs, observed: &ObservedResource) -> Option<V
             compare(facts::MIN, "minimum size", g.min.to_string());
             compare(facts::MAX, "maximum size", g.max.to_string());
             compare(facts::DESIRED, "desired count", g.desired.to_string());
+            compare(facts::TARGET_CPU, "target-tracking CPU target", g.target_cpu_percent.to_string());
         }
         ResourceAttrs::TargetGroup(t) => {
             compare(facts::STICKY, "stickiness (lb_cookie)", t.sticky.to_string());

@@ -82,7 +82,8 @@ async fn store_open(args: &StoreArgs) -> Result<Store> {
 async fn engine_open(args: &StoreArgs, aws: &AwsArgs, swarm: &swarm_cli::SwarmArgs) -> Result<Engine> {
     let store = store_open(args).await?;
     let docker = DockerProvider::connect().await?;
-    let mut providers = Providers::default().with(ProviderKind::Docker, Arc::new(docker)).with_swarm_defaults(swarm.settings());
+    let mut providers =
+        Providers::default().with(ProviderKind::Docker, Arc::new(docker)).with_swarm_defaults(swarm.settings());
     #[cfg(feature = "aws")]
     {
         // One AWS provider for the three AWS targets: it knows every AWS resource kind.

@@ -7,6 +7,8 @@ mod common;
 
 #[cfg(feature = "aws")]
 mod aws;
+#[cfg(feature = "aws")]
+mod aws_asg;
 mod docker;
 mod names;
 mod nodes;
