@@ -21,7 +21,7 @@ pub struct ServiceObs {
     pub desired: Option<u64>,
     /// Its tasks running (and wanted running) on Ready nodes.
     pub running: u64,
-    /// The nodes its wanted tasks are on.
+    /// The nodes its wanted tasks are on, and those its replaced tasks were last seen running on.
     pub nodes: BTreeSet<String>,
     /// Why a task cannot be placed (Swarm's error of a pending task), when one cannot.
     pub unplaced: Option<String>,
@@ -200,7 +200,10 @@ pub fn snapshot(
                 .filter(|t| t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING))
                 .filter(|t| t.node_id.as_deref().is_some_and(|n| ready.contains(n)))
                 .count() as u64;
-            let nodes = own.iter().filter(wanted).filter_map(|t| t.node_id.clone()).collect();
+            // Where its tasks are or were last seen running: when Swarm replaces the tasks of a
+            // lost node before the monitor looks, the old ones still say `running` there.
+            let seen_running = |t: &&&Task| t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING);
+            let nodes = own.iter().filter(|t| wanted(t) || seen_running(t)).filter_map(|t| t.node_id.clone()).collect();
             let unplaced = own
                 .iter()
                 .filter(wanted)

@@ -43,7 +43,7 @@ async fn schemathesis(t: &TestServer, label: &str, token: &str, args: &[&str]) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
-    let mut t = TestServer::start(|_| {}).await;
+    let t = TestServer::start(|_| {}).await;
     // Something to find: a service and a finished job.
     t.hello("web", "fuzzed").await;
     // An admin of a client of its own (what it creates is cleaned up below).
@@ -105,22 +105,6 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
         assert!(text.contains("Stateful"), "the stateful phase did not run ({label}):\n{text}");
     }
 
-    // Stop the server (its jobs and reconciles), then remove what the admin's fuzzing made in
-    // any client of this store.
-    if let Some(server) = t.server.take() {
-        server.run_until(async {}).await;
-    }
-    for entry in std::fs::read_dir(t.dir.path().join("clients")).into_iter().flatten().flatten() {
-        let client = entry.file_name().to_string_lossy().into_owned();
-        let label = format!("label=spawnit.client={client}");
-        for id in docker(&["ps", "-aq", "--filter", &label]).lines() {
-            docker(&["rm", "-f", id]);
-        }
-        for id in docker(&["volume", "ls", "-q", "--filter", &label]).lines() {
-            docker(&["volume", "rm", "-f", id]);
-        }
-        for id in docker(&["network", "ls", "-q", "--filter", &label]).lines() {
-            docker(&["network", "rm", id]);
-        }
-    }
+    // Dropping `t` stops the server (its jobs and reconciles), then removes what the admin's
+    // fuzzing made in any client of this store (`TestServer::cleanup`).
 }

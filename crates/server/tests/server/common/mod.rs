@@ -186,17 +186,26 @@ impl TestServer {
         SseReader { stream: Box::pin(resp.bytes_stream()), buffer: String::new() }
     }
 
-    /// Removes every Docker object of this test's client.
+    /// Removes every Docker object of every client of this test's store (the store is this
+    /// test's own: its other clients, an isolation test's second one, are its too).
     pub fn cleanup(&self) {
-        let label = format!("label=spawnit.client={}", self.client);
-        for id in docker(&["ps", "-aq", "--filter", &label]).lines() {
-            let _ = Command::new("docker").args(["rm", "-f", id]).output();
+        let mut clients = vec![self.client.clone()];
+        for entry in std::fs::read_dir(self.dir.path().join("clients")).into_iter().flatten().flatten() {
+            clients.push(entry.file_name().to_string_lossy().into_owned());
         }
-        for id in docker(&["volume", "ls", "-q", "--filter", &label]).lines() {
-            let _ = Command::new("docker").args(["volume", "rm", "-f", id]).output();
-        }
-        for id in docker(&["network", "ls", "-q", "--filter", &label]).lines() {
-            let _ = Command::new("docker").args(["network", "rm", id]).output();
+        clients.sort();
+        clients.dedup();
+        for client in clients {
+            let label = format!("label=spawnit.client={client}");
+            for id in docker(&["ps", "-aq", "--filter", &label]).lines() {
+                let _ = Command::new("docker").args(["rm", "-f", id]).output();
+            }
+            for id in docker(&["volume", "ls", "-q", "--filter", &label]).lines() {
+                let _ = Command::new("docker").args(["volume", "rm", "-f", id]).output();
+            }
+            for id in docker(&["network", "ls", "-q", "--filter", &label]).lines() {
+                let _ = Command::new("docker").args(["network", "rm", id]).output();
+            }
         }
     }
 }
