@@ -449,6 +449,175 @@ pub fn aws_scale_check(spec: &ServiceSpec) -> Result<(), ValidationError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use spawnit_model::plan::Action;
+    use spawnit_model::resource::{Liveness, ObservedResource, facts};
+    use spawnit_model::spec::{Instance, LoadBalancerSpec, ScalePolicy, TemplateRef};
+    use spawnit_model::{DockerNaming, Exposure, Id, Redactor, ResourceState, State};
+
+    fn spec(sticky: bool, replicas: u32) -> ServiceSpec {
+        let id = |s: &str| Id::parse(s).unwrap();
+        let app = ContainerSpec {
+            image: "acme/chat:1".into(),
+            env: [("REDIS_URL".to_owned(), "redis://:pw-0123456789abcdef@chat-redis:6379/0".to_owned())].into(),
+            replicas: Some(replicas),
+            scale: Some(ScalePolicy { min: 1, max: 4, target_cpu_percent: 60 }),
+            depends_on: vec!["redis".into()],
+            ..Default::default()
+        };
+        let redis = ContainerSpec {
+            image: "redis:7".into(),
+            command: vec!["redis-server".into(), "--requirepass".into(), "pw-0123456789abcdef".into()],
+            managed: Some(Managed::Redis),
+            ..Default::default()
+        };
+        let mut aws = AwsSettings::new("eu-west-3");
+        aws.allowed_cidrs = vec!["203.0.113.0/24".into()];
+        ServiceSpec {
+            client: id("acme"),
+            name: id("chat"),
+            template: TemplateRef { id: id("web-app"), version: "1.0.0".into() },
+            provider: ProviderKind::AwsAsg,
+            network: id("default"),
+            exposure: Exposure::Loopback,
+            aws: Some(aws),
+            swarm: None,
+            params: Default::default(),
+            secret_params: Vec::new(),
+            instance: Instance {
+                volumes: Default::default(),
+                containers: [("app".to_owned(), app), ("redis".to_owned(), redis)].into(),
+                load_balancer: Some(LoadBalancerSpec {
+                    container: "app".into(),
+                    port: 3000,
+                    host: 80,
+                    sticky,
+                    health_path: "/health".into(),
+                    image: "caddy:2".into(),
+                    scheme: "http".into(),
+                }),
+            },
+            docker_naming: DockerNaming::V2,
+            drift_policy: Default::default(),
+            expires_at: None,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+        }
+    }
+
+    /// State and observation as after an apply of `desired`.
+    fn applied(desired: &[DesiredResource]) -> (State, Vec<ObservedResource>) {
+        let mut state = State::new("l");
+        let mut observed = Vec::new();
+        for r in desired {
+            let fp = fingerprint(&r.attrs);
+            state.resources.insert(
+                r.address.clone(),
+                ResourceState {
+                    id: format!("eu-west-3/{}", r.address),
+                    attrs: r.attrs.clone(),
+                    fingerprint: fp.clone(),
+                    depends_on: r.depends_on.clone(),
+                    outputs: Default::default(),
+                    updated_at: chrono::Utc::now(),
+                },
+            );
+            observed.push(ObservedResource {
+                address: r.address.clone(),
+                id: format!("eu-west-3/{}", r.address),
+                liveness: Liveness::Present,
+                fingerprint: Some(fp),
+                facts: Default::default(),
+            });
+        }
+        (state, observed)
+    }
+
+    fn changes(plan: &spawnit_model::Plan) -> Vec<(String, Action)> {
+        plan.changes.iter().filter(|c| c.action != Action::NoOp).map(|c| (c.address.to_string(), c.action)).collect()
+    }
+
+    #[test]
+    fn stickiness_and_replicas_change_in_place_an_image_is_a_new_version_and_a_refresh() {
+        let before = aws_asg_resources(&spec(true, 2));
+        let (state, observed) = applied(&before);
+        let plan = crate::plan_apply("s", &aws_asg_resources(&spec(true, 2)), &state, &observed, &Redactor::default());
+        assert!(changes(&plan).is_empty(), "{plan:?}");
+
+        let plan = crate::plan_apply("s", &aws_asg_resources(&spec(false, 3)), &state, &observed, &Redactor::default());
+        assert_eq!(
+            changes(&plan),
+            [("target_group.main".to_owned(), Action::Update), ("autoscaling_group.main".to_owned(), Action::Update)]
+        );
+
+        let mut newer = spec(true, 2);
+        newer.instance.containers.get_mut("app").unwrap().image = "acme/chat:2".into();
+        let plan = crate::plan_apply("s", &aws_asg_resources(&newer), &state, &observed, &Redactor::default());
+        assert_eq!(
+            changes(&plan),
+            [
+                ("launch_template.main".to_owned(), Action::Update),
+                ("autoscaling_group.main".to_owned(), Action::Update)
+            ]
+        );
+        let text = format!("{:?}", plan.changes.iter().flat_map(|c| c.reasons.clone()).collect::<Vec<_>>());
+        assert!(text.contains("a new launch template version"), "{text}");
+        assert!(text.contains("an instance refresh replaces the instances"), "{text}");
+    }
+
+    #[test]
+    fn a_desired_count_changed_outside_is_drift_repaired_in_place() {
+        let desired = aws_asg_resources(&spec(true, 2));
+        let (state, mut observed) = applied(&desired);
+        let group = observed.iter_mut().find(|o| o.address == autoscaling_group_address()).unwrap();
+        group.facts.insert(facts::DESIRED.into(), "3".into());
+        let plan = crate::plan_apply("s", &desired, &state, &observed, &Redactor::default());
+        assert_eq!(changes(&plan), [("autoscaling_group.main".to_owned(), Action::Update)]);
+        assert!(
+            plan.changes
+                .iter()
+                .any(|c| c.reasons.iter().any(|r| r == "desired count changed outside SpawnIt: 3 instead of 2"))
+        );
+    }
+
+    #[test]
+    fn destroy_goes_consumers_first_without_a_cycle() {
+        let desired = aws_asg_resources(&spec(true, 2));
+        let (state, observed) = applied(&desired);
+        let plan = crate::plan_destroy("s", &state, &observed);
+        let order: Vec<String> = plan.changes.iter().map(|c| c.address.to_string()).collect();
+        assert_eq!(order.len(), desired.len());
+        let at = |a: &str| order.iter().position(|o| o == a).unwrap();
+        assert!(at("autoscaling_group.main") < at("launch_template.main"));
+        assert!(at("launch_template.main") < at("cache.main"));
+        assert!(at("cache.main") < at("cache_subnet_group.main"));
+        assert!(at("listener.main") < at("target_group.main") && at("listener.main") < at("alb.main"));
+        assert!(at("alb.main") < at("security_group.lb"));
+        assert!(
+            at("security_group.cache") < at("security_group.app") && at("security_group.app") < at("security_group.lb")
+        );
+        // Each change waits for those deleted before it.
+        let cache = plan.changes.iter().find(|c| c.address == cache_address()).unwrap();
+        assert!(cache.depends_on.contains(&launch_template_address()));
+    }
+
+    #[test]
+    fn the_managed_redis_is_a_cache_and_the_app_reaches_it_over_tls() {
+        let desired = aws_asg_resources(&spec(true, 2));
+        let template = desired.iter().find(|r| r.address == launch_template_address()).unwrap();
+        let ResourceAttrs::LaunchTemplate(t) = &template.attrs else { panic!("not a launch template") };
+        assert_eq!(t.instance.containers.len(), 1, "no Redis container on the instances");
+        let app = &t.instance.containers[0];
+        assert_eq!(app.env["REDIS_URL"], format!("rediss://:pw-0123456789abcdef@{CACHE_HOST}:6379/0"));
+        assert_eq!(app.ports[0].host, 3000);
+        let cache = desired.iter().find(|r| r.address == cache_address()).unwrap();
+        let ResourceAttrs::Cache(c) = &cache.attrs else { panic!("not a cache") };
+        assert_eq!(c.auth_token, "pw-0123456789abcdef");
+        assert!(template.depends_on.contains(&cache_address()));
+        let mut short = spec(true, 2);
+        short.instance.containers.get_mut("redis").unwrap().command[2] = "short".into();
+        let errors = aws_scale_check(&short).unwrap_err().errors;
+        assert_eq!(errors[0].field, "instance.containers.redis");
+    }
 
     #[test]
     fn cache_host_replaces_the_container_and_turns_on_tls() {
