@@ -163,11 +163,13 @@ async fn web_app_on_an_auto_scaling_group_behind_a_load_balancer_with_a_cache() 
     assert_eq!(endpoints.len(), 1, "{endpoints:?}");
     assert_eq!(endpoints[0].url.as_deref(), Some(format!("http://{dns}:8080").as_str()));
 
-    // Drift outside SpawnIt: the listener deleted, the desired count changed, the cache deleted,
-    // the stickiness turned off.
+    // Drift outside SpawnIt: the listener deleted, the minimum size and the desired count
+    // changed (a desired count within the bounds alone is the target-tracking policy's), the
+    // cache deleted, the stickiness turned off.
     elb.delete_listener().listener_arn(listener.listener_arn().unwrap()).send().await.unwrap();
-    asg.set_desired_capacity()
+    asg.update_auto_scaling_group()
         .auto_scaling_group_name(g.auto_scaling_group_name().unwrap())
+        .min_size(3)
         .desired_capacity(3)
         .send()
         .await
@@ -203,7 +205,7 @@ async fn web_app_on_an_auto_scaling_group_behind_a_load_balancer_with_a_cache() 
     assert!(reasons(plan, "listener.main").contains("removed outside SpawnIt"), "{}", reasons(plan, "listener.main"));
     assert!(reasons(plan, "cache.main").contains("removed outside SpawnIt"), "{}", reasons(plan, "cache.main"));
     assert!(
-        reasons(plan, "autoscaling_group.main").contains("desired count changed outside SpawnIt: 3 instead of 2"),
+        reasons(plan, "autoscaling_group.main").contains("minimum size changed outside SpawnIt: 3 instead of 1"),
         "{}",
         reasons(plan, "autoscaling_group.main")
     );
@@ -219,7 +221,7 @@ async fn web_app_on_an_auto_scaling_group_behind_a_load_balancer_with_a_cache() 
     let planned = w.engine.service_plan(&w.client, &id("chat")).await.unwrap();
     assert_eq!(planned.plan.status, PlanStatus::Compliant, "{:?}", actions(&planned.plan));
     let g = &asg.describe_auto_scaling_groups().send().await.unwrap().auto_scaling_groups()[0].clone();
-    assert_eq!(g.desired_capacity(), Some(2));
+    assert_eq!((g.min_size(), g.desired_capacity()), (Some(1), Some(2)));
     let listeners = elb.describe_listeners().load_balancer_arn(lb.load_balancer_arn().unwrap()).send().await.unwrap();
     assert_eq!(listeners.listeners().len(), 1);
     assert_eq!(listeners.listeners()[0].default_actions()[0].target_group_arn(), Some(tg_arn.as_str()));

@@ -565,18 +565,19 @@ mod tests {
     }
 
     #[test]
-    fn a_desired_count_changed_outside_is_drift_repaired_in_place() {
+    fn a_desired_count_the_policy_may_set_is_not_drift_changed_bounds_are() {
         let desired = aws_asg_resources(&spec(true, 2));
         let (state, mut observed) = applied(&desired);
         let group = observed.iter_mut().find(|o| o.address == autoscaling_group_address()).unwrap();
         group.facts.insert(facts::DESIRED.into(), "3".into());
         let plan = crate::plan_apply("s", &desired, &state, &observed, &Redactor::default());
+        assert_eq!(changes(&plan), [], "3 of 1–4 is the target-tracking policy's choice");
+        let group = observed.iter_mut().find(|o| o.address == autoscaling_group_address()).unwrap();
+        group.facts.insert(facts::MIN.into(), "3".into());
+        let plan = crate::plan_apply("s", &desired, &state, &observed, &Redactor::default());
         assert_eq!(changes(&plan), [("autoscaling_group.main".to_owned(), Action::Update)]);
-        assert!(
-            plan.changes
-                .iter()
-                .any(|c| c.reasons.iter().any(|r| r == "desired count changed outside SpawnIt: 3 instead of 2"))
-        );
+        let reasons: Vec<&String> = plan.changes.iter().flat_map(|c| &c.reasons).collect();
+        assert!(reasons.iter().any(|r| *r == "minimum size changed outside SpawnIt: 3 instead of 1"), "{reasons:?}");
     }
 
     #[test]

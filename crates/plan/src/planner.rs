@@ -508,8 +508,9 @@ fn swarm_drift(desired: &ResourceAttrs, observed: &ObservedResource) -> Option<V
     (!reasons.is_empty()).then_some(reasons)
 }
 
-/// For an auto-scaling group or a target group whose provider reported them: bounds, desired
-/// count, stickiness or health check changed outside SpawnIt.
+/// For an auto-scaling group or a target group whose provider reported them: bounds, CPU
+/// target, a desired count outside the bounds, stickiness or health check changed outside
+/// SpawnIt.
 fn scale_drift(desired: &ResourceAttrs, observed: &ObservedResource) -> Option<Vec<String>> {
     let mut reasons = Vec::new();
     let mut compare = |key: &str, what: &str, wanted: String| {
@@ -523,8 +524,17 @@ fn scale_drift(desired: &ResourceAttrs, observed: &ObservedResource) -> Option<V
         ResourceAttrs::AutoscalingGroup(g) => {
             compare(facts::MIN, "minimum size", g.min.to_string());
             compare(facts::MAX, "maximum size", g.max.to_string());
-            compare(facts::DESIRED, "desired count", g.desired.to_string());
             compare(facts::TARGET_CPU, "target-tracking CPU target", g.target_cpu_percent.to_string());
+            // The target-tracking policy moves the desired count between the bounds (as the
+            // ECS autoscaler does a service's): only a count outside them is drift.
+            if let Some(found) = observed.facts.get(facts::DESIRED)
+                && !found.parse::<u32>().is_ok_and(|n| (g.min..=g.max).contains(&n))
+            {
+                reasons.push(format!(
+                    "desired count changed outside SpawnIt: {found}, outside the bounds {}–{}",
+                    g.min, g.max
+                ));
+            }
         }
         ResourceAttrs::TargetGroup(t) => {
             compare(facts::STICKY, "stickiness (lb_cookie)", t.sticky.to_string());
