@@ -18,6 +18,7 @@
 
 pub mod asg;
 pub mod cache;
+pub mod ecs;
 pub mod elb;
 pub mod user_data;
 
@@ -142,6 +143,8 @@ pub struct AwsProvider {
     cache_clients: Mutex<HashMap<String, aws_sdk_elasticache::Client>>,
     /// Settings already checked against EC2 (see [`Provider::validate`]).
     validated: Mutex<HashSet<String>>,
+    /// The `aws-ecs` target's clients, per region.
+    ecs_clients: Mutex<HashMap<String, ecs::EcsClients>>,
 }
 
 impl AwsProvider {
@@ -172,6 +175,7 @@ impl AwsProvider {
             asg_clients: Mutex::new(HashMap::new()),
             cache_clients: Mutex::new(HashMap::new()),
             validated: Mutex::new(HashSet::new()),
+            ecs_clients: Mutex::new(HashMap::new()),
         }
     }
 
@@ -1021,6 +1025,7 @@ fn region_of(attrs: &ResourceAttrs) -> Option<&str> {
         ResourceAttrs::Listener(l) => &l.region,
         ResourceAttrs::CacheSubnetGroup(g) => &g.region,
         ResourceAttrs::Cache(c) => &c.region,
+        ResourceAttrs::EcsService(s) => &s.region,
         _ => return None,
     })
 }
@@ -1150,6 +1155,11 @@ impl Provider for AwsProvider {
                 out.extend(self.cache_observe(scope, region).await.map_err(observe_error)?);
             }
         }
+        let ecs = self
+            .ecs_observe(scope, desired)
+            .await
+            .map_err(|e| ProviderError::Observe { what: format!("{} on AWS ECS", scope.owner), source: Box::new(e) })?;
+        out.extend(ecs);
         Ok(out)
     }
 
@@ -1171,6 +1181,7 @@ impl Provider for AwsProvider {
             ResourceAttrs::Cache(c) => self.cache_create(scope, address, c, fingerprint, cancel).await,
             ResourceAttrs::LaunchTemplate(t) => self.launch_template_create(scope, address, t, fingerprint).await,
             ResourceAttrs::AutoscalingGroup(g) => self.asg_create(scope, address, g, fingerprint).await,
+            attrs if ecs::is_ecs_kind(address.kind) => self.ecs_create(scope, address, attrs, fingerprint).await,
             _ => return Err(not_aws("create", address)),
         };
         result.map_err(|e| op_error("create", address, e))
@@ -1193,6 +1204,7 @@ impl Provider for AwsProvider {
             ResourceAttrs::Listener(l) => self.listener_update(scope, l, aws_id, fingerprint).await,
             ResourceAttrs::LaunchTemplate(t) => self.launch_template_update(scope, t, aws_id, fingerprint).await,
             ResourceAttrs::AutoscalingGroup(g) => self.asg_update(scope, address, g, fingerprint).await,
+            attrs if ecs::is_ecs_kind(address.kind) => self.ecs_update(scope, address, attrs, id, fingerprint).await,
             _ => return Err(not_aws("update", address)),
         };
         result.map_err(|e| op_error("update", address, e))
@@ -1216,6 +1228,7 @@ impl Provider for AwsProvider {
             ResourceKind::Cache => self.cache_delete(region, aws_id).await,
             ResourceKind::LaunchTemplate => self.launch_template_delete(region, aws_id).await,
             ResourceKind::AutoscalingGroup => self.asg_delete(region, aws_id, cancel).await,
+            kind if ecs::is_ecs_kind(kind) => self.ecs_delete(kind, region, aws_id, cancel).await,
             _ => return Err(not_aws("delete", address)),
         };
         result.map_err(|e| op_error("delete", address, e))

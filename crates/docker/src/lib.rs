@@ -402,7 +402,13 @@ impl Provider for DockerProvider {
             | ResourceKind::Instance
             | ResourceKind::SwarmService
             | ResourceKind::SwarmNetwork
-            | ResourceKind::SwarmSecret => Ok(()),
+            | ResourceKind::SwarmSecret
+            | ResourceKind::EcsCluster
+            | ResourceKind::IamRole
+            | ResourceKind::LogGroup
+            | ResourceKind::SsmParameter
+            | ResourceKind::TaskDefinition
+            | ResourceKind::EcsService => Ok(()),
             ResourceKind::Container | ResourceKind::LoadBalancer => {
                 let stop = StopContainerOptions { t: Some(10), ..Default::default() };
                 match self.docker.stop_container(id, Some(stop)).await {

@@ -18,9 +18,10 @@ use crate::event::JobEvent;
 use crate::plan::{Change, Plan};
 use crate::resource::{
     Address, AlbAttrs, AutoscalingGroupAttrs, CacheAttrs, CacheSubnetGroupAttrs, ContainerAttrs, DesiredResource,
-    GroupRule, ImageAttrs, IngressRule, InstanceAttrs, LaunchTemplateAttrs, ListenerAttrs, LoadBalancerAttrs,
-    NetworkAttrs, PublishedPort, ResourceAttrs, SecurityGroupAttrs, SwarmFile, SwarmNetworkAttrs, SwarmPort,
-    SwarmSecretAttrs, SwarmServiceAttrs, TargetGroupAttrs, VolumeAttrs, VolumeMount,
+    EcsClusterAttrs, EcsLoadBalancer, EcsScaling, EcsServiceAttrs, GroupRule, IamRoleAttrs, ImageAttrs, IngressRule,
+    InstanceAttrs, LaunchTemplateAttrs, ListenerAttrs, LoadBalancerAttrs, LogGroupAttrs, NetworkAttrs, PublishedPort,
+    ResourceAttrs, SecurityGroupAttrs, SsmParameterAttrs, SwarmFile, SwarmNetworkAttrs, SwarmPort, SwarmSecretAttrs,
+    SwarmServiceAttrs, TargetGroupAttrs, TaskContainer, TaskDefinitionAttrs, TaskPort, VolumeAttrs, VolumeMount,
 };
 use crate::spec::HealthSpec;
 
@@ -400,6 +401,148 @@ impl Redactor {
                 ResourceAttrs::SwarmNetwork(SwarmNetworkAttrs { name: self.text(name), attachable: *attachable })
             }
             ResourceAttrs::SwarmSecret(o) => ResourceAttrs::SwarmSecret(self.swarm_secret(o)),
+            ResourceAttrs::EcsCluster(EcsClusterAttrs { name, region }) => {
+                ResourceAttrs::EcsCluster(EcsClusterAttrs { name: self.text(name), region: self.text(region) })
+            }
+            ResourceAttrs::IamRole(IamRoleAttrs { name, region, trust_service, managed_policies, inline_policy }) => {
+                ResourceAttrs::IamRole(IamRoleAttrs {
+                    name: self.text(name),
+                    region: self.text(region),
+                    trust_service: self.text(trust_service),
+                    managed_policies: self.texts(managed_policies),
+                    inline_policy: inline_policy.as_ref().map(|p| self.text(p)),
+                })
+            }
+            ResourceAttrs::LogGroup(LogGroupAttrs { name, region, retention_days }) => {
+                self.number(retention_days)?;
+                ResourceAttrs::LogGroup(LogGroupAttrs {
+                    name: self.text(name),
+                    region: self.text(region),
+                    retention_days: *retention_days,
+                })
+            }
+            ResourceAttrs::SsmParameter(SsmParameterAttrs { name, region, value }) => {
+                ResourceAttrs::SsmParameter(SsmParameterAttrs {
+                    name: self.text(name),
+                    region: self.text(region),
+                    value: self.text(value),
+                })
+            }
+            ResourceAttrs::TaskDefinition(t) => ResourceAttrs::TaskDefinition(self.task_definition(t)?),
+            ResourceAttrs::EcsService(s) => ResourceAttrs::EcsService(self.ecs_service(s)?),
+        })
+    }
+
+    fn task_definition(&self, t: &TaskDefinitionAttrs) -> Result<TaskDefinitionAttrs, Withheld> {
+        let TaskDefinitionAttrs { family, region, cpu, memory_mb, execution_role, log_group, volumes, containers } = t;
+        self.number(cpu)?;
+        self.number(memory_mb)?;
+        let containers = containers
+            .iter()
+            .map(|c| {
+                let TaskContainer {
+                    name,
+                    image,
+                    entrypoint,
+                    command,
+                    env,
+                    secrets,
+                    ports,
+                    mounts,
+                    health,
+                    user,
+                    depends_on,
+                } = c;
+                let ports = ports
+                    .iter()
+                    .map(|TaskPort { container, protocol }| {
+                        self.number(container)?;
+                        Ok(TaskPort { container: *container, protocol: *protocol })
+                    })
+                    .collect::<Result<_, Withheld>>()?;
+                let health = match health {
+                    Some(h) => Some(self.health(h)?),
+                    None => None,
+                };
+                Ok(TaskContainer {
+                    name: self.text(name),
+                    image: self.text(image),
+                    entrypoint: entrypoint.as_ref().map(|e| self.texts(e)),
+                    command: self.texts(command),
+                    env: self.text_map(env),
+                    secrets: secrets.iter().map(|(k, a)| (self.text(k), self.address(a))).collect(),
+                    ports,
+                    mounts: mounts
+                        .iter()
+                        .map(|VolumeMount { volume, path, read_only }| VolumeMount {
+                            volume: self.text(volume),
+                            path: self.text(path),
+                            read_only: *read_only,
+                        })
+                        .collect(),
+                    health,
+                    user: user.as_ref().map(|u| self.text(u)),
+                    depends_on: self.texts(depends_on),
+                })
+            })
+            .collect::<Result<_, Withheld>>()?;
+        Ok(TaskDefinitionAttrs {
+            family: self.text(family),
+            region: self.text(region),
+            cpu: *cpu,
+            memory_mb: *memory_mb,
+            execution_role: self.address(execution_role),
+            log_group: self.address(log_group),
+            volumes: self.texts(volumes),
+            containers,
+        })
+    }
+
+    fn ecs_service(&self, s: &EcsServiceAttrs) -> Result<EcsServiceAttrs, Withheld> {
+        let EcsServiceAttrs {
+            name,
+            region,
+            cluster,
+            task_definition,
+            desired_count,
+            security_group,
+            subnet_ids,
+            assign_public_ip,
+            scaling,
+            load_balancer,
+        } = s;
+        self.number(desired_count)?;
+        let scaling = match scaling {
+            Some(EcsScaling { min, max, target_cpu_percent }) => {
+                for n in [min, max, target_cpu_percent] {
+                    self.number(n)?;
+                }
+                Some(EcsScaling { min: *min, max: *max, target_cpu_percent: *target_cpu_percent })
+            }
+            None => None,
+        };
+        let load_balancer = match load_balancer {
+            Some(EcsLoadBalancer { target_group, container, port }) => {
+                self.number(port)?;
+                Some(EcsLoadBalancer {
+                    target_group: self.address(target_group),
+                    container: self.text(container),
+                    port: *port,
+                })
+            }
+            None => None,
+        };
+        Ok(EcsServiceAttrs {
+            name: self.text(name),
+            region: self.text(region),
+            cluster: self.address(cluster),
+            task_definition: self.address(task_definition),
+            desired_count: *desired_count,
+            security_group: self.address(security_group),
+            subnet_ids: self.texts(subnet_ids),
+            assign_public_ip: *assign_public_ip,
+            scaling,
+            load_balancer,
         })
     }
 

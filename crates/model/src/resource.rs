@@ -66,6 +66,16 @@ pub mod facts {
     /// A target group's stickiness (`true`/`false`) and health check path as found.
     pub const STICKY: &str = "sticky";
     pub const HEALTH_PATH: &str = "health_path";
+    /// An ECS service's desired count as found (changed by its autoscaler, or by hand).
+    pub const DESIRED_COUNT: &str = "desired_count";
+    /// An ECS service's Application Auto Scaling as found: `min-max@target%`, or `none`.
+    pub const SCALING: &str = "scaling";
+    /// The target group ARN an ECS service registers its tasks in, or `none`.
+    pub const TARGET_GROUP: &str = "target_group";
+    /// A log group's retention in days as found (`none`: kept forever).
+    pub const RETENTION: &str = "retention_days";
+    /// An IAM role's policies as found: managed policy ARNs and a digest of the inline one.
+    pub const POLICIES: &str = "policies";
 }
 
 /// What kind of object a resource is.
@@ -112,6 +122,24 @@ pub enum ResourceKind {
     CacheSubnetGroup,
     /// An ElastiCache Redis replication group.
     Cache,
+    /// An ECS cluster (Fargate capacity only).
+    #[serde(rename = "ecs_cluster")]
+    EcsCluster,
+    /// An IAM role (an ECS task execution role).
+    #[serde(rename = "iam_role")]
+    IamRole,
+    /// A CloudWatch Logs log group.
+    #[serde(rename = "log_group")]
+    LogGroup,
+    /// An SSM Parameter Store `SecureString`: a secret given to ECS tasks by reference.
+    #[serde(rename = "ssm_parameter")]
+    SsmParameter,
+    /// An ECS task definition (one revision of a family).
+    #[serde(rename = "task_definition")]
+    TaskDefinition,
+    /// An ECS service on Fargate, with its Application Auto Scaling target and CPU policy.
+    #[serde(rename = "ecs_service")]
+    EcsService,
 }
 
 impl ResourceKind {
@@ -134,6 +162,12 @@ impl ResourceKind {
             ResourceKind::Listener => "listener",
             ResourceKind::CacheSubnetGroup => "cache_subnet_group",
             ResourceKind::Cache => "cache",
+            ResourceKind::EcsCluster => "ecs_cluster",
+            ResourceKind::IamRole => "iam_role",
+            ResourceKind::LogGroup => "log_group",
+            ResourceKind::SsmParameter => "ssm_parameter",
+            ResourceKind::TaskDefinition => "task_definition",
+            ResourceKind::EcsService => "ecs_service",
         }
     }
 }
@@ -177,7 +211,7 @@ impl fmt::Display for Address {
 /// Why a string is not a resource address.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "{0:?} is not a resource address (expected kind.name, kind one of network, volume, image, container, security_group, instance, load_balancer, swarm_service, swarm_network, swarm_secret, launch_template, autoscaling_group, alb, target_group, listener, cache_subnet_group, cache)"
+    "{0:?} is not a resource address (expected kind.name, kind one of network, volume, image, container, security_group, instance, load_balancer, swarm_service, swarm_network, swarm_secret, launch_template, autoscaling_group, alb, target_group, listener, cache_subnet_group, cache, ecs_cluster, iam_role, log_group, ssm_parameter, task_definition, ecs_service)"
 )]
 pub struct AddressError(String);
 
@@ -203,6 +237,12 @@ impl FromStr for Address {
             "listener" => ResourceKind::Listener,
             "cache_subnet_group" => ResourceKind::CacheSubnetGroup,
             "cache" => ResourceKind::Cache,
+            "ecs_cluster" => ResourceKind::EcsCluster,
+            "iam_role" => ResourceKind::IamRole,
+            "log_group" => ResourceKind::LogGroup,
+            "ssm_parameter" => ResourceKind::SsmParameter,
+            "task_definition" => ResourceKind::TaskDefinition,
+            "ecs_service" => ResourceKind::EcsService,
             _ => return Err(AddressError(s.to_owned())),
         };
         if name.is_empty() {
@@ -255,6 +295,18 @@ pub enum ResourceAttrs {
     #[serde(rename = "cache_subnet_group")]
     CacheSubnetGroup(CacheSubnetGroupAttrs),
     Cache(CacheAttrs),
+    #[serde(rename = "ecs_cluster")]
+    EcsCluster(EcsClusterAttrs),
+    #[serde(rename = "iam_role")]
+    IamRole(IamRoleAttrs),
+    #[serde(rename = "log_group")]
+    LogGroup(LogGroupAttrs),
+    #[serde(rename = "ssm_parameter")]
+    SsmParameter(SsmParameterAttrs),
+    #[serde(rename = "task_definition")]
+    TaskDefinition(TaskDefinitionAttrs),
+    #[serde(rename = "ecs_service")]
+    EcsService(EcsServiceAttrs),
 }
 
 /// An EC2 launch template: the instances of an auto-scaling group, their `user_data` running the
@@ -380,6 +432,193 @@ pub struct CacheAttrs {
     pub security_group: Address,
     /// The AUTH token (a secret parameter's value: masked wherever it is shown).
     pub auth_token: String,
+    pub port: u16,
+}
+
+/// An ECS cluster holding a service's Fargate tasks. Nothing of it changes in place.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EcsClusterAttrs {
+    /// `spawnit-<client>-<service>`.
+    pub name: String,
+    pub region: String,
+}
+
+/// An IAM role that a service (e.g. `ecs-tasks.amazonaws.com`) assumes. Its policies change in
+/// place; a new name or trust means a new role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IamRoleAttrs {
+    /// At most 64 characters.
+    pub name: String,
+    /// IAM is global; the region only says which endpoint SpawnIt talks to.
+    pub region: String,
+    /// The service principal trusted to assume it.
+    pub trust_service: String,
+    /// ARNs of the managed policies attached to it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managed_policies: Vec<String>,
+    /// One inline policy (a JSON document), named `spawnit`, when some access is needed beyond
+    /// the managed policies (reading the service's SSM parameters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inline_policy: Option<String>,
+}
+
+/// A CloudWatch Logs log group; its retention changes in place.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogGroupAttrs {
+    /// `/spawnit/<client>/<service>`.
+    pub name: String,
+    pub region: String,
+    pub retention_days: u32,
+}
+
+/// An SSM Parameter Store `SecureString` holding one secret value (encrypted with the
+/// account's `aws/ssm` key). A new value is a new parameter, so whatever reads it at start
+/// (an ECS task definition) is re-created with it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SsmParameterAttrs {
+    /// `/spawnit/<client>/<service>/<container>/<VAR>`.
+    pub name: String,
+    pub region: String,
+    /// The secret value (masked wherever it is shown).
+    pub value: String,
+}
+
+/// An ECS task definition for Fargate (`awsvpc`), every container logging to one log group.
+/// Revisions are immutable: any change registers a new one (a replacement), which the ECS
+/// service then rolls out in place.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskDefinitionAttrs {
+    /// `spawnit-<client>-<service>`.
+    pub family: String,
+    pub region: String,
+    /// CPU units (1024 = one vCPU) and memory in MiB of the task, a pair Fargate accepts.
+    pub cpu: u32,
+    pub memory_mb: u32,
+    /// The task execution role (pulls images, writes logs, reads the secrets).
+    pub execution_role: Address,
+    /// The log group every container writes to (`awslogs`, stream prefix `spawnit`).
+    pub log_group: Address,
+    /// Task-local volumes (Fargate ephemeral storage: gone when the task stops).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
+    pub containers: Vec<TaskContainer>,
+}
+
+/// One container of a task definition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskContainer {
+    /// The blueprint's container name.
+    pub name: String,
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Plain environment: never holds a secret value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Environment variables read from an SSM parameter at task start (`secrets: valueFrom`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, Address>,
+    /// Container ports (in `awsvpc` the task's own ports).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<TaskPort>,
+    /// Task volumes mounted into it (`volume` is the task volume's name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<VolumeMount>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Containers of the same task that must have started first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+}
+
+/// A port of a task's container.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskPort {
+    pub container: u16,
+    pub protocol: Protocol,
+}
+
+/// An ECS service running a task definition on Fargate in `awsvpc` networking, and, when
+/// `scaling` is set, its Application Auto Scaling target and CPU target-tracking policy.
+/// Its task definition, desired count, scaling and network change in place (a rolling
+/// deployment); a new name or cluster means a new service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EcsServiceAttrs {
+    /// The service's name in its cluster.
+    pub name: String,
+    pub region: String,
+    pub cluster: Address,
+    pub task_definition: Address,
+    /// Tasks to run when created; afterwards the autoscaler's, within `scaling`'s bounds.
+    pub desired_count: u32,
+    /// The security group of its tasks' network interfaces.
+    pub security_group: Address,
+    /// Its subnets; empty: the default VPC's default subnets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subnet_ids: Vec<String>,
+    /// Gives each task a public IP (needed to pull public images without a NAT gateway).
+    pub assign_public_ip: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<EcsScaling>,
+    /// The target group (type `ip`) its tasks register in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<EcsLoadBalancer>,
+}
+
+/// Application Auto Scaling of an ECS service: target tracking on average CPU.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EcsScaling {
+    pub min: u32,
+    pub max: u32,
+    pub target_cpu_percent: u32,
+}
+
+impl EcsScaling {
+    /// The [`facts::SCALING`] text of a scalable target and its CPU policy: `1-4@70%`
+    /// (`1-4@none` without a policy; `none` for no scalable target).
+    pub fn fact(min: u32, max: u32, target_cpu_percent: Option<u32>) -> String {
+        match target_cpu_percent {
+            Some(t) => format!("{min}-{max}@{t}%"),
+            None => format!("{min}-{max}@none"),
+        }
+    }
+
+    /// This scaling's [`facts::SCALING`] text.
+    pub fn text(&self) -> String {
+        Self::fact(self.min, self.max, Some(self.target_cpu_percent))
+    }
+}
+
+impl IamRoleAttrs {
+    /// The [`facts::POLICIES`] text of a role: its managed policy ARNs, sorted, then its
+    /// inline policy as canonical JSON (keys sorted), if any.
+    pub fn policies_fact(managed: &[String], inline: Option<&str>) -> String {
+        let mut managed: Vec<&str> = managed.iter().map(String::as_str).collect();
+        managed.sort();
+        let mut out = managed.join(", ");
+        if let Some(doc) = inline {
+            let canonical = serde_json::from_str::<serde_json::Value>(doc).map(|v| v.to_string());
+            out.push_str(" + inline ");
+            out.push_str(&canonical.unwrap_or_else(|_| doc.to_owned()));
+        }
+        out
+    }
+
+    /// This role's [`facts::POLICIES`] text.
+    pub fn policies_text(&self) -> String {
+        Self::policies_fact(&self.managed_policies, self.inline_policy.as_deref())
+    }
+}
+
+/// Where an ECS service's tasks register: a target group, the container and its port.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EcsLoadBalancer {
+    pub target_group: Address,
+    pub container: String,
     pub port: u16,
 }
 

@@ -609,6 +609,11 @@ pub const AWS_DEFAULT_AMI_OWNER: &str = "amazon";
 /// The default AMI name filter: Amazon's ECS-optimized Amazon Linux 2, which ships Docker.
 pub const AWS_DEFAULT_AMI_NAME: &str = "amzn2-ami-ecs-hvm-*-x86_64-ebs";
 
+/// The default CPU units of an `aws-ecs` task (a quarter vCPU, Fargate's smallest).
+pub const AWS_DEFAULT_TASK_CPU: u32 = 256;
+/// The default memory of an `aws-ecs` task, in MiB.
+pub const AWS_DEFAULT_TASK_MEMORY_MB: u32 = 512;
+
 /// Where and how a service runs on AWS (`provider: aws`), chosen when the service is created.
 ///
 /// Nothing here is wide open by default: the service's ports accept only `allowed_cidrs`
@@ -644,6 +649,12 @@ pub struct AwsSettings {
     /// The CIDRs allowed to reach SSH (port 22); none by default.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ssh_cidrs: Vec<String>,
+    /// `aws-ecs`: CPU units of each task (1024 = one vCPU), a Fargate size with `task_memory_mb`.
+    #[serde(default = "aws_default_task_cpu")]
+    pub task_cpu: u32,
+    /// `aws-ecs`: memory of each task in MiB.
+    #[serde(default = "aws_default_task_memory")]
+    pub task_memory_mb: u32,
 }
 
 impl AwsSettings {
@@ -660,6 +671,8 @@ impl AwsSettings {
             vpc_id: None,
             allowed_cidrs: Vec::new(),
             ssh_cidrs: Vec::new(),
+            task_cpu: aws_default_task_cpu(),
+            task_memory_mb: aws_default_task_memory(),
         }
     }
 }
@@ -669,6 +682,12 @@ fn aws_default_instance_type() -> String {
 }
 fn aws_default_ami_owner() -> String {
     AWS_DEFAULT_AMI_OWNER.to_owned()
+}
+fn aws_default_task_cpu() -> u32 {
+    AWS_DEFAULT_TASK_CPU
+}
+fn aws_default_task_memory() -> u32 {
+    AWS_DEFAULT_TASK_MEMORY_MB
 }
 fn aws_default_ami_name() -> String {
     AWS_DEFAULT_AMI_NAME.to_owned()

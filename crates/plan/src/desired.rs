@@ -76,14 +76,7 @@ pub fn service_resources_on(spec: &ServiceSpec, network: &str) -> Vec<DesiredRes
         ProviderKind::Aws => aws_resources(spec),
         ProviderKind::Swarm => crate::swarm::swarm_resources(spec, &crate::swarm::Placement::Pool),
         ProviderKind::AwsAsg => crate::aws_scale::aws_asg_resources(spec),
-        // The front and the cache; the ECS side joins them (aws_ecs).
-        ProviderKind::AwsEcs => {
-            let fallback = AwsSettings::new("");
-            let aws = spec.aws.as_ref().unwrap_or(&fallback);
-            let mut out = crate::aws_scale::aws_front_resources(spec, aws, crate::aws_scale::TargetType::Ip);
-            out.extend(crate::aws_scale::aws_cache_resources(spec, aws));
-            out
-        }
+        ProviderKind::AwsEcs => crate::aws_ecs::aws_ecs_resources(spec),
     }
 }
 
@@ -324,6 +317,22 @@ pub fn provider_settings_check(spec: &ServiceSpec) -> Result<(), ValidationError
         return Err(ValidationError::one("swarm", "Swarm settings are only for services on provider swarm"));
     }
     match (spec.provider, &spec.aws) {
+        (ProviderKind::AwsEcs, None) => {
+            Err(ValidationError::one("aws.region", "required for provider aws-ecs (e.g. eu-west-3)"))
+        }
+        (ProviderKind::AwsEcs, Some(aws)) => {
+            // The front's and the cache's checks; a template without a load balancer runs too.
+            let mut errors: Vec<FieldError> = crate::aws_scale::aws_scale_check(spec)
+                .err()
+                .map(|e| e.errors)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|e| !(e.field == "provider" && spec.instance.load_balancer.is_none()))
+                .collect();
+            errors.extend(aws_settings_check(aws, spec.exposure).err().map(|e| e.errors).unwrap_or_default());
+            errors.extend(crate::aws_ecs::aws_ecs_check(spec, aws).err().map(|e| e.errors).unwrap_or_default());
+            if errors.is_empty() { Ok(()) } else { Err(ValidationError { errors }) }
+        }
         (ProviderKind::Swarm, Some(_)) => {
             Err(ValidationError::one("aws", "AWS settings are only for services on provider aws, aws-asg or aws-ecs"))
         }
@@ -348,10 +357,10 @@ pub fn provider_settings_check(spec: &ServiceSpec) -> Result<(), ValidationError
             Err(ValidationError::one("provider", "replicated containers run on provider docker only for now"))
         }
         (ProviderKind::Aws, Some(aws)) => aws_settings_check(aws, spec.exposure),
-        (ProviderKind::AwsAsg | ProviderKind::AwsEcs, None) => {
+        (ProviderKind::AwsAsg, None) => {
             Err(ValidationError::one("aws.region", format!("required for provider {} (e.g. eu-west-3)", spec.provider)))
         }
-        (ProviderKind::AwsAsg | ProviderKind::AwsEcs, Some(aws)) => {
+        (ProviderKind::AwsAsg, Some(aws)) => {
             let mut errors = crate::aws_scale::aws_scale_check(spec).err().map(|e| e.errors).unwrap_or_default();
             errors.extend(aws_settings_check(aws, spec.exposure).err().map(|e| e.errors).unwrap_or_default());
             if errors.is_empty() { Ok(()) } else { Err(ValidationError { errors }) }

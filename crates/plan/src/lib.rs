@@ -8,6 +8,7 @@
 //! keeps planning free of I/O (the one impurity is the random source that generates secret
 //! parameters). The engine crate runs plans over providers.
 
+mod aws_ecs;
 mod aws_scale;
 mod balancer;
 mod catalog;
@@ -17,6 +18,11 @@ mod planner;
 mod render;
 mod swarm;
 
+pub use aws_ecs::{
+    ECS_LOG_RETENTION_DAYS, ECS_TASKS_PRINCIPAL, aws_ecs_check, aws_ecs_resources, aws_partition, ecs_cluster_address,
+    ecs_execution_policy_arn, ecs_log_group_address, ecs_role_address, ecs_service_address,
+    ecs_task_definition_address, fargate_memory_ok,
+};
 pub use aws_scale::{
     CACHE_NODE_TYPE, DEFAULT_TARGET_CPU, REDIS_PORT, TargetType, alb_address, app_containers, app_group_address,
     autoscaling_group_address, aws_asg_resources, aws_cache_resources, aws_front_resources, aws_scale_check,

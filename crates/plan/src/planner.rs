@@ -117,10 +117,29 @@ pub fn plan_apply(
                     change.action = Action::Update;
                     change.code = ReasonCode::UpdateBecauseSpecChanged;
                     change.reasons.push(format!("depends on {dep}, which is re-created"));
+                } else if let Some(dep) = dependency
+                    && address.kind == ResourceKind::EcsService
+                    && dep.kind != ResourceKind::EcsCluster
+                {
+                    // An ECS service moves to a new task definition revision or network in place:
+                    // a rolling deployment.
+                    change.action = Action::Update;
+                    change.code = ReasonCode::UpdateBecauseSpecChanged;
+                    change.reasons.push(match dep.kind {
+                        ResourceKind::TaskDefinition => {
+                            format!("{dep} is re-created: a rolling deployment of its new revision")
+                        }
+                        _ => format!("depends on {dep}, which is re-created: a rolling deployment"),
+                    });
+                    change.reasons.extend(ecs_drift(&r.attrs, o).unwrap_or_default());
                 } else if let Some(dep) = dependency {
                     change.action = Action::Replace;
                     change.code = ReasonCode::ReplaceBecauseDependencyReplaced;
                     change.reasons.push(format!("depends on {dep}, which is re-created"));
+                } else if let Some(drift) = ecs_drift(&r.attrs, o) {
+                    change.action = Action::Update;
+                    change.code = ReasonCode::UpdateBecauseChangedOutside;
+                    change.reasons.extend(drift);
                 } else if let Some(drift) = swarm_drift(&r.attrs, o) {
                     change.action = Action::Update;
                     change.code = ReasonCode::UpdateBecauseChangedOutside;
@@ -310,7 +329,12 @@ pub fn delete_tier(kind: ResourceKind) -> u8 {
         | ResourceKind::SwarmService
         | ResourceKind::AutoscalingGroup
         | ResourceKind::Listener => 0,
-        ResourceKind::Alb | ResourceKind::TargetGroup | ResourceKind::LaunchTemplate | ResourceKind::Cache => 1,
+        ResourceKind::EcsService => 0,
+        ResourceKind::Alb
+        | ResourceKind::TargetGroup
+        | ResourceKind::LaunchTemplate
+        | ResourceKind::Cache
+        | ResourceKind::TaskDefinition => 1,
         _ => 2,
     }
 }
@@ -474,6 +498,15 @@ pub fn in_place_update(before: &ResourceAttrs, after: &ResourceAttrs) -> bool {
         (ResourceAttrs::Listener(b), ResourceAttrs::Listener(a)) => {
             b.region == a.region && b.load_balancer == a.load_balancer
         }
+        // ECS: a service's desired count, scaling, task definition and network (a rolling
+        // deployment); a role's policies; a log group's retention.
+        (ResourceAttrs::EcsService(b), ResourceAttrs::EcsService(a)) => {
+            b.name == a.name && b.region == a.region && b.cluster == a.cluster && b.load_balancer == a.load_balancer
+        }
+        (ResourceAttrs::IamRole(b), ResourceAttrs::IamRole(a)) => {
+            b.name == a.name && b.region == a.region && b.trust_service == a.trust_service
+        }
+        (ResourceAttrs::LogGroup(b), ResourceAttrs::LogGroup(a)) => b.name == a.name && b.region == a.region,
         _ => false,
     }
 }
@@ -545,6 +578,64 @@ fn scale_drift(desired: &ResourceAttrs, observed: &ObservedResource) -> Option<V
     (!reasons.is_empty()).then_some(reasons)
 }
 
+/// For ECS resources whose provider reported them: a desired count outside the autoscaler's
+/// bounds (or, without autoscaling, another count), autoscaling or the load balancer removed or
+/// changed, a log group's retention, a role's policies, each changed outside SpawnIt. A count
+/// within the bounds is the autoscaler's doing, not drift.
+fn ecs_drift(desired: &ResourceAttrs, observed: &ObservedResource) -> Option<Vec<String>> {
+    let mut reasons = Vec::new();
+    match desired {
+        ResourceAttrs::EcsService(s) => {
+            if let Some(found) = observed.facts.get(facts::DESIRED_COUNT) {
+                let n: Option<u32> = found.parse().ok();
+                match &s.scaling {
+                    Some(sc) if !n.is_some_and(|n| (sc.min..=sc.max).contains(&n)) => reasons.push(format!(
+                        "desired count changed outside SpawnIt: {found} tasks, outside the autoscaling bounds {}–{}",
+                        sc.min, sc.max
+                    )),
+                    None if n != Some(s.desired_count) => reasons.push(format!(
+                        "desired count changed outside SpawnIt: {found} tasks instead of {}",
+                        s.desired_count
+                    )),
+                    _ => {}
+                }
+            }
+            if let Some(found) = observed.facts.get(facts::SCALING) {
+                let wanted = s.scaling.as_ref().map(|sc| sc.text()).unwrap_or_else(|| "none".into());
+                if *found != wanted {
+                    reasons.push(format!("autoscaling changed outside SpawnIt: {found} instead of {wanted}"));
+                }
+            }
+            if let Some(found) = observed.facts.get(facts::TARGET_GROUP)
+                && (found == "none") != s.load_balancer.is_none()
+            {
+                reasons.push(if found == "none" {
+                    "its load balancer was removed outside SpawnIt".to_owned()
+                } else {
+                    format!("registers in target group {found}, added outside SpawnIt")
+                });
+            }
+        }
+        ResourceAttrs::LogGroup(g) => {
+            if let Some(found) = observed.facts.get(facts::RETENTION)
+                && *found != g.retention_days.to_string()
+            {
+                reasons
+                    .push(format!("retention changed outside SpawnIt: {found} instead of {} days", g.retention_days));
+            }
+        }
+        ResourceAttrs::IamRole(r) => {
+            if let Some(found) = observed.facts.get(facts::POLICIES)
+                && *found != r.policies_text()
+            {
+                reasons.push(format!("policies changed outside SpawnIt: {found}"));
+            }
+        }
+        _ => return None,
+    }
+    (!reasons.is_empty()).then_some(reasons)
+}
+
 /// What an update in place of a launch template or an auto-scaling group does on AWS.
 fn update_notes(before: &ResourceAttrs, after: &ResourceAttrs) -> Vec<String> {
     match (before, after) {
@@ -608,6 +699,11 @@ pub fn attrs_diff(before: &ResourceAttrs, after: &ResourceAttrs) -> Vec<String> 
     else {
         return vec!["attributes changed".into()];
     };
+    fields_diff(&b, &a)
+}
+
+/// [`attrs_diff`] of two serialized attribute objects (a resource's, or one container's).
+fn fields_diff(b: &serde_json::Map<String, Value>, a: &serde_json::Map<String, Value>) -> Vec<String> {
     let keys: BTreeSet<&String> = b.keys().chain(a.keys()).collect();
     let mut out = Vec::new();
     for key in keys {
@@ -619,7 +715,9 @@ pub fn attrs_diff(before: &ResourceAttrs, after: &ResourceAttrs) -> Vec<String> 
             "image" | "network" | "name" | "reference" | "driver" | "region" | "instance_type" | "ami"
             | "ami_owner" | "ami_name" | "key_name" | "subnet_id" | "vpc_id" | "description" | "replicas"
             | "endpoint_mode" | "restart_delay_s" | "stop_grace_s" | "constraints" | "min" | "max" | "desired"
-            | "target_cpu_percent" | "sticky" | "health_path" | "port" | "target_type" | "node_type" => {
+            | "target_cpu_percent" | "sticky" | "health_path" | "port" | "target_type" | "node_type"
+            | "desired_count" | "scaling" | "retention_days" | "cpu" | "memory_mb" | "family" | "trust_service"
+            | "managed_policies" | "subnet_ids" | "assign_public_ip" => {
                 out.push(format!("{key} changed {} → {}", plain(old), plain(new)));
             }
             "ingress" => {
@@ -668,10 +766,15 @@ pub fn attrs_diff(before: &ResourceAttrs, after: &ResourceAttrs) -> Vec<String> 
 /// The changes of an instance's containers, container by container, as [`attrs_diff`] tells
 /// them for a Docker container (so secret values never show).
 fn containers_diff(old: Option<&Value>, new: Option<&Value>) -> Vec<String> {
-    use spawnit_model::resource::ContainerAttrs;
-    let list = |v: Option<&Value>| -> BTreeMap<String, ContainerAttrs> {
-        let items: Vec<ContainerAttrs> = v.and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
-        items.into_iter().map(|c| (c.name.clone(), c)).collect()
+    let list = |v: Option<&Value>| -> BTreeMap<String, serde_json::Map<String, Value>> {
+        let items = v.and_then(Value::as_array).cloned().unwrap_or_default();
+        items
+            .into_iter()
+            .filter_map(|c| match c {
+                Value::Object(o) => Some((plain(o.get("name")), o)),
+                _ => None,
+            })
+            .collect()
     };
     let (old, new) = (list(old), list(new));
     let mut out = Vec::new();
@@ -680,7 +783,7 @@ fn containers_diff(old: Option<&Value>, new: Option<&Value>) -> Vec<String> {
             (Some(_), None) => out.push(format!("container {name} removed")),
             (None, Some(_)) => out.push(format!("container {name} added")),
             (Some(b), Some(a)) if b != a => {
-                let diff = attrs_diff(&ResourceAttrs::Container(b.clone()), &ResourceAttrs::Container(a.clone()));
+                let diff = fields_diff(b, a);
                 out.extend(diff.into_iter().map(|d| format!("container {name}: {d}")));
             }
             _ => {}
@@ -707,7 +810,10 @@ fn ports_text(v: Option<&Value>) -> String {
     }
     ports
         .iter()
-        .map(|p| format!("{}:{}→{}", plain(p.get("host_ip")), plain(p.get("host")), plain(p.get("container"))))
+        .map(|p| match p.get("host") {
+            Some(_) => format!("{}:{}→{}", plain(p.get("host_ip")), plain(p.get("host")), plain(p.get("container"))),
+            None => format!("{}/{}", plain(p.get("container")), plain(p.get("protocol"))),
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -116,6 +116,12 @@ pub struct AwsCreateArgs {
     /// CIDR allowed to reach SSH, port 22 (repeatable; SSH stays closed without it).
     #[arg(long = "aws-ssh", value_name = "CIDR")]
     pub aws_ssh: Vec<String>,
+    /// aws-ecs: CPU units of each task, 1024 = one vCPU [default: 256].
+    #[arg(long)]
+    pub aws_task_cpu: Option<u32>,
+    /// aws-ecs: memory of each task in MiB, a Fargate size for the CPU [default: 512].
+    #[arg(long, value_name = "MIB")]
+    pub aws_task_memory: Option<u32>,
 }
 
 impl AwsCreateArgs {
@@ -131,12 +137,16 @@ impl AwsCreateArgs {
             aws_vpc,
             aws_allow,
             aws_ssh,
+            aws_task_cpu,
+            aws_task_memory,
         } = self;
         [aws_region, aws_instance_type, aws_ami, aws_ami_owner, aws_ami_name, aws_key_name, aws_subnet, aws_vpc]
             .iter()
             .any(|o| o.is_some())
             || !aws_allow.is_empty()
             || !aws_ssh.is_empty()
+            || aws_task_cpu.is_some()
+            || aws_task_memory.is_some()
     }
 }
 

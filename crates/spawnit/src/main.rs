@@ -139,6 +139,12 @@ async fn aws_settings(args: AwsCreateArgs, aws: &AwsArgs) -> AwsSettings {
     s.vpc_id = args.aws_vpc;
     s.allowed_cidrs = args.aws_allow;
     s.ssh_cidrs = args.aws_ssh;
+    if let Some(cpu) = args.aws_task_cpu {
+        s.task_cpu = cpu;
+    }
+    if let Some(memory) = args.aws_task_memory {
+        s.task_memory_mb = memory;
+    }
     s
 }
 
@@ -483,6 +489,20 @@ async fn show(engine: &Engine, client: &Id, service: &Id, output: Output) -> Res
                 let _ = writeln!(out, "  {r}");
             }
             match &spec.aws {
+                Some(aws) if spec.provider == ProviderKind::AwsEcs => {
+                    let cidrs = spawnit_engine::aws_allowed_cidrs(&spec, aws);
+                    let _ = writeln!(
+                        out,
+                        "Provider: aws-ecs (Fargate tasks of {} CPU units / {} MiB in {}, ports open to {})",
+                        aws.task_cpu,
+                        aws.task_memory_mb,
+                        aws.region,
+                        if cidrs.is_empty() { "nobody".to_owned() } else { cidrs.join(", ") }
+                    );
+                    for (address, t) in &tasks {
+                        let _ = writeln!(out, "Tasks:   ecs_service.{address}: {}", t["tasks"].as_str().unwrap_or("-"));
+                    }
+                }
                 Some(aws) => {
                     let _ = writeln!(
                         out,
@@ -579,8 +599,10 @@ fn swarm_tasks(plan: &Plan) -> serde_json::Map<String, Value> {
     plan.changes
         .iter()
         .filter(|c| {
-            c.address.kind == spawnit_model::ResourceKind::SwarmService
-                && c.action != spawnit_model::plan::Action::Delete
+            matches!(
+                c.address.kind,
+                spawnit_model::ResourceKind::SwarmService | spawnit_model::ResourceKind::EcsService
+            ) && c.action != spawnit_model::plan::Action::Delete
         })
         .filter_map(|c| {
             let tasks = c.outputs.get("tasks")?;

@@ -162,10 +162,7 @@ pub fn free_port() -> u16 {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
     loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
         if !given.contains(&port) {
             given.push(port);
             return port;
@@ -216,6 +213,8 @@ impl Moto {
         let child = Command::new("python3")
             // moto's own `moto_server`, served without threads: see the script.
             .args([MOTO_SERIAL, "127.0.0.1", &port.to_string()])
+            // AWS managed policies (AmazonECSTaskExecutionRolePolicy…) exist only when loaded.
+            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
