@@ -9,8 +9,6 @@ mod common;
 mod aws;
 #[cfg(feature = "aws")]
 mod aws_asg;
-#[cfg(feature = "aws")]
-mod aws_ecs;
 mod docker;
 mod names;
 mod nodes;
