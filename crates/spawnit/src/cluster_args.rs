@@ -46,7 +46,10 @@ impl NodeMonitorArgs {
         spawnit_server::cluster_monitor::ClusterSetup {
             cluster: cluster.with_config(self.cluster_config()),
             every: self.node_check_interval,
-            monitor: spawnit_cluster::MonitorConfig { lease_warnings: self.node_lease_warnings.clone(), ..Default::default() },
+            monitor: spawnit_cluster::MonitorConfig {
+                lease_warnings: self.node_lease_warnings.clone(),
+                ..Default::default()
+            },
         }
     }
 }

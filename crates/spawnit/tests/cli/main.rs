@@ -9,6 +9,8 @@ mod common;
 mod aws;
 #[cfg(feature = "aws")]
 mod aws_asg;
+#[cfg(feature = "aws")]
+mod aws_ecs;
 mod docker;
 mod names;
 mod nodes;
