@@ -39,7 +39,8 @@ pub async fn audit(s: &AppState, caller: &Caller, client: &Id, action: &str, tar
 /// A JSON number that is a whole non-negative number, however JSON writes it (`3` or `3.0`:
 /// the two are the same to JSON and its schemas).
 pub fn whole_number(n: &serde_json::Number) -> Option<u64> {
-    n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64).map(|f| f as u64))
+    n.as_u64()
+        .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64).map(|f| f as u64))
 }
 
 /// Refuses a non-admin caller.
