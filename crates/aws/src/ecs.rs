@@ -59,16 +59,6 @@ fn parameter_path(scope: &Scope) -> String {
     format!("/spawnit/{}", scope_path(scope))
 }
 
-/// The clients of the AWS services the `aws-ecs` target uses, in one region.
-#[derive(Clone)]
-pub struct EcsClients {
-    pub ecs: aws_sdk_ecs::Client,
-    pub iam: aws_sdk_iam::Client,
-    pub logs: aws_sdk_cloudwatchlogs::Client,
-    pub scaling: aws_sdk_applicationautoscaling::Client,
-    pub ssm: aws_sdk_ssm::Client,
-}
-
 /// The ownership tags of a resource, as key/value pairs.
 fn ownership(scope: &Scope, address: &Address, fingerprint: &str) -> Vec<(String, String)> {
     let mut tags = vec![
@@ -139,36 +129,6 @@ fn protocol(p: Protocol) -> TransportProtocol {
 }
 
 impl AwsProvider {
-    /// The `aws-ecs` target's clients of `region`.
-    pub fn ecs_clients(&self, region: &str) -> EcsClients {
-        let mut clients = self.ecs_clients.lock().unwrap_or_else(|e| e.into_inner());
-        clients
-            .entry(region.to_owned())
-            .or_insert_with(|| {
-                let region = aws_config::Region::new(region.to_owned());
-                EcsClients {
-                    ecs: aws_sdk_ecs::Client::from_conf(
-                        aws_sdk_ecs::config::Builder::from(&self.config).region(region.clone()).build(),
-                    ),
-                    iam: aws_sdk_iam::Client::from_conf(
-                        aws_sdk_iam::config::Builder::from(&self.config).region(region.clone()).build(),
-                    ),
-                    logs: aws_sdk_cloudwatchlogs::Client::from_conf(
-                        aws_sdk_cloudwatchlogs::config::Builder::from(&self.config).region(region.clone()).build(),
-                    ),
-                    scaling: aws_sdk_applicationautoscaling::Client::from_conf(
-                        aws_sdk_applicationautoscaling::config::Builder::from(&self.config)
-                            .region(region.clone())
-                            .build(),
-                    ),
-                    ssm: aws_sdk_ssm::Client::from_conf(
-                        aws_sdk_ssm::config::Builder::from(&self.config).region(region).build(),
-                    ),
-                }
-            })
-            .clone()
-    }
-
     /// Every ECS-family resource of the scope that `desired` says where to look for.
     pub(crate) async fn ecs_observe(
         &self,
@@ -219,7 +179,7 @@ impl AwsProvider {
 
     async fn cluster_observe(&self, scope: &Scope, c: &EcsClusterAttrs) -> Result<Option<ObservedResource>, AwsError> {
         let out = self
-            .ecs_clients(&c.region)
+            .clients_of(&c.region)
             .ecs
             .describe_clusters()
             .clusters(&c.name)
@@ -239,7 +199,7 @@ impl AwsProvider {
 
     /// The role named as desired, with its policies as a fact, when it carries the scope's tags.
     async fn role_observe(&self, scope: &Scope, role: &IamRoleAttrs) -> Result<Option<ObservedResource>, AwsError> {
-        let iam = self.ecs_clients(&role.region).iam;
+        let iam = self.clients_of(&role.region).iam;
         let found = match iam.get_role().role_name(&role.name).send().await {
             Ok(out) => out.role().cloned(),
             Err(e) => {
@@ -265,7 +225,7 @@ impl AwsProvider {
         region: &str,
         name: &str,
     ) -> Result<(Vec<String>, Option<String>), AwsError> {
-        let iam = self.ecs_clients(region).iam;
+        let iam = self.clients_of(region).iam;
         let attached = iam
             .list_attached_role_policies()
             .role_name(name)
@@ -288,7 +248,7 @@ impl AwsProvider {
     }
 
     async fn log_group_observe(&self, scope: &Scope, g: &LogGroupAttrs) -> Result<Option<ObservedResource>, AwsError> {
-        let logs = self.ecs_clients(&g.region).logs;
+        let logs = self.clients_of(&g.region).logs;
         let out = logs
             .describe_log_groups()
             .log_group_name_prefix(&g.name)
@@ -324,7 +284,7 @@ impl AwsProvider {
         scope: &Scope,
         t: &TaskDefinitionAttrs,
     ) -> Result<Vec<ObservedResource>, AwsError> {
-        let ecs = self.ecs_clients(&t.region).ecs;
+        let ecs = self.clients_of(&t.region).ecs;
         let mut arns = Vec::new();
         let mut pages = ecs
             .list_task_definitions()
@@ -358,7 +318,7 @@ impl AwsProvider {
 
     /// The parameters under the scope's path carrying its tags.
     async fn parameters_observe(&self, scope: &Scope, region: &str) -> Result<Vec<ObservedResource>, AwsError> {
-        let ssm = self.ecs_clients(region).ssm;
+        let ssm = self.clients_of(region).ssm;
         let filter = built(
             aws_sdk_ssm::types::ParameterStringFilter::builder()
                 .key("Path")
@@ -397,7 +357,7 @@ impl AwsProvider {
         s: &EcsServiceAttrs,
         cluster: &str,
     ) -> Result<Option<ObservedResource>, AwsError> {
-        let clients = self.ecs_clients(&s.region);
+        let clients = self.clients_of(&s.region);
         let out = clients
             .ecs
             .describe_services()
@@ -422,7 +382,7 @@ impl AwsProvider {
 
     /// The [`facts::SCALING`] text of a service's scalable target and CPU policy.
     async fn scaling_fact(&self, region: &str, cluster: &str, service: &str) -> Result<String, AwsError> {
-        let scaling = self.ecs_clients(region).scaling;
+        let scaling = self.clients_of(region).scaling;
         let resource = scaling_resource(cluster, service);
         let targets = scaling
             .describe_scalable_targets()
@@ -461,7 +421,7 @@ impl AwsProvider {
         match attrs {
             ResourceAttrs::EcsCluster(c) => {
                 let out = self
-                    .ecs_clients(&c.region)
+                    .clients_of(&c.region)
                     .ecs
                     .create_cluster()
                     .cluster_name(&c.name)
@@ -487,7 +447,7 @@ impl AwsProvider {
                 for (k, v) in &tags {
                     iam_tags.push(built(aws_sdk_iam::types::Tag::builder().key(k).value(v).build())?);
                 }
-                self.ecs_clients(&role.region)
+                self.clients_of(&role.region)
                     .iam
                     .create_role()
                     .role_name(&role.name)
@@ -502,7 +462,7 @@ impl AwsProvider {
                 Ok(Applied::from(format!("{}/{}", role.region, role.name)))
             }
             ResourceAttrs::LogGroup(g) => {
-                let logs = self.ecs_clients(&g.region).logs;
+                let logs = self.clients_of(&g.region).logs;
                 logs.create_log_group()
                     .log_group_name(&g.name)
                     .set_tags(Some(tags.into_iter().collect()))
@@ -518,7 +478,7 @@ impl AwsProvider {
                     ssm_tags.push(built(aws_sdk_ssm::types::Tag::builder().key(k).value(v).build())?);
                 }
                 let value = self.cache_written(scope, &p.region, &p.value).await?;
-                self.ecs_clients(&p.region)
+                self.clients_of(&p.region)
                     .ssm
                     .put_parameter()
                     .name(&p.name)
@@ -539,7 +499,7 @@ impl AwsProvider {
 
     /// Makes a role's managed and inline policies exactly the attributes'.
     async fn role_policies_set(&self, role: &IamRoleAttrs) -> Result<(), AwsError> {
-        let iam = self.ecs_clients(&role.region).iam;
+        let iam = self.clients_of(&role.region).iam;
         let (managed, inline) = self.role_policies(&role.region, &role.name).await?;
         for arn in role.managed_policies.iter().filter(|a| !managed.contains(a)) {
             iam.attach_role_policy()
@@ -581,7 +541,7 @@ impl AwsProvider {
     }
 
     async fn retention_set(&self, g: &LogGroupAttrs) -> Result<(), AwsError> {
-        self.ecs_clients(&g.region)
+        self.clients_of(&g.region)
             .logs
             .put_retention_policy()
             .log_group_name(&g.name)
@@ -594,7 +554,7 @@ impl AwsProvider {
 
     /// The ARN of the scope's role at `address` (found by its path and tags).
     async fn role_find(&self, scope: &Scope, region: &str, address: &Address) -> Result<String, AwsError> {
-        let iam = self.ecs_clients(region).iam;
+        let iam = self.clients_of(region).iam;
         let mut pages = iam.list_roles().path_prefix(role_path(scope)).into_paginator().send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| AwsError::from_sdk("IAM ListRoles", region, e))?;
@@ -616,7 +576,7 @@ impl AwsProvider {
 
     /// The name of the scope's log group at `address`.
     async fn log_group_find(&self, scope: &Scope, region: &str, address: &Address) -> Result<String, AwsError> {
-        let logs = self.ecs_clients(region).logs;
+        let logs = self.clients_of(region).logs;
         let out = logs
             .describe_log_groups()
             .log_group_name_prefix(parameter_path(scope))
@@ -642,7 +602,7 @@ impl AwsProvider {
 
     /// The ARN of every parameter of the scope, by address.
     async fn parameters_find(&self, scope: &Scope, region: &str) -> Result<HashMap<Address, String>, AwsError> {
-        let ssm = self.ecs_clients(region).ssm;
+        let ssm = self.clients_of(region).ssm;
         let mut out = HashMap::new();
         for o in self.parameters_observe(scope, region).await? {
             let (_, name) = id_split(&o.id)?;
@@ -762,7 +722,7 @@ impl AwsProvider {
             definitions.push(d.build());
         }
         let out = self
-            .ecs_clients(region)
+            .clients_of(region)
             .ecs
             .register_task_definition()
             .family(&t.family)
@@ -785,7 +745,7 @@ impl AwsProvider {
 
     /// The name of the scope's cluster at `address`.
     async fn cluster_find(&self, scope: &Scope, region: &str, address: &Address) -> Result<String, AwsError> {
-        let ecs = self.ecs_clients(region).ecs;
+        let ecs = self.clients_of(region).ecs;
         let mut arns = Vec::new();
         let mut pages = ecs.list_clusters().into_paginator().send();
         while let Some(page) = pages.next().await {
@@ -812,7 +772,7 @@ impl AwsProvider {
 
     /// The ARN of the newest active revision of the scope's task definition at `address`.
     async fn task_definition_find(&self, scope: &Scope, region: &str, address: &Address) -> Result<String, AwsError> {
-        let ecs = self.ecs_clients(region).ecs;
+        let ecs = self.clients_of(region).ecs;
         let prefix = format!("spawnit_{}", scope_path(scope).replace('/', "_"));
         let out = ecs
             .list_task_definitions()
@@ -903,7 +863,7 @@ impl AwsProvider {
             None => None,
         };
         let out = self
-            .ecs_clients(region)
+            .clients_of(region)
             .ecs
             .create_service()
             .set_load_balancers(balancer.map(|b| vec![b]))
@@ -926,7 +886,7 @@ impl AwsProvider {
 
     /// Registers the service's scalable target and CPU policy, or removes them.
     async fn scaling_set(&self, region: &str, cluster: &str, s: &EcsServiceAttrs) -> Result<(), AwsError> {
-        let scaling = self.ecs_clients(region).scaling;
+        let scaling = self.clients_of(region).scaling;
         let resource = scaling_resource(cluster, &s.name);
         let Some(sc) = &s.scaling else {
             if self.scaling_fact(region, cluster, &s.name).await? == "none" {
@@ -993,7 +953,7 @@ impl AwsProvider {
         fingerprint: &str,
     ) -> Result<Applied, AwsError> {
         let (region, aws_id) = id_split(id)?;
-        let clients = self.ecs_clients(region);
+        let clients = self.clients_of(region);
         let tags = ownership(scope, address, fingerprint);
         match attrs {
             ResourceAttrs::IamRole(role) => {
@@ -1091,7 +1051,7 @@ impl AwsProvider {
         aws_id: &str,
         cancel: &CancellationToken,
     ) -> Result<(), AwsError> {
-        let clients = self.ecs_clients(region);
+        let clients = self.clients_of(region);
         let gone = |e: AwsError, codes: &[&str]| -> Result<(), AwsError> {
             if e.code().is_some_and(|c| codes.contains(&c)) { Ok(()) } else { Err(e) }
         };

@@ -137,14 +137,46 @@ impl Default for AwsOptions {
 pub struct AwsProvider {
     config: SdkConfig,
     options: AwsOptions,
-    clients: Mutex<HashMap<String, Client>>,
-    elb_clients: Mutex<HashMap<String, aws_sdk_elasticloadbalancingv2::Client>>,
-    asg_clients: Mutex<HashMap<String, aws_sdk_autoscaling::Client>>,
-    cache_clients: Mutex<HashMap<String, aws_sdk_elasticache::Client>>,
+    /// The clients of each region used, made on first use (no request is made to make one).
+    clients: Mutex<HashMap<String, RegionClients>>,
     /// Settings already checked against EC2 (see [`Provider::validate`]).
     validated: Mutex<HashSet<String>>,
-    /// The `aws-ecs` target's clients, per region.
-    ecs_clients: Mutex<HashMap<String, ecs::EcsClients>>,
+}
+
+/// The clients of the AWS services SpawnIt uses, in one region.
+#[derive(Clone)]
+pub struct RegionClients {
+    pub ec2: Client,
+    pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    pub autoscaling: aws_sdk_autoscaling::Client,
+    pub elasticache: aws_sdk_elasticache::Client,
+    pub ecs: aws_sdk_ecs::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub scaling: aws_sdk_applicationautoscaling::Client,
+    pub ssm: aws_sdk_ssm::Client,
+}
+
+impl RegionClients {
+    fn new(config: &SdkConfig, region: &str) -> RegionClients {
+        let region = Region::new(region.to_owned());
+        macro_rules! client {
+            ($sdk:ident) => {
+                $sdk::Client::from_conf($sdk::config::Builder::from(config).region(region.clone()).build())
+            };
+        }
+        RegionClients {
+            ec2: client!(aws_sdk_ec2),
+            elb: client!(aws_sdk_elasticloadbalancingv2),
+            autoscaling: client!(aws_sdk_autoscaling),
+            elasticache: client!(aws_sdk_elasticache),
+            ecs: client!(aws_sdk_ecs),
+            iam: client!(aws_sdk_iam),
+            logs: client!(aws_sdk_cloudwatchlogs),
+            scaling: client!(aws_sdk_applicationautoscaling),
+            ssm: client!(aws_sdk_ssm),
+        }
+    }
 }
 
 impl AwsProvider {
@@ -167,16 +199,7 @@ impl AwsProvider {
             loader = loader.credentials_provider(keys);
         }
         let config = loader.load().await;
-        AwsProvider {
-            config,
-            options,
-            clients: Mutex::new(HashMap::new()),
-            elb_clients: Mutex::new(HashMap::new()),
-            asg_clients: Mutex::new(HashMap::new()),
-            cache_clients: Mutex::new(HashMap::new()),
-            validated: Mutex::new(HashSet::new()),
-            ecs_clients: Mutex::new(HashMap::new()),
-        }
+        AwsProvider { config, options, clients: Mutex::new(HashMap::new()), validated: Mutex::new(HashSet::new()) }
     }
 
     /// The region of the configuration chain (`AWS_REGION`, the profile's), if any: the
@@ -185,59 +208,30 @@ impl AwsProvider {
         self.config.region().map(|r| r.to_string())
     }
 
+    /// The clients of `region`.
+    pub fn clients_of(&self, region: &str) -> RegionClients {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients.entry(region.to_owned()).or_insert_with(|| RegionClients::new(&self.config, region)).clone()
+    }
+
     /// The EC2 client of `region`.
     pub fn client(&self, region: &str) -> Client {
-        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        clients
-            .entry(region.to_owned())
-            .or_insert_with(|| {
-                let conf =
-                    aws_sdk_ec2::config::Builder::from(&self.config).region(Region::new(region.to_owned())).build();
-                Client::from_conf(conf)
-            })
-            .clone()
+        self.clients_of(region).ec2
     }
 
     /// The Elastic Load Balancing (v2) client of `region`.
     pub fn elb(&self, region: &str) -> aws_sdk_elasticloadbalancingv2::Client {
-        let mut clients = self.elb_clients.lock().unwrap_or_else(|e| e.into_inner());
-        clients
-            .entry(region.to_owned())
-            .or_insert_with(|| {
-                let conf = aws_sdk_elasticloadbalancingv2::config::Builder::from(&self.config)
-                    .region(Region::new(region.to_owned()))
-                    .build();
-                aws_sdk_elasticloadbalancingv2::Client::from_conf(conf)
-            })
-            .clone()
+        self.clients_of(region).elb
     }
 
     /// The EC2 Auto Scaling client of `region`.
     pub fn autoscaling(&self, region: &str) -> aws_sdk_autoscaling::Client {
-        let mut clients = self.asg_clients.lock().unwrap_or_else(|e| e.into_inner());
-        clients
-            .entry(region.to_owned())
-            .or_insert_with(|| {
-                let conf = aws_sdk_autoscaling::config::Builder::from(&self.config)
-                    .region(Region::new(region.to_owned()))
-                    .build();
-                aws_sdk_autoscaling::Client::from_conf(conf)
-            })
-            .clone()
+        self.clients_of(region).autoscaling
     }
 
     /// The ElastiCache client of `region`.
     pub fn elasticache(&self, region: &str) -> aws_sdk_elasticache::Client {
-        let mut clients = self.cache_clients.lock().unwrap_or_else(|e| e.into_inner());
-        clients
-            .entry(region.to_owned())
-            .or_insert_with(|| {
-                let conf = aws_sdk_elasticache::config::Builder::from(&self.config)
-                    .region(Region::new(region.to_owned()))
-                    .build();
-                aws_sdk_elasticache::Client::from_conf(conf)
-            })
-            .clone()
+        self.clients_of(region).elasticache
     }
 
     /// How long to wait for AWS to finish something, and how often to look.

@@ -26,7 +26,7 @@ const LOGS: &str = "/spawnit/acme/shop";
 /// What carries the client's tags on the ECS side, by kind: clusters, active task
 /// definitions, services, roles, log groups, parameters.
 async fn tagged(w: &World) -> Vec<String> {
-    let c = w.aws.ecs_clients(REGION);
+    let c = w.aws.clients_of(REGION);
     let mut out = Vec::new();
     let tags_mine = |tags: Vec<(String, String)>| tags.iter().any(|(k, v)| k == "spawnit.client" && v == "acme");
     let clusters = c.ecs.list_clusters().send().await.unwrap();
@@ -93,20 +93,20 @@ async fn tagged(w: &World) -> Vec<String> {
 }
 
 async fn service(w: &World) -> aws_sdk_ecs::types::Service {
-    let c = w.aws.ecs_clients(REGION);
+    let c = w.aws.clients_of(REGION);
     let out =
         c.ecs.describe_services().cluster(CLUSTER).services("shop").include(ServiceField::Tags).send().await.unwrap();
     out.services().iter().find(|s| s.status() == Some("ACTIVE")).cloned().expect("an active service shop")
 }
 
 async fn task_definition(w: &World, arn: &str) -> aws_sdk_ecs::types::TaskDefinition {
-    let c = w.aws.ecs_clients(REGION);
+    let c = w.aws.clients_of(REGION);
     c.ecs.describe_task_definition().task_definition(arn).send().await.unwrap().task_definition().cloned().unwrap()
 }
 
 /// (min, max, CPU target) of the service's scalable target and policy.
 async fn scaling(w: &World) -> (i32, i32, Option<f64>) {
-    let c = w.aws.ecs_clients(REGION);
+    let c = w.aws.clients_of(REGION);
     let resource = format!("service/{CLUSTER}/shop");
     let targets = c
         .scaling
@@ -168,7 +168,7 @@ async fn web_app_on_fargate_applies_reads_back_repairs_drift_rolls_out_and_destr
     assert_eq!(planned.plan.status, PlanStatus::Compliant, "{:?}", planned.plan);
 
     // The role: trusted by ECS tasks, with the execution policy.
-    let c = w.aws.ecs_clients(REGION);
+    let c = w.aws.clients_of(REGION);
     let role = c.iam.get_role().role_name(ROLE).send().await.unwrap().role().cloned().unwrap();
     let trust = role.assume_role_policy_document().unwrap_or_default();
     assert!(trust.contains("ecs-tasks.amazonaws.com"), "{trust}");
@@ -290,7 +290,7 @@ async fn secrets_reach_tasks_from_ssm_only_and_bad_settings_are_refused() {
     let password = spec.params["password"].as_str().unwrap().to_owned();
     let (report, _) = w.apply("db").await;
     assert_eq!(report.outcome, OperationOutcome::Succeeded, "{:?}", report.errors);
-    let c = w.aws.ecs_clients(REGION);
+    let c = w.aws.clients_of(REGION);
     let s = c.ecs.describe_services().cluster("spawnit_acme_db").services("db").send().await.unwrap();
     let d = task_definition(&w, s.services()[0].task_definition().unwrap()).await;
     let pg = &d.container_definitions()[0];
