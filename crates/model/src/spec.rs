@@ -406,8 +406,8 @@ mod lenient {
         number(d).map(Some)
     }
 
-    /// A whole number of seconds, also written as a JSON float with no fraction (`5.0`): JSON
-    /// and its schemas do not tell the two apart.
+    /// A whole number (seconds, CPU units, MiB…), also written as a JSON float with no fraction
+    /// (`5.0`): JSON and its schemas do not tell the two apart.
     pub fn whole_u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
         #[derive(serde::Deserialize)]
         #[serde(untagged)]
@@ -418,7 +418,7 @@ mod lenient {
         match Whole::deserialize(d)? {
             Whole::Int(v) => Ok(v),
             Whole::Float(f) if f.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&f) => Ok(f as u32),
-            Whole::Float(f) => Err(D::Error::custom(format!("{f} is not a whole number of seconds"))),
+            Whole::Float(f) => Err(D::Error::custom(format!("{f} is not a whole number"))),
         }
     }
 
@@ -650,10 +650,10 @@ pub struct AwsSettings {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ssh_cidrs: Vec<String>,
     /// `aws-ecs`: CPU units of each task (1024 = one vCPU), a Fargate size with `task_memory_mb`.
-    #[serde(default = "aws_default_task_cpu")]
+    #[serde(default = "aws_default_task_cpu", deserialize_with = "lenient::whole_u32")]
     pub task_cpu: u32,
     /// `aws-ecs`: memory of each task in MiB.
-    #[serde(default = "aws_default_task_memory")]
+    #[serde(default = "aws_default_task_memory", deserialize_with = "lenient::whole_u32")]
     pub task_memory_mb: u32,
 }
 
@@ -702,7 +702,7 @@ mod tests {
         let s: SwarmSettings = serde_json::from_str(r#"{"restart_delay_s": 7.0, "stop_grace_s": 3}"#).expect("whole");
         assert_eq!((s.restart_delay_s, s.stop_grace_s), (7, 3));
         let err = serde_json::from_str::<SwarmSettings>(r#"{"stop_grace_s": 2.5}"#).expect_err("a fraction");
-        assert!(err.to_string().contains("2.5 is not a whole number of seconds"), "{err}");
+        assert!(err.to_string().contains("2.5 is not a whole number"), "{err}");
         assert!(serde_json::from_str::<SwarmSettings>(r#"{"stop_grace_s": -1}"#).is_err());
     }
 }
