@@ -54,6 +54,14 @@ pub fn run_command(c: &ContainerAttrs) -> String {
     if let Some(user) = &c.user {
         args.extend(["--user".into(), user.clone()]);
     }
+    // The instance's own engine, with the socket's group (asked of the instance when the
+    // script runs: the one unquoted word, a fixed text) for a non-root user.
+    let mut socket_group = String::new();
+    if c.docker_socket {
+        let socket = spawnit_model::resource::DOCKER_SOCKET;
+        args.extend(["--volume".into(), format!("{socket}:{socket}")]);
+        socket_group = format!("--group-add \"$(stat -c %g {socket})\" ");
+    }
     if let Some(h) = &c.health {
         args.extend(["--health-cmd".into(), words(h.command.iter().cloned())]);
         args.extend(["--health-interval".into(), format!("{}s", h.interval_s)]);
@@ -71,7 +79,7 @@ pub fn run_command(c: &ContainerAttrs) -> String {
     args.push(c.image.clone());
     tail.extend(c.command.iter().cloned());
     args.extend(tail);
-    format!("docker run {}", words(args))
+    format!("docker run {socket_group}{}", words(args))
 }
 
 /// The whole script for an instance.
@@ -146,6 +154,7 @@ mod tests {
                 start_period_s: 0,
             }),
             user: None,
+            docker_socket: false,
         }
     }
 
@@ -169,6 +178,24 @@ mod tests {
              --health-cmd 'redis-cli ping' --health-interval 10s --health-timeout 5s --health-retries 3 \
              --health-start-period 0s redis:7 redis-server --requirepass 'it'\"'\"'s $secret'"
         );
+    }
+
+    #[test]
+    fn the_docker_socket_is_bound_with_its_group_read_on_the_instance() {
+        let mut c = redis();
+        assert!(!run_command(&c).contains("docker.sock"));
+        c.docker_socket = true;
+        let cmd = run_command(&c);
+        assert!(
+            cmd.starts_with(
+                "docker run --group-add \"$(stat -c %g /var/run/docker.sock)\" --detach --name spawnit-c-cache-redis"
+            ),
+            "{cmd}"
+        );
+        assert!(cmd.contains(" --volume /var/run/docker.sock:/var/run/docker.sock "), "{cmd}");
+        // Everything else stays quoted: a value cannot add a command substitution.
+        c.env.insert("X".into(), "$(stat -c %g /etc/shadow)".into());
+        assert!(run_command(&c).contains("--env 'X=$(stat -c %g /etc/shadow)'"), "{}", run_command(&c));
     }
 
     #[test]

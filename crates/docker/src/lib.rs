@@ -24,7 +24,8 @@ use bollard::query_parameters::{
 use futures::StreamExt;
 use spawnit_engine::{Applied, Provider, ProviderError, Scope};
 use spawnit_model::resource::{
-    Address, ContainerAttrs, DesiredResource, Liveness, ObservedResource, ResourceAttrs, ResourceKind, facts, labels,
+    Address, ContainerAttrs, DOCKER_SOCKET, DesiredResource, Liveness, ObservedResource, ResourceAttrs, ResourceKind,
+    facts, labels,
 };
 use spawnit_model::{Id, Owner, OwnerKey};
 use tokio_util::sync::CancellationToken;
@@ -154,6 +155,14 @@ fn op_error(
     ProviderError::Operation { action, address: address.clone(), source: Box::new(e) }
 }
 
+/// The group owning the engine's socket as this process sees it (the same host when SpawnIt
+/// talks to the local engine, as a deployed SpawnIt does through the bound socket); `None`
+/// when there is no such file here.
+fn docker_socket_group() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(DOCKER_SOCKET).ok().map(|m| m.gid())
+}
+
 impl DockerProvider {
     async fn container_create(
         &self,
@@ -173,7 +182,7 @@ impl DockerProvider {
                 .get_or_insert_with(Vec::new)
                 .push(PortBinding { host_ip: Some(p.host_ip.clone()), host_port: Some(p.host.to_string()) });
         }
-        let mounts = c
+        let mut mounts: Vec<Mount> = c
             .mounts
             .iter()
             .map(|m| Mount {
@@ -184,6 +193,18 @@ impl DockerProvider {
                 ..Default::default()
             })
             .collect();
+        // Only an admin-only template renders this (SpawnIt deploying itself): the engine's
+        // socket, and its group so that the image's non-root user may use it.
+        let mut group_add = None;
+        if c.docker_socket {
+            mounts.push(Mount {
+                target: Some(DOCKER_SOCKET.to_owned()),
+                source: Some(DOCKER_SOCKET.to_owned()),
+                typ: Some(MountTypeEnum::BIND),
+                ..Default::default()
+            });
+            group_add = docker_socket_group().map(|gid| vec![gid.to_string()]);
+        }
         let seconds = |s: u32| i64::from(s) * 1_000_000_000;
         let body = ContainerCreateBody {
             image: Some(c.image.clone()),
@@ -204,6 +225,7 @@ impl DockerProvider {
             host_config: Some(HostConfig {
                 port_bindings: Some(port_bindings),
                 mounts: Some(mounts),
+                group_add,
                 network_mode: Some(c.network.clone()),
                 restart_policy: Some(RestartPolicy {
                     name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),

@@ -660,6 +660,7 @@ mod tests {
                     aliases: vec![],
                     health: None,
                     user: None,
+                    docker_socket: false,
                 }),
                 depends_on: vec![app_image.clone()],
             })

@@ -667,8 +667,20 @@ impl Redactor {
     }
 
     fn container(&self, container: &ContainerAttrs) -> Result<ContainerAttrs, Withheld> {
-        let ContainerAttrs { name, image, entrypoint, command, env, ports, mounts, network, aliases, health, user } =
-            container;
+        let ContainerAttrs {
+            name,
+            image,
+            entrypoint,
+            command,
+            env,
+            ports,
+            mounts,
+            network,
+            aliases,
+            health,
+            user,
+            docker_socket,
+        } = container;
         let ports = ports.iter().map(|p| self.port(p)).collect::<Result<_, Withheld>>()?;
         let health = match health {
             Some(HealthSpec { command, interval_s, timeout_s, retries, start_period_s }) => {
@@ -704,6 +716,7 @@ impl Redactor {
             aliases: self.texts(aliases),
             health,
             user: user.as_ref().map(|u| self.text(u)),
+            docker_socket: *docker_socket,
         })
     }
 }
@@ -752,6 +765,7 @@ mod tests {
                 start_period_s: 0,
             }),
             user: None,
+            docker_socket: false,
         };
         let address = Address::new(ResourceKind::Container, "redis");
         let image = Address::new(ResourceKind::Image, "redis");

@@ -904,7 +904,14 @@ pub struct ContainerAttrs {
     pub health: Option<HealthSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// The engine's socket bound at `/var/run/docker.sock` (see `ContainerSpec::docker_socket`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub docker_socket: bool,
 }
+
+/// Where a container with [`ContainerAttrs::docker_socket`] finds the engine's socket (and where
+/// the host's is bound from).
+pub const DOCKER_SOCKET: &str = "/var/run/docker.sock";
 
 /// A port published on the host.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,6 +5,8 @@
 //! [`Instance`] the engine applies, so a later change of the template never changes a deployed
 //! service silently. An instance has no field for privileged mode, host paths or devices: a
 //! template cannot ask for them, and `deny_unknown_fields` turns such a request into an error.
+//! The one exception is [`ContainerSpec::docker_socket`], which rendering accepts only from an
+//! admin-only template (SpawnIt deploying itself).
 
 use std::collections::BTreeMap;
 
@@ -309,6 +311,11 @@ pub struct ContainerSpec {
     /// containers reach the cache where they named the container). Docker and Swarm run it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub managed: Option<Managed>,
+    /// The Docker engine's socket at `/var/run/docker.sock` inside the container (with the
+    /// socket's group, so a non-root user may use it): control of the host. Rendering refuses it
+    /// unless the template is admin-only; only providers docker and aws run it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not", deserialize_with = "lenient::boolean")]
+    pub docker_socket: bool,
 }
 
 /// A managed service a container stands for (see [`ContainerSpec::managed`]).

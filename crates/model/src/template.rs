@@ -19,6 +19,11 @@ pub struct Template {
     pub category: String,
     pub description: String,
     pub version: String,
+    /// Only admins (and the local CLI) see and use it: the server hides it from members'
+    /// catalog listings and pages and refuses a member's service from it as if it did not
+    /// exist. Only such a template may give a container the Docker socket (`docker_socket`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub admin_only: bool,
     /// Parameters in the order a form shows them.
     #[serde(default)]
     pub parameters: IndexMap<String, Parameter>,
@@ -165,6 +170,9 @@ pub struct CatalogEntry {
     pub category: String,
     pub description: String,
     pub version: String,
+    /// The template is admin-only; members never see this entry.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub admin_only: bool,
 }
 
 impl From<&Template> for CatalogEntry {
@@ -175,6 +183,7 @@ impl From<&Template> for CatalogEntry {
             category: t.category.clone(),
             description: t.description.clone(),
             version: t.version.clone(),
+            admin_only: t.admin_only,
         }
     }
 }

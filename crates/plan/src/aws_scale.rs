@@ -315,6 +315,7 @@ pub fn app_containers(spec: &ServiceSpec, network: &str) -> Vec<ContainerAttrs> 
             aliases: vec![format!("{service}-{}", address.name)],
             health: c.health.clone(),
             user: c.user.clone(),
+            docker_socket: c.docker_socket,
         });
     }
     out

@@ -27,6 +27,7 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "uptime-kuma",
     "minio",
     "web-app",
+    "spawnit",
 );
 
 /// The built-in templates, each parsed and checked.
@@ -42,4 +43,121 @@ pub fn builtin_templates() -> Result<Vec<Template>, TemplateError> {
             Ok(template)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::{Value, json};
+    use spawnit_model::resource::ResourceAttrs;
+    use spawnit_model::spec::{AwsSettings, TemplateRef};
+    use spawnit_model::{CatalogEntry, DockerNaming, Exposure, Id, ProviderKind, ServiceSpec};
+
+    use super::*;
+    use crate::desired::{provider_settings_check, service_resources};
+    use crate::render::{params_resolve, render};
+
+    fn spawnit() -> Template {
+        let all = builtin_templates().expect("the built-in templates check");
+        all.into_iter().find(|t| t.id.as_str() == "spawnit").expect("a spawnit template")
+    }
+
+    fn spec(template: &Template, input: &[(&str, Value)], provider: ProviderKind) -> ServiceSpec {
+        let input: BTreeMap<String, Value> = input.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+        let params = params_resolve(template, &input, None, &mut rand::rng()).expect("valid parameters");
+        let id = |s: &str| Id::parse(s).expect("an id");
+        let instance = render(template, &id("ops"), &id("platform"), &params).expect("renders");
+        let now = chrono::Utc::now();
+        ServiceSpec {
+            client: id("ops"),
+            name: id("platform"),
+            template: TemplateRef { id: template.id.clone(), version: template.version.clone() },
+            provider,
+            network: id("default"),
+            exposure: Exposure::Loopback,
+            aws: provider
+                .is_aws()
+                .then(|| AwsSettings { allowed_cidrs: vec!["203.0.113.0/24".into()], ..AwsSettings::new("eu-west-3") }),
+            swarm: None,
+            params,
+            secret_params: vec!["s3_secret_access_key".into()],
+            instance,
+            docker_naming: DockerNaming::CURRENT,
+            drift_policy: Default::default(),
+            expires_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn the_self_deployment_template_is_admin_only_replicas_with_the_socket_and_one_store() {
+        let t = spawnit();
+        assert!(t.admin_only);
+        assert!(CatalogEntry::from(&t).admin_only);
+
+        // By default: N replicas on one shared volume, each with the socket, behind the balancer.
+        let s = spec(&t, &[("replicas", json!(3))], ProviderKind::Docker);
+        let resources = service_resources(&s);
+        let replicas: Vec<_> = resources
+            .iter()
+            .filter_map(|r| match &r.attrs {
+                ResourceAttrs::Container(c) => Some(c),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(replicas.len(), 3);
+        let volumes: std::collections::BTreeSet<_> =
+            replicas.iter().flat_map(|c| c.mounts.iter().map(|m| (m.volume.clone(), m.path.clone()))).collect();
+        assert_eq!(volumes.len(), 1, "one shared store volume: {volumes:?}");
+        for c in &replicas {
+            assert!(c.docker_socket, "{c:?}");
+            assert_eq!(c.env["SPAWNIT_LISTEN"], "0.0.0.0:8080");
+            assert_eq!(c.env["SPAWNIT_DATA"], "/data");
+            assert!(!c.env.contains_key("SPAWNIT_STORE") && !c.env.contains_key("AWS_SECRET_ACCESS_KEY"), "{c:?}");
+        }
+        let lb = s.instance.load_balancer.as_ref().expect("a load balancer");
+        assert_eq!((lb.container.as_str(), lb.port, lb.health_path.as_str()), ("server", 8080, "/healthz"));
+        provider_settings_check(&s).expect("runs on docker");
+
+        // On S3: the location, endpoint and credentials by parameters.
+        let s3 = spec(
+            &t,
+            &[
+                ("s3", json!(true)),
+                ("s3_location", json!("s3://platform-store/spawnit")),
+                ("s3_endpoint", json!("http://minio:9000")),
+                ("s3_access_key_id", json!("AKIAEXAMPLE")),
+                ("s3_secret_access_key", json!("wJalrXUtnFEMI/K7MDENG")),
+            ],
+            ProviderKind::Docker,
+        );
+        let env = &s3.instance.containers["server"].env;
+        assert_eq!(env["SPAWNIT_STORE"], "s3://platform-store/spawnit");
+        assert_eq!(env["SPAWNIT_S3_ENDPOINT"], "http://minio:9000");
+        assert_eq!(env["AWS_SECRET_ACCESS_KEY"], "wJalrXUtnFEMI/K7MDENG");
+        assert!(t.parameters["s3_secret_access_key"].secret);
+        let bad =
+            params_resolve(&t, &BTreeMap::from([("s3_location".into(), json!("ftp://x"))]), None, &mut rand::rng());
+        assert_eq!(bad.expect_err("not an s3 location").errors[0].field, "s3_location");
+
+        // The socket exists on a Docker host only: Swarm tasks and Fargate are refused by name.
+        for provider in [ProviderKind::Swarm, ProviderKind::AwsEcs] {
+            let s = spec(&t, &[], provider);
+            let err = provider_settings_check(&s).expect_err("no socket there");
+            assert_eq!(err.errors[0].field, "provider");
+            assert!(err.errors[0].reason.contains("container server needs the Docker socket"), "{err}");
+        }
+        // aws-asg runs it: each instance's own engine, replicas behind the ALB.
+        provider_settings_check(&spec(&t, &[], ProviderKind::AwsAsg)).expect("runs on aws-asg");
+    }
+
+    #[test]
+    fn only_the_admin_only_templates_may_ask_for_the_socket() {
+        for t in builtin_templates().expect("the built-in templates check") {
+            let asks = t.blueprint.to_string().contains("docker_socket");
+            assert_eq!(asks, t.admin_only, "template {}", t.id);
+        }
+    }
 }

@@ -137,6 +137,7 @@ fn docker_resources(spec: &ServiceSpec, network: &str) -> Vec<DesiredResource> {
             aliases: vec![format!("{service}-{name}")],
             health: c.health.clone(),
             user: c.user.clone(),
+            docker_socket: c.docker_socket,
         };
         if !c.replicated() {
             names.entry(name.clone()).or_default().push(attrs.name.clone());
@@ -313,6 +314,19 @@ fn aws_resources(spec: &ServiceSpec) -> Vec<DesiredResource> {
 /// Checks a spec's provider settings without I/O: AWS settings are present exactly for the
 /// `aws` provider and every field is well formed. Names each bad field (`aws.region`, …).
 pub fn provider_settings_check(spec: &ServiceSpec) -> Result<(), ValidationError> {
+    // The Docker socket (admin-only templates) exists on a Docker host: the local engine, or
+    // an EC2 instance's or an auto-scaling group's own engine; not on Swarm tasks or Fargate.
+    if matches!(spec.provider, ProviderKind::Swarm | ProviderKind::AwsEcs)
+        && let Some((name, _)) = spec.instance.containers.iter().find(|(_, c)| c.docker_socket)
+    {
+        return Err(ValidationError::one(
+            "provider",
+            format!(
+                "container {name} needs the Docker socket, which provider {} does not give: use docker, aws or aws-asg",
+                spec.provider
+            ),
+        ));
+    }
     if spec.provider != ProviderKind::Swarm && spec.swarm.is_some() {
         return Err(ValidationError::one("swarm", "Swarm settings are only for services on provider swarm"));
     }

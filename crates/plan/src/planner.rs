@@ -840,6 +840,7 @@ mod tests {
                 aliases: vec![],
                 health: None,
                 user: None,
+                docker_socket: false,
             }),
             depends_on: vec![Address::new(ResourceKind::Image, "web"), Address::new(ResourceKind::Volume, "data")],
         }
@@ -1214,6 +1215,7 @@ mod tests {
                 aliases: vec!["s-app".into()],
                 health: None,
                 user: None,
+                docker_socket: false,
             }),
             depends_on: vec![Address::new(ResourceKind::Image, "app")],
         }

@@ -267,7 +267,22 @@ pub fn render(
     let instance: Instance =
         serde_json::from_value(rendered).map_err(|e| fail(format!("blueprint is not a valid instance: {e}")))?;
     instance_check(&instance).map_err(fail)?;
+    host_access_check(template, &instance).map_err(fail)?;
     Ok(instance)
+}
+
+/// Host access (the Docker socket) is for admin-only templates: SpawnIt deploying itself. A
+/// tenant template asking for it is not a template.
+fn host_access_check(template: &Template, instance: &Instance) -> Result<(), String> {
+    if template.admin_only {
+        return Ok(());
+    }
+    match instance.containers.iter().find(|(_, c)| c.docker_socket) {
+        Some((name, _)) => Err(format!(
+            "container {name}: docker_socket gives control of the host: only an admin-only template (\"admin_only\": true) may ask for it"
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Resolves the blueprint's conditional parts once placeholders are rendered: an object with a
@@ -654,6 +669,25 @@ mod tests {
         let mut t = template();
         t.blueprint["containers"]["web"]["volumes"] = json!([{"volume": "/var/run/docker.sock", "path": "/x"}]);
         assert!(template_check(&t).unwrap_err().reason.contains("undeclared volume"));
+        // The Docker socket: refused in a tenant template, as a field or as a volume, however
+        // it is written; an admin-only template may have it.
+        for socket in [json!(true), json!("true")] {
+            let mut t = template();
+            t.blueprint["containers"]["web"]["docker_socket"] = socket;
+            let err = template_check(&t).unwrap_err();
+            assert!(err.reason.contains("container web: docker_socket gives control of the host"), "{err}");
+            t.admin_only = true;
+            template_check(&t).unwrap();
+            let params = params_resolve(&t, &BTreeMap::new(), None, &mut rand::rng()).unwrap();
+            let id = Id::parse("s").unwrap();
+            assert!(render(&t, &id, &id, &params).unwrap().containers["web"].docker_socket);
+        }
+        let mut t = template();
+        t.admin_only = true;
+        t.blueprint["containers"]["web"]["volumes"] = json!([{"volume": "/var/run/docker.sock", "path": "/x"}]);
+        assert!(template_check(&t).unwrap_err().reason.contains("undeclared volume"));
+        t.blueprint["containers"]["web"]["privileged"] = json!(true);
+        assert!(template_check(&t).unwrap_err().reason.contains("unknown field `privileged`"));
         let mut t = template();
         t.blueprint["containers"]["web"]["command"] = json!(["${missing}"]);
         assert!(template_check(&t).unwrap_err().reason.contains("undeclared parameters: missing"));

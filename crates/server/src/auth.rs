@@ -154,10 +154,37 @@ pub async fn token_verify(store: &Store, token: &str) -> Result<Option<TokenReco
     Ok(record.map(|v| v.value).filter(|r| r.hash == hash))
 }
 
+/// How long a replica's claim to create the first admin token keeps the others from making
+/// one: a claim older than this on a store still without tokens (every token revoked, or the
+/// claimer died before writing its token) is taken over.
+const BOOTSTRAP_CLAIM_TTL: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
 /// On a store without any token, creates the first admin token and returns it (to print once).
+///
+/// Several replicas starting at once on an empty store make one token between them: each first
+/// claims `settings/first-admin-token` with a conditional write, and only the one whose write
+/// succeeds creates the token; the others return `None`.
 pub async fn admin_token_bootstrap(store: &Store) -> Result<Option<String>, StoreError> {
     if !store.record_ids(Collection::Tokens).await?.is_empty() {
         return Ok(None);
+    }
+    let claim_key = Key::record(Collection::Settings, &Id::parse("first-admin-token").expect("valid id"));
+    let claim = serde_json::json!({ "claimed_at": Utc::now() });
+    let condition = match store.get_json::<serde_json::Value>(&claim_key).await? {
+        None => PutCondition::Absent,
+        Some(found) => {
+            let at =
+                found.value.get("claimed_at").and_then(|v| serde_json::from_value::<DateTime<Utc>>(v.clone()).ok());
+            if at.is_some_and(|at| Utc::now() - at < BOOTSTRAP_CLAIM_TTL) {
+                return Ok(None);
+            }
+            PutCondition::Matches(found.version)
+        }
+    };
+    match store.put_json(&claim_key, &claim, condition).await {
+        Ok(_) => {}
+        Err(StoreError::Conflict { .. }) => return Ok(None),
+        Err(e) => return Err(e),
     }
     let client = Id::parse("default").expect("valid id");
     token_create(store, "admin", &client, Role::Admin).await.map(Some)

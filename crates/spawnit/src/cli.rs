@@ -40,10 +40,11 @@ pub struct StoreArgs {
     /// Local directory of the embedded store.
     #[arg(long, global = true, env = "SPAWNIT_DATA", default_value = "./spawnit-data")]
     pub data_dir: PathBuf,
-    /// An S3 store instead, as s3://bucket[/prefix] (credentials from the standard AWS variables).
+    /// An S3 store instead, as s3://bucket[/prefix] (credentials from the standard AWS variables;
+    /// empty: none).
     #[arg(long, global = true, env = "SPAWNIT_STORE")]
     pub store: Option<String>,
-    /// Endpoint of an S3-compatible server (e.g. http://127.0.0.1:9000).
+    /// Endpoint of an S3-compatible server (e.g. http://127.0.0.1:9000; empty: AWS S3).
     #[arg(long, global = true, env = "SPAWNIT_S3_ENDPOINT")]
     pub s3_endpoint: Option<String>,
     /// Longest time a store call may take (reads are tried again within it); a store that does
@@ -320,6 +321,21 @@ pub enum Command {
     /// The Swarm cluster's nodes and whole-node leases (needs --swarm-host).
     #[command(subcommand)]
     Node(NodeCommand),
+    /// GET a running server's /healthz: exit 0 when it answers 200, 1 otherwise (the image's
+    /// HEALTHCHECK: slim images have no curl). Opens no store and no Docker connection.
+    #[command(
+        hide = true,
+        after_help = "Examples:\n  spawnit healthcheck\n  spawnit healthcheck --url http://10.0.0.5:8080/healthz"
+    )]
+    Healthcheck {
+        /// The URL to GET (plain http). Default: /healthz on 127.0.0.1 at SPAWNIT_LISTEN's port
+        /// (8080 when unset).
+        #[arg(long)]
+        url: Option<String>,
+        /// Give up after this long (e.g. 3s).
+        #[arg(long, default_value = "3s", value_parser = parse_duration_positive)]
+        timeout: Duration,
+    },
 }
 
 impl Command {
@@ -331,7 +347,8 @@ impl Command {
             | Command::Show { .. }
             | Command::Status { .. }
             | Command::Graph { .. }
-            | Command::Serve(_) => false,
+            | Command::Serve(_)
+            | Command::Healthcheck { .. } => false,
             Command::Network(n) => !matches!(n, NetworkCommand::Plan { .. } | NetworkCommand::List { .. }),
             Command::Node(n) => n.writes(),
             _ => true,

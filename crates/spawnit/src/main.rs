@@ -69,11 +69,14 @@ fn error_print(e: &anyhow::Error) {
 }
 
 async fn store_open(args: &StoreArgs) -> Result<Store> {
-    let location = match &args.store {
+    // An empty SPAWNIT_STORE or SPAWNIT_S3_ENDPOINT (a container's environment always sets
+    // them, e.g. the `spawnit` template's on AWS S3) means none.
+    let location = match args.store.as_deref().filter(|s| !s.trim().is_empty()) {
         Some(url) => StoreLocation::parse(url)?,
         None => StoreLocation::parse(&args.data_dir.to_string_lossy())?,
     };
-    let store = Store::open(&location, args.s3_endpoint.clone())?.with_timeout(args.store_timeout);
+    let endpoint = args.s3_endpoint.clone().filter(|e| !e.trim().is_empty());
+    let store = Store::open(&location, endpoint)?.with_timeout(args.store_timeout);
     // Migrates an older store once; a newer one comes back read-only, saying why.
     let (store, _outcome) = store.format_open().await.context("checking the store's format")?;
     Ok(store)
@@ -154,6 +157,9 @@ fn print_json(value: &Value) -> Result<()> {
 }
 
 async fn run(cli: Cli) -> Result<u8> {
+    if let Command::Healthcheck { url, timeout } = &cli.command {
+        return healthcheck(url.as_deref(), *timeout).await;
+    }
     let engine = engine_open(&cli.store, &cli.aws, &cli.swarm).await?;
     if let Some(reason) = engine.store().read_only_reason()
         && cli.command.writes()
@@ -161,6 +167,8 @@ async fn run(cli: Cli) -> Result<u8> {
         anyhow::bail!("{reason}");
     }
     match cli.command {
+        // Answered above, before the store and Docker are opened.
+        Command::Healthcheck { url, timeout } => return healthcheck(url.as_deref(), timeout).await,
         Command::Serve(args) => serve(engine, args, &cli.swarm).await?,
         Command::Token(TokenCommand::Create { user, client, admin }) => {
             let (token, record) =
@@ -781,6 +789,50 @@ async fn network(engine: &Engine, cmd: NetworkCommand) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// `spawnit healthcheck`: one plain-HTTP GET, 0 on a 200 and 1 otherwise, saying why.
+async fn healthcheck(url: Option<&str>, timeout: std::time::Duration) -> Result<u8> {
+    let url = match url {
+        Some(u) => u.to_owned(),
+        None => {
+            let port = std::env::var("SPAWNIT_LISTEN")
+                .ok()
+                .and_then(|l| l.parse::<std::net::SocketAddr>().ok())
+                .map_or(8080, |a| a.port());
+            format!("http://127.0.0.1:{port}/healthz")
+        }
+    };
+    let Some(rest) = url.strip_prefix("http://") else { anyhow::bail!("{url}: only http:// URLs are checked") };
+    let (authority, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
+    let get = async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let address = if authority.contains(':') { authority.to_owned() } else { format!("{authority}:80") };
+        let mut stream = tokio::net::TcpStream::connect(&address).await?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: spawnit-healthcheck\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut head = Vec::new();
+        stream.take(4096).read_to_end(&mut head).await?;
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&head).lines().next().unwrap_or_default().to_owned())
+    };
+    match tokio::time::timeout(timeout, get).await {
+        Ok(Ok(status)) if status.split_whitespace().nth(1) == Some("200") => {
+            println!("{url}: {status}");
+            Ok(0)
+        }
+        Ok(Ok(status)) => {
+            eprintln!("{url}: unhealthy: {status:?}");
+            Ok(1)
+        }
+        Ok(Err(e)) => {
+            eprintln!("{url}: unhealthy: {e}");
+            Ok(1)
+        }
+        Err(_) => {
+            eprintln!("{url}: unhealthy: no answer within {timeout:?}");
+            Ok(1)
+        }
+    }
 }
 
 /// `spawnit serve`: prints the first admin token once, then runs until Ctrl-C or SIGTERM.

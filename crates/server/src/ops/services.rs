@@ -69,6 +69,8 @@ pub async fn service_create(
     let client = c.client_for(client)?;
     let network = req.network.as_deref().unwrap_or("default");
     let ids = ids_check(&[("template", &req.template), ("name", &req.name), ("network", network)])?;
+    // An admin-only template does not exist for a member: refused before anything is stored.
+    super::catalog::template_for(s, c, &ids[0]).await?;
     let spec = s
         .engine
         .service_create(ServiceCreate {
@@ -172,7 +174,18 @@ pub async fn service_update(
     req: ServiceUpdateRequest,
 ) -> Result<ServiceView, ApiError> {
     let client = c.client_for(client)?;
-    s.engine.service_spec(&client, name).await?;
+    let spec = s.engine.service_spec(&client, name).await?;
+    if !c.is_admin() && spec.instance.containers.values().any(|container| container.docker_socket) {
+        // Its parameters (the image it runs) decide what gets the host's Docker socket.
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "service {client}/{name} has the Docker socket (template {}): only an admin changes it",
+                spec.template.id
+            ),
+        ));
+    }
     if req.params.is_some() || req.exposure.is_some() {
         s.engine.service_update(&client, name, &req.params.unwrap_or_default(), req.exposure).await?;
     }

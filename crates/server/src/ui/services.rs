@@ -158,7 +158,10 @@ pub(super) async fn catalog_page(State(s): State<AppState>, Viewer(c): Viewer) -
                                     }
                                 }
                             }
-                            p.small.muted { "Version " (e.version) }
+                            p.small.muted {
+                                "Version " (e.version)
+                                @if e.admin_only { " · admin only: members do not see it" }
+                            }
                             a.button href=(format!("/catalog/{}", e.id)) aria-label=(format!("Configure {}", e.name)) { "Configure" }
                         }
                     }

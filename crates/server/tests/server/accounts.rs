@@ -674,6 +674,9 @@ async fn tenant_templates_cannot_ask_for_privileged_host_paths_or_the_docker_soc
         json!({"image": "x", "binds": ["/:/host"]}),
         json!({"image": "x", "network_mode": "host"}),
         json!({"image": "x", "cap_add": ["SYS_ADMIN"]}),
+        // The socket field exists for admin-only templates (SpawnIt deploying itself) only.
+        json!({"image": "x", "docker_socket": true}),
+        json!({"image": "x", "docker_socket": "true"}),
     ] {
         let template = json!({
             "id": "evil", "name": "Evil", "category": "demo", "description": "", "version": "1",

@@ -17,5 +17,6 @@ mod reconcile;
 mod reliability;
 mod schemathesis;
 mod security;
+mod selfdeploy;
 mod sse_lag;
 mod store_outage;

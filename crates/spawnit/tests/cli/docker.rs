@@ -119,6 +119,7 @@ fn every_builtin_template_is_listed_and_creates_a_spec() {
         "uptime-kuma",
         "minio",
         "hello",
+        "spawnit",
     ] {
         assert!(ids.contains(&id), "catalog lacks {id}: {ids:?}");
         let service = format!("s-{id}");

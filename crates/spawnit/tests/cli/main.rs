@@ -20,6 +20,7 @@ mod s3;
 mod scale;
 mod scale_verb;
 mod secrets;
+mod selfdeploy;
 mod swarm;
 mod tokens;
 mod upgrade;

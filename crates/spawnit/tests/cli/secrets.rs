@@ -114,13 +114,14 @@ fn a_secret_equal_to_an_image_name_of_the_catalog_never_shows_in_plan_or_show() 
     let w = World::new();
     // Templates with a secret parameter get their own image as that secret; every other image
     // name of the catalog is tried as a Redis password.
-    let own: [(&str, &str, &str); 6] = [
+    let own: [(&str, &str, &str); 7] = [
         ("grafana", "admin_password", "grafana/grafana:11.6.1"),
         ("mariadb", "password", "mariadb:11"),
         ("minio", "root_password", "minio/minio:RELEASE.2024-12-18T13-15-44Z"),
         ("mongodb", "password", "mongo:7"),
         ("postgres", "password", "postgres:16"),
         ("redis", "password", "redis:7"),
+        ("spawnit", "s3_secret_access_key", "spawnit:latest"),
     ];
     let others = [
         "gitea/gitea:1.22",
