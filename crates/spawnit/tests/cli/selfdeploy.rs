@@ -4,7 +4,9 @@
 //! with the host's Docker socket. The deployed SpawnIt answers `/healthz` through the balancer,
 //! exactly one of its replicas creates the first admin token, and with that token it deploys the
 //! catalog's `hello` on the host's engine, which answers; then everything is destroyed and no
-//! Docker object of either SpawnIt is left.
+//! Docker object of either SpawnIt is left. With `s3=true` the replicas share a bucket of a
+//! moto_server they reach on the Docker bridge instead; on AWS (moto) the template plans on
+//! `aws-asg` only.
 //!
 //! No base image can be pulled here, so the image is a stand-in for the repository's
 //! `Dockerfile`, made like scripts/test-images.sh makes its images: `docker import` of the
@@ -359,6 +361,138 @@ fn spawnit_deploys_spawnit_which_deploys_hello() {
     w.ok(&["network", "destroy", "default", "--auto-approve"]);
     assert!(w.labelled(None).is_empty(), "left behind: {:?}", w.labelled(None));
     assert!(tenant.objects().is_empty(), "left behind: {:?}", tenant.objects());
+}
+
+/// A moto_server (one request at a time, as `Moto`) on the Docker bridge's gateway address, so
+/// that containers reach it; killed on drop.
+struct BridgeMoto {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl BridgeMoto {
+    fn start() -> BridgeMoto {
+        // The gateway, or (when the engine records none) the subnet's first address, which the
+        // engine gives its bridge.
+        let ipam = docker(&[
+            "network",
+            "inspect",
+            "bridge",
+            "--format",
+            "{{range .IPAM.Config}}{{.Gateway}}|{{.Subnet}} {{end}}",
+        ]);
+        let (gateway, subnet) =
+            ipam.split_whitespace().next().and_then(|c| c.split_once('|')).expect("the bridge's subnet");
+        let gateway = match gateway {
+            "" => {
+                let base: std::net::Ipv4Addr =
+                    subnet.split('/').next().and_then(|a| a.parse().ok()).expect("an IPv4 subnet");
+                std::net::Ipv4Addr::from(u32::from(base) + 1).to_string()
+            }
+            g => g.to_owned(),
+        };
+        let port = free_port();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/moto-serial.py");
+        let child = Command::new("python3")
+            .args([script, &gateway, &port.to_string()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start moto_server ({e}): run scripts/test.sh"));
+        let moto = BridgeMoto { child, endpoint: format!("http://{gateway}:{port}") };
+        wait_for("moto_server answers", Duration::from_secs(60), || {
+            std::net::TcpStream::connect((gateway.as_str(), port)).map(|_| ()).map_err(|e| e.to_string())
+        });
+        moto
+    }
+
+    /// A plain S3 request (moto checks no signature): the status line and body.
+    fn s3(&self, method: &str, path: &str) -> String {
+        let address = self.endpoint.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(address).expect("connect to moto");
+        write!(s, "{method} {path} HTTP/1.0\r\nHost: {address}\r\nContent-Length: 0\r\n\r\n").expect("send");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).expect("read");
+        answer
+    }
+}
+
+impl Drop for BridgeMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn spawnit_replicas_share_an_s3_store_given_by_parameters() {
+    let w = World::new();
+    assert!(
+        !docker(&["image", "ls", "-q", "caddy:2"]).trim().is_empty(),
+        "caddy:2 is missing: run scripts/test-images.sh"
+    );
+    image_build();
+    let moto = BridgeMoto::start();
+    let created = moto.s3("PUT", "/platform-store");
+    assert!(created.starts_with("HTTP/1.0 200") || created.starts_with("HTTP/1.1 200"), "{created}");
+
+    let secret = "s3-secret-4be1c07d9a";
+    let port = free_port();
+    w.ok(&[
+        "create",
+        "spawnit",
+        SERVICE,
+        "--set",
+        "replicas=2",
+        "--set",
+        &format!("http_port={port}"),
+        "--set",
+        "s3=true",
+        "--set",
+        "s3_location=s3://platform-store/spawnit",
+        "--set",
+        &format!("s3_endpoint={}", moto.endpoint),
+        "--set",
+        "s3_access_key_id=test",
+        "--set",
+        &format!("s3_secret_access_key={secret}"),
+    ]);
+    let applied = w.ok(&["apply", SERVICE, "--auto-approve"]);
+    assert!(!applied.all().contains(secret), "{applied}");
+    assert!(!w.ok(&["show", SERVICE]).all().contains(secret));
+    wait_for("the deployed SpawnIt answers /healthz", Duration::from_secs(90), || {
+        let (status, _, body) = http(port, "GET", "/healthz", None, "", None);
+        if status == 200 { Ok(()) } else { Err(format!("{status} {body}")) }
+    });
+
+    // One first admin token between the two replicas, and it works on either of them: the
+    // store is the bucket, not the replicas' volume.
+    let all = wait_for("a replica prints the first admin token", Duration::from_secs(60), || {
+        let all = replica_logs(&w.client).join("\n");
+        if all.contains("First start: an admin token was created") { Ok(all) } else { Err(all) }
+    });
+    assert_eq!(all.matches("First start: an admin token was created").count(), 1, "{all}");
+    let token = all
+        .lines()
+        .skip_while(|l| !l.starts_with("First start: an admin token was created"))
+        .nth(1)
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_owned();
+    for _ in 0..6 {
+        // No cookie: the balancer may pick either replica each time.
+        let (status, _, body) = http(port, "GET", "/api/catalog", Some(&token), "", None);
+        assert_eq!(status, 200, "{body}");
+    }
+    let listed = moto.s3("GET", "/platform-store?list-type=2&prefix=spawnit/");
+    for key in ["spawnit/auth/tokens/", "spawnit/auth/users/admin", "spawnit/catalog/catalog.json"] {
+        assert!(listed.contains(&format!("<Key>{key}")), "{key} is not in the bucket: {listed}");
+    }
+
+    w.ok(&["destroy", SERVICE, "--auto-approve"]);
+    w.ok(&["network", "destroy", "default", "--auto-approve"]);
+    assert!(w.labelled(None).is_empty(), "left behind: {:?}", w.labelled(None));
 }
 
 /// The same template on AWS (moto_server): `aws` (one instance per service) refuses its load
