@@ -6,6 +6,13 @@
 //!
 //! moto runs no task: a service's running count stays 0 and no metric moves the autoscaler, so
 //! these tests read the desired count, the scalable target and the policy, never a scaling.
+//! With the managed Redis: no task ever connects to the cache (the URL and the AUTH token are
+//! only read back; ElastiCache never returns the token, only that one is set); moto keeps no
+//! member cluster of a replication group (which security group the node sits in is not
+//! readable); a deleted replication group stays `deleting` forever (observation ignores it, a
+//! new cache takes the next id); moto has no `DeleteCacheSubnetGroup` (destroy fails on it,
+//! naming the call, after everything else went; on AWS the delete retries while a cache being
+//! deleted still holds the group).
 
 mod common;
 
@@ -338,4 +345,231 @@ async fn secrets_reach_tasks_from_ssm_only_and_bad_settings_are_refused() {
     let report = w.destroy("db").await;
     assert_eq!(report.outcome, OperationOutcome::Succeeded, "{:?}", report.errors);
     assert_eq!(tagged(&w).await, Vec::<String>::new());
+}
+
+/// What of the scope's is left on the ElastiCache side: replication groups not being deleted
+/// and subnet groups tagged with the client.
+async fn cache_tagged(w: &World) -> Vec<String> {
+    let cache = w.aws.elasticache(REGION);
+    let mut out = Vec::new();
+    let tags_of = |arn: String| {
+        let cache = cache.clone();
+        async move {
+            let t = cache.list_tags_for_resource().resource_name(arn).send().await.unwrap();
+            t.tag_list().iter().any(|t| t.key() == Some("spawnit.client") && t.value() == Some("acme"))
+        }
+    };
+    for g in cache.describe_replication_groups().send().await.unwrap().replication_groups() {
+        if g.status() != Some("deleting") && tags_of(g.arn().unwrap().to_owned()).await {
+            out.push(format!("replication group {}", g.replication_group_id().unwrap_or("")));
+        }
+    }
+    for g in cache.describe_cache_subnet_groups().send().await.unwrap().cache_subnet_groups() {
+        if tags_of(g.arn().unwrap().to_owned()).await {
+            out.push(format!("cache subnet group {}", g.cache_subnet_group_name().unwrap_or("")));
+        }
+    }
+    out
+}
+
+/// The replication groups not being deleted (moto keeps a deleted one `deleting` forever).
+async fn live_caches(w: &World) -> Vec<aws_sdk_elasticache::types::ReplicationGroup> {
+    let out = w.aws.elasticache(REGION).describe_replication_groups().send().await.unwrap();
+    out.replication_groups().iter().filter(|g| g.status() != Some("deleting")).cloned().collect()
+}
+
+fn primary_host(g: &aws_sdk_elasticache::types::ReplicationGroup) -> String {
+    g.node_groups().iter().find_map(|n| n.primary_endpoint().and_then(|e| e.address())).expect("an endpoint").to_owned()
+}
+
+/// The `chat` service's task definition, the `REDIS_URL` its app reads from SSM (decrypted)
+/// and the parameter's type; asserts the variable is no plain environment value and the
+/// password nowhere in the definition.
+async fn chat_redis_url(w: &World, password: &str) -> (aws_sdk_ecs::types::TaskDefinition, String) {
+    let c = w.aws.clients_of(REGION);
+    let s = c.ecs.describe_services().cluster("spawnit_acme_chat").services("chat").send().await.unwrap();
+    let s = s.services().iter().find(|s| s.status() == Some("ACTIVE")).expect("an active service chat").clone();
+    let d = task_definition(w, s.task_definition().unwrap()).await;
+    let json = format!("{d:?}");
+    assert!(!json.contains(password), "the Redis password is in the task definition: {json}");
+    assert_eq!(d.container_definitions().len(), 1, "no Redis container in the task: {json}");
+    let app = &d.container_definitions()[0];
+    assert!(app.environment().iter().all(|e| !matches!(e.name(), Some("REDIS_URL" | "REDIS_PASSWORD"))), "{json}");
+    let secret = app.secrets().iter().find(|s| s.name() == "REDIS_URL").expect("REDIS_URL as a secret");
+    assert!(secret.value_from().starts_with("arn:aws:ssm:"), "{}", secret.value_from());
+    let param = c.ssm.get_parameter().name(secret.value_from()).with_decryption(true).send().await.unwrap();
+    let param = param.parameter().cloned().unwrap();
+    assert_eq!(param.r#type().map(|t| t.as_str()), Some("SecureString"));
+    assert_eq!(param.name(), Some("/spawnit/acme/chat/app/REDIS_URL"));
+    (d, param.value().unwrap_or_default().to_owned())
+}
+
+#[tokio::test]
+async fn web_app_on_fargate_with_a_managed_redis_reads_its_url_from_ssm_repairs_and_destroys() {
+    use spawnit_model::resource::{GroupRule, ResourceAttrs};
+    use spawnit_model::spec::Protocol;
+
+    let w = World::new().await;
+    let spec = w
+        .create_on(ProviderKind::AwsEcs, "web-app", "chat", w.settings(), &[("redis", "true"), ("target_cpu", "60")])
+        .await
+        .unwrap();
+    let password = spec.params["redis_password"].as_str().unwrap().to_owned();
+    assert!(password.len() >= 16, "a generated password: {password}");
+    let planned = w.engine.service_plan(&w.client, &id("chat")).await.unwrap();
+    assert_eq!(planned.plan.status, PlanStatus::Drifted);
+    let mut created = actions(&planned.plan);
+    created.sort_by(|a, b| a.0.cmp(&b.0));
+    let created: Vec<&str> = created
+        .iter()
+        .map(|(a, action)| {
+            assert_eq!(*action, Action::Create, "{a}");
+            a.as_str()
+        })
+        .collect();
+    assert_eq!(
+        created,
+        [
+            "alb.main",
+            "cache.main",
+            "cache_subnet_group.main",
+            "ecs_cluster.main",
+            "ecs_service.main",
+            "iam_role.execution",
+            "listener.main",
+            "log_group.main",
+            "security_group.app",
+            "security_group.cache",
+            "security_group.lb",
+            "ssm_parameter.app.REDIS_PASSWORD",
+            "ssm_parameter.app.REDIS_URL",
+            "target_group.main",
+            "task_definition.main",
+        ]
+    );
+    // The cache's group admits the tasks' group on 6379, nothing else.
+    let cache_group = planned.plan.changes.iter().find(|c| c.address.to_string() == "security_group.cache").unwrap();
+    let Some(ResourceAttrs::SecurityGroup(g)) = cache_group.desired.as_ref().map(|d| &d.attrs) else {
+        panic!("{cache_group:?}")
+    };
+    assert!(g.ingress.is_empty(), "{g:?}");
+    let from_app = GroupRule { protocol: Protocol::Tcp, port: 6379, group: "security_group.app".parse().unwrap() };
+    assert_eq!(g.ingress_groups, [from_app]);
+    let shown = serde_json::to_string(&planned.redactor.to_json(&planned.plan)).unwrap();
+    assert!(!shown.contains(&password), "the plan shows the password");
+
+    let (report, _) = w.apply("chat").await;
+    assert_eq!(report.outcome, OperationOutcome::Succeeded, "{:?}", report.errors);
+    let planned = w.engine.service_plan(&w.client, &id("chat")).await.unwrap();
+    assert_eq!(planned.plan.status, PlanStatus::Compliant, "{:?}", actions(&planned.plan));
+
+    // The replication group: the ownership labels, encrypted in transit, an AUTH token set.
+    let caches = live_caches(&w).await;
+    assert_eq!(caches.len(), 1);
+    let rg = &caches[0];
+    assert_eq!(rg.transit_encryption_enabled(), Some(true));
+    assert_eq!(rg.at_rest_encryption_enabled(), Some(true));
+    assert_eq!(rg.auth_token_enabled(), Some(true));
+    let cache = w.aws.elasticache(REGION);
+    let tags = cache.list_tags_for_resource().resource_name(rg.arn().unwrap()).send().await.unwrap();
+    let tags: std::collections::HashMap<&str, &str> =
+        tags.tag_list().iter().filter_map(|t| Some((t.key()?, t.value()?))).collect();
+    assert_eq!(tags.get("spawnit.client"), Some(&"acme"));
+    assert_eq!(tags.get("spawnit.service"), Some(&"chat"));
+    assert_eq!(tags.get("spawnit.resource"), Some(&"cache.main"));
+    assert!(tags.get("spawnit.fingerprint").is_some_and(|f| !f.is_empty()), "{tags:?}");
+    assert!(tags.get("spawnit.lineage").is_some_and(|f| !f.is_empty()), "{tags:?}");
+    let host = primary_host(rg);
+    // The cache's group, open to the tasks' group on 6379 only.
+    let groups = w.groups(Some("chat")).await;
+    let by_resource = |r: &str| {
+        groups
+            .iter()
+            .find(|g| g.tags().iter().any(|t| t.key() == Some("spawnit.resource") && t.value() == Some(r)))
+            .unwrap_or_else(|| panic!("no {r}"))
+            .clone()
+    };
+    let (app_group, cache_group) = (by_resource("security_group.app"), by_resource("security_group.cache"));
+    let rules = cache_group.ip_permissions();
+    assert_eq!(rules.len(), 1);
+    assert_eq!((rules[0].from_port(), rules[0].to_port()), (Some(6379), Some(6379)));
+    assert!(rules[0].ip_ranges().is_empty());
+    assert_eq!(rules[0].user_id_group_pairs()[0].group_id(), app_group.group_id());
+    // (moto keeps no member cluster of a replication group, so which group the cache node
+    // sits in cannot be read back: `cache_create` passes the cache group's id.)
+
+    // The app's REDIS_URL: only from SSM, TLS to the endpoint with the password; the host in
+    // the plain environment; the service's tasks in the app's group.
+    let (d, url) = chat_redis_url(&w, &password).await;
+    assert_eq!(url, format!("rediss://:{password}@{host}:6379/0"));
+    let app = &d.container_definitions()[0];
+    let secrets: Vec<&str> = app.secrets().iter().map(|s| s.name()).collect();
+    assert_eq!(secrets, ["REDIS_PASSWORD", "REDIS_URL"]);
+    let env: Vec<(&str, &str)> = app.environment().iter().map(|e| (e.name().unwrap(), e.value().unwrap())).collect();
+    assert_eq!(env, [("PORT", "80"), ("REDIS_HOST", host.as_str()), ("REDIS_PORT", "6379")]);
+    let c = w.aws.clients_of(REGION);
+    let s = c.ecs.describe_services().cluster("spawnit_acme_chat").services("chat").send().await.unwrap();
+    let vpc = s.services()[0].network_configuration().and_then(|n| n.awsvpc_configuration()).expect("awsvpc");
+    assert_eq!(vpc.security_groups(), [app_group.group_id().unwrap().to_owned()]);
+
+    // Drift: the cache deleted outside SpawnIt. moto keeps a deleted replication group
+    // `deleting` forever (AWS takes minutes): observation ignores it, so the plan re-creates
+    // the cache, and with it the URL's parameter and a new task definition revision.
+    cache.delete_replication_group().replication_group_id(rg.replication_group_id().unwrap()).send().await.unwrap();
+    let planned = w.engine.service_plan(&w.client, &id("chat")).await.unwrap();
+    assert_eq!(planned.plan.status, PlanStatus::Drifted);
+    let changed: Vec<(String, Action)> =
+        actions(&planned.plan).into_iter().filter(|(_, a)| *a != Action::NoOp).collect();
+    assert_eq!(
+        changed,
+        [
+            ("cache.main".to_owned(), Action::Create),
+            // Both parameters name the cache's resource (one its password, one its URL).
+            ("ssm_parameter.app.REDIS_PASSWORD".to_owned(), Action::Replace),
+            ("ssm_parameter.app.REDIS_URL".to_owned(), Action::Replace),
+            ("task_definition.main".to_owned(), Action::Replace),
+            ("ecs_service.main".to_owned(), Action::Update),
+        ]
+    );
+    let change = |a: &str| planned.plan.changes.iter().find(|c| c.address.to_string() == a).unwrap().clone();
+    assert_eq!(change("cache.main").action, Action::Create);
+    let why = change("cache.main").reasons.join("; ");
+    assert!(why.contains("removed outside SpawnIt"), "{why}");
+    let url_param = change("ssm_parameter.app.REDIS_URL");
+    assert_eq!(url_param.action, Action::Replace, "{url_param:?}");
+    assert_eq!(url_param.reasons, ["depends on cache.main, which is re-created"]);
+    assert_eq!(change("task_definition.main").action, Action::Replace);
+    let svc = change("ecs_service.main");
+    assert_eq!(svc.action, Action::Update);
+    assert_eq!(svc.reasons, ["task_definition.main is re-created: a rolling deployment of its new revision"]);
+    let (report, _) = w.apply("chat").await;
+    assert_eq!(report.outcome, OperationOutcome::Succeeded, "{:?}", report.errors);
+    let planned = w.engine.service_plan(&w.client, &id("chat")).await.unwrap();
+    assert_eq!(planned.plan.status, PlanStatus::Compliant, "{:?}", actions(&planned.plan));
+    // The new cache takes the next id (the old one still holds its id in moto); the service's
+    // new revision reads a URL naming it.
+    let caches = live_caches(&w).await;
+    assert_eq!(caches.len(), 1);
+    assert_ne!(caches[0].replication_group_id(), rg.replication_group_id());
+    assert_eq!(caches[0].auth_token_enabled(), Some(true));
+    let new_host = primary_host(&caches[0]);
+    assert_ne!(new_host, host);
+    let (d2, url) = chat_redis_url(&w, &password).await;
+    assert_ne!(d2.task_definition_arn(), d.task_definition_arn());
+    assert_eq!(url, format!("rediss://:{password}@{new_host}:6379/0"));
+
+    // Destroy: everything goes but the cache subnet group, which moto cannot delete (it has no
+    // DeleteCacheSubnetGroup: the call fails, named; on AWS the delete retries while a cache
+    // being deleted still holds the group, see `cache_subnet_group_delete`).
+    let report = w.destroy("chat").await;
+    assert!(report.errors.join("\n").contains("DeleteCacheSubnetGroup"), "{report:?}");
+    assert_eq!(report.failed, 1, "{report:?}");
+    assert_eq!(tagged(&w).await, Vec::<String>::new());
+    assert!(w.groups(None).await.is_empty(), "no tagged security group left");
+    let elb = w.aws.elb(REGION);
+    assert!(elb.describe_load_balancers().send().await.unwrap().load_balancers().is_empty());
+    assert!(elb.describe_target_groups().send().await.unwrap().target_groups().is_empty());
+    let left = cache_tagged(&w).await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].starts_with("cache subnet group spawnit-"), "{left:?}");
 }

@@ -603,6 +603,33 @@ mod tests {
     }
 
     #[test]
+    fn ecs_destroy_deletes_the_parameters_naming_the_cache_before_it_without_a_cycle() {
+        let mut s = spec(true, 2);
+        s.provider = ProviderKind::AwsEcs;
+        s.params.insert("redis_password".into(), "pw-0123456789abcdef".into());
+        s.secret_params = vec!["redis_password".into()];
+        let desired = crate::aws_ecs_resources(&s);
+        let url = Address::new(ResourceKind::SsmParameter, "app.REDIS_URL");
+        let param = desired.iter().find(|r| r.address == url).expect("REDIS_URL in SSM");
+        assert_eq!(param.depends_on, [cache_address()]);
+        let (state, observed) = applied(&desired);
+        let plan = crate::plan_destroy("s", &state, &observed);
+        let order: Vec<String> = plan.changes.iter().map(|c| c.address.to_string()).collect();
+        assert_eq!(order.len(), desired.len());
+        let at = |a: &str| order.iter().position(|o| o == a).unwrap();
+        assert!(at("task_definition.main") < at("ssm_parameter.app.REDIS_URL"), "{order:?}");
+        assert!(at("ssm_parameter.app.REDIS_URL") < at("cache.main"), "{order:?}");
+        assert!(at("cache.main") < at("cache_subnet_group.main"), "{order:?}");
+        // Each change waits only for changes before it: a cycle would leave all but the
+        // consumers skipped.
+        for (i, c) in plan.changes.iter().enumerate() {
+            for d in &c.depends_on {
+                assert!(at(&d.to_string()) < i, "{} waits for {d}, deleted after it: {order:?}", c.address);
+            }
+        }
+    }
+
+    #[test]
     fn the_managed_redis_is_a_cache_and_the_app_reaches_it_over_tls() {
         let desired = aws_asg_resources(&spec(true, 2));
         let template = desired.iter().find(|r| r.address == launch_template_address()).unwrap();

@@ -320,7 +320,9 @@ fn deletes_ordered(doomed: BTreeMap<Address, Doomed>) -> Vec<Change> {
 /// every lower one. Consumers first, then what they use (a load balancer before its security
 /// group, a target group after the group and listener using it, a cache before its subnet
 /// group), then the rest. A kind never waits for a kind of a higher tier it may depend on (a
-/// launch template names the cache: both are tier 1, their recorded dependency orders them).
+/// launch template, or an ECS task's SSM parameter holding the cache's URL, names the cache:
+/// all are tier 1, their recorded dependency orders them; a tier-2 parameter would wait for the
+/// cache that waits for it, and nothing after the consumers would go).
 pub fn delete_tier(kind: ResourceKind) -> u8 {
     match kind {
         ResourceKind::Container
@@ -334,6 +336,7 @@ pub fn delete_tier(kind: ResourceKind) -> u8 {
         | ResourceKind::TargetGroup
         | ResourceKind::LaunchTemplate
         | ResourceKind::Cache
+        | ResourceKind::SsmParameter
         | ResourceKind::TaskDefinition => 1,
         _ => 2,
     }
