@@ -17,6 +17,7 @@ mod cleanup;
 mod machine;
 mod measure;
 mod reaction;
+mod replicas;
 mod report;
 mod scale;
 mod serve;
@@ -77,6 +78,11 @@ pub struct Args {
     /// against 3 plain `docker rm -f` + `docker run -d` replacements.
     #[arg(long, conflicts_with = "api_scale")]
     pub balancer: bool,
+    /// Only server replicas on one S3 store (moto_server): jobs per second with 1, 2 and 3
+    /// replicas (`--services` no-op applies each), store requests per job, and the takeover
+    /// time after `kill -9` of the replica running jobs.
+    #[arg(long, conflicts_with_all = ["api_scale", "balancer"])]
+    pub replicas: bool,
     /// `--balancer`: requests per round on each side.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(10..=1_000_000).map(|v| v as usize))]
     pub balancer_requests: usize,
@@ -120,7 +126,7 @@ fn main() -> ExitCode {
                     report.cleanup = removed.to_string();
                 }
                 Printed::Balancer(report) => report.cleanup = removed.to_string(),
-                Printed::ApiScale(_) => {}
+                Printed::ApiScale(_) | Printed::Replicas(_) => {}
             }
             print!("{printed}");
             if removed.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
@@ -138,6 +144,7 @@ enum Printed {
     All(Box<Report>),
     ApiScale(scale::ScaleReport),
     Balancer(Box<balancer::BalancerReport>),
+    Replicas(replicas::ReplicasReport),
 }
 
 impl std::fmt::Display for Printed {
@@ -146,6 +153,7 @@ impl std::fmt::Display for Printed {
             Printed::All(report) => report.fmt(f),
             Printed::ApiScale(report) => report.fmt(f),
             Printed::Balancer(report) => report.fmt(f),
+            Printed::Replicas(report) => report.fmt(f),
         }
     }
 }
@@ -158,6 +166,9 @@ async fn run(args: &Args, client: &str) -> Result<Printed> {
         tempfile::Builder::new().prefix("spawnit-bench-").tempdir().context("create a temporary directory")?;
     if args.api_scale {
         return Ok(Printed::ApiScale(scale::api_scale(&spawnit, client, args.requests, scratch.path()).await?));
+    }
+    if args.replicas {
+        return Ok(Printed::Replicas(replicas::replicas(&spawnit, client, scratch.path(), args.services).await?));
     }
     let bench = Bench::open(args.clone(), client, scratch.path().to_owned(), spawnit).await?;
     if args.balancer {

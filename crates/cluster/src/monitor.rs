@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use spawnit_model::Id;
 
 use crate::observe::Snapshot;
@@ -50,7 +50,7 @@ pub const CLEAN_RETRY: Duration = Duration::from_secs(30);
 
 /// What the monitor publishes. `client` is the client concerned (a rented node's, a service's
 /// owner), `None` for what only admins see.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClusterEvent {
     /// A node the monitor had not seen joined the pool.

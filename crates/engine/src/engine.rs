@@ -694,6 +694,8 @@ impl Engine {
         Fut: std::future::Future<Output = Result<Planned, EngineError>>,
     {
         let mut state = StateWriter::load(&self.store, key.clone()).await?;
+        // A holder that lost this lock while paused can no longer write the state.
+        state.fence().await?;
         let Planned { plan, redactor, provider } = make_plan(state.state().clone()).await?;
         // Every event of the run goes out through the one fail-closed redactor.
         let events: EventSink = {

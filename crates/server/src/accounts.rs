@@ -5,11 +5,10 @@
 //! browser's cookie holds; it carries the CSRF token every form post must echo, and an expiry.
 //! Failed sign-ins are rate limited in memory per user and address.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -363,21 +362,27 @@ pub async fn session_delete(store: &Store, session_id: &str) -> Result<(), Store
 /// [`RateLimit::MAX_PER_IP`] per address (whatever the user names) in [`RateLimit::WINDOW`].
 /// It also tallies failures per address and minute, so the audit log gets one entry per
 /// address and minute however many attempts come (see [`FailureTally`]).
-#[derive(Clone, Default)]
+///
+/// The counts live in the store (`auth/sign-in-failures/`, one record per (user, address) and
+/// one per address, updated with compare-and-swap), so replicas sharing the store share the
+/// limit: a guesser spreading attempts over them is limited as if there were one.
+#[derive(Clone)]
 pub struct RateLimit {
-    failures: Arc<Mutex<Failures>>,
+    store: Store,
 }
 
-/// Times of recent failed sign-ins, per (user, address) and per address, and this minute's tally.
-#[derive(Default)]
-struct Failures {
-    per_user: HashMap<(String, IpAddr), Vec<Instant>>,
-    per_ip: HashMap<IpAddr, Vec<Instant>>,
-    tallies: HashMap<IpAddr, FailureTally>,
+/// The failed sign-ins of one (user, address) or one address, as stored.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct FailureRecord {
+    /// When the recent failures happened (those older than the window are dropped).
+    times: Vec<DateTime<Utc>>,
+    /// This minute's tally (per-address records only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tally: Option<FailureTally>,
 }
 
 /// The failed sign-ins of one address in one minute: what its one audit entry says.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FailureTally {
     /// The audit entry's id, the same for every failure of this address in this minute.
     pub entry_id: String,
@@ -392,62 +397,137 @@ impl FailureTally {
     pub const USERS_KEPT: usize = 10;
 }
 
+/// Compare-and-swap attempts of one failure record before giving up.
+const FAILURE_WRITE_ATTEMPTS: usize = 10;
+
 impl RateLimit {
     pub const MAX: usize = 5;
     pub const MAX_PER_IP: usize = 20;
     pub const WINDOW: Duration = Duration::from_secs(300);
 
+    pub fn new(store: Store) -> RateLimit {
+        RateLimit { store }
+    }
+
+    fn window() -> chrono::Duration {
+        chrono::Duration::from_std(Self::WINDOW).unwrap_or(chrono::Duration::minutes(5))
+    }
+
+    fn key(what: &str) -> Key {
+        let hash = hash_hex(what);
+        let id = Id::parse(&hash[..40]).expect("40 hex digits are an id");
+        Key::record(Collection::SignInFailures, &id)
+    }
+
+    fn user_key(user: &str, ip: IpAddr) -> Key {
+        Self::key(&format!("user\0{user}\0{ip}"))
+    }
+
+    fn ip_key(ip: IpAddr) -> Key {
+        Self::key(&format!("address\0{ip}"))
+    }
+
     /// `Some(wait)` when this user or this address must wait before trying again.
-    pub fn blocked(&self, user: &str, ip: IpAddr) -> Option<Duration> {
-        let mut map = self.failures.lock().expect("rate limit");
-        let wait = |list: &mut Vec<Instant>, max: usize| {
-            list.retain(|t| t.elapsed() < Self::WINDOW);
-            if list.len() < max {
+    pub async fn blocked(&self, user: &str, ip: IpAddr) -> Result<Option<Duration>, StoreError> {
+        let now = Utc::now();
+        let wait = |record: Option<FailureRecord>, max: usize| {
+            let recent: Vec<DateTime<Utc>> =
+                record.map(|r| r.times).unwrap_or_default().into_iter().filter(|t| now - *t < Self::window()).collect();
+            if recent.len() < max {
                 return None;
             }
-            list.first().map(|first| Self::WINDOW.saturating_sub(first.elapsed()))
+            recent.iter().min().map(|first| (*first + Self::window() - now).to_std().unwrap_or_default())
         };
-        let by_user = map.per_user.get_mut(&(user.to_owned(), ip)).and_then(|l| wait(l, Self::MAX));
-        let by_ip = map.per_ip.get_mut(&ip).and_then(|l| wait(l, Self::MAX_PER_IP));
-        by_user.max(by_ip)
+        let by_user = self.store.get_json::<FailureRecord>(&Self::user_key(user, ip)).await?.map(|v| v.value);
+        let by_ip = self.store.get_json::<FailureRecord>(&Self::ip_key(ip)).await?.map(|v| v.value);
+        Ok(wait(by_user, Self::MAX).max(wait(by_ip, Self::MAX_PER_IP)))
+    }
+
+    /// Changes one failure record with compare-and-swap; returns it as written.
+    async fn update(&self, key: &Key, change: impl Fn(&mut FailureRecord)) -> Result<FailureRecord, StoreError> {
+        for _ in 0..FAILURE_WRITE_ATTEMPTS {
+            let current = self.store.get_json::<FailureRecord>(key).await?;
+            let (mut record, condition) = match current {
+                Some(v) => (v.value, PutCondition::Matches(v.version)),
+                None => (FailureRecord::default(), PutCondition::Absent),
+            };
+            let now = Utc::now();
+            record.times.retain(|t| now - *t < Self::window());
+            change(&mut record);
+            match self.store.put_json(key, &record, condition).await {
+                Ok(_) => return Ok(record),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Conflict { key: key.to_string() })
     }
 
     /// Counts a failure of `user` from `ip`; returns this address's tally for the minute.
-    pub fn failed(&self, user: &str, ip: IpAddr) -> FailureTally {
-        let mut map = self.failures.lock().expect("rate limit");
-        let recent = |list: &Vec<Instant>| list.last().is_some_and(|t| t.elapsed() < Self::WINDOW);
-        map.per_user.retain(|_, list| recent(list));
-        map.per_ip.retain(|_, list| recent(list));
-        let now = Instant::now();
-        map.per_user.entry((user.to_owned(), ip)).or_default().push(now);
-        map.per_ip.entry(ip).or_default().push(now);
-        drop(map);
-        self.tally(user, ip)
+    pub async fn failed(&self, user: &str, ip: IpAddr) -> Result<FailureTally, StoreError> {
+        let now = Utc::now();
+        self.update(&Self::user_key(user, ip), |r| r.times.push(now)).await?;
+        self.tally_update(user, ip, true).await
     }
 
     /// Counts a failed sign-in of `user` from `ip` in this address's tally of the minute only
     /// (an OIDC sign-in that failed at the provider's end, which guesses no password).
-    pub fn tally(&self, user: &str, ip: IpAddr) -> FailureTally {
-        let mut map = self.failures.lock().expect("rate limit");
-        let at = Utc::now();
-        let minute = chrono::DurationRound::duration_trunc(at, chrono::TimeDelta::minutes(1)).unwrap_or(at);
-        map.tallies.retain(|_, t| t.minute == minute);
-        let tally = map.tallies.entry(ip).or_insert_with(|| FailureTally {
-            entry_id: format!("{}-{}", minute.format("%Y%m%d-%H%M%S-000000"), random_token(8).to_ascii_lowercase()),
-            minute,
-            count: 0,
-            users: Vec::new(),
-        });
-        tally.count += 1;
-        let who: String = user.chars().take(64).collect();
-        if tally.users.len() < FailureTally::USERS_KEPT && !tally.users.contains(&who) {
-            tally.users.push(who);
-        }
-        tally.clone()
+    pub async fn tally(&self, user: &str, ip: IpAddr) -> Result<FailureTally, StoreError> {
+        self.tally_update(user, ip, false).await
     }
 
-    pub fn succeeded(&self, user: &str, ip: IpAddr) {
-        self.failures.lock().expect("rate limit").per_user.remove(&(user.to_owned(), ip));
+    async fn tally_update(&self, user: &str, ip: IpAddr, count_failure: bool) -> Result<FailureTally, StoreError> {
+        let at = Utc::now();
+        let minute = chrono::DurationRound::duration_trunc(at, chrono::TimeDelta::minutes(1)).unwrap_or(at);
+        let who: String = user.chars().take(64).collect();
+        let entry_id = format!("{}-{}", minute.format("%Y%m%d-%H%M%S-000000"), random_token(8).to_ascii_lowercase());
+        let record = self
+            .update(&Self::ip_key(ip), |r| {
+                if count_failure {
+                    r.times.push(at);
+                }
+                let tally = match r.tally.take() {
+                    Some(t) if t.minute == minute => t,
+                    _ => FailureTally { entry_id: entry_id.clone(), minute, count: 0, users: Vec::new() },
+                };
+                let mut tally = tally;
+                tally.count += 1;
+                if tally.users.len() < FailureTally::USERS_KEPT && !tally.users.contains(&who) {
+                    tally.users.push(who.clone());
+                }
+                r.tally = Some(tally);
+            })
+            .await?;
+        Ok(record.tally.expect("the update sets the tally"))
+    }
+
+    /// A successful sign-in forgets the user's failures from that address.
+    pub async fn succeeded(&self, user: &str, ip: IpAddr) -> Result<(), StoreError> {
+        self.store.delete(&Self::user_key(user, ip)).await
+    }
+
+    /// Deletes the records whose failures and tally are all older than the window; returns
+    /// how many.
+    pub async fn prune(store: &Store) -> Result<usize, StoreError> {
+        let now = Utc::now();
+        let mut removed = 0;
+        for id in store.record_ids(Collection::SignInFailures).await? {
+            let key = Key::record(Collection::SignInFailures, &id);
+            let stale = match store.get_json::<FailureRecord>(&key).await {
+                Ok(Some(v)) => {
+                    v.value.times.iter().all(|t| now - *t >= Self::window())
+                        && v.value.tally.as_ref().is_none_or(|t| now - t.minute >= Self::window())
+                }
+                Ok(None) => false,
+                Err(StoreError::Corrupt { .. }) => true,
+                Err(e) => return Err(e),
+            };
+            if stale {
+                store.delete(&key).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 }
 

@@ -185,8 +185,8 @@ fn accepted(job: JobView) -> Response {
 
 /// Liveness: the process serves HTTP.
 #[utoipa::path(get, path = "/healthz", tag = "server", responses((status = 200, description = "Alive", body = HealthView)))]
-async fn health() -> Json<HealthView> {
-    Json(HealthView { status: "ok" })
+async fn health(State(s): State<AppState>) -> Json<HealthView> {
+    Json(HealthView { status: "ok", replica: s.replica.id.clone(), leader: *s.leading.borrow() })
 }
 
 /// Prometheus metrics.
@@ -194,6 +194,7 @@ async fn health() -> Json<HealthView> {
     responses((status = 200, description = "Text exposition format", content_type = "text/plain", body = String)))]
 async fn metrics(State(s): State<AppState>) -> Response {
     let jobs: BTreeMap<&str, usize> = s.jobs.counts().into_iter().map(|(k, v)| (k.as_str(), v)).collect();
+    s.metrics.store_requests(s.engine.store().requests());
     let body = s.metrics.render(&jobs, &s.board.counts(), &s.tasks.snapshot());
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
@@ -500,7 +501,7 @@ async fn job_list(State(s): State<AppState>, c: Caller, Params(q): Params<JobQue
     params(("id" = String, Path, pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", description = "Job id")),
     responses((status = 200, description = "The job", body = JobView)))]
 async fn job_get(State(s): State<AppState>, c: Caller, Path(id): Path<String>) -> Answer<JobView> {
-    ops::job_get(&s, &c, &id).map(Json)
+    ops::job_get(&s, &c, &id).await.map(Json)
 }
 
 /// The job's events: replayed from the start (or after Last-Event-ID), then live.
@@ -515,7 +516,7 @@ async fn job_events(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let job = ops::job_visible(&s, &c, &id)?;
+    let job = ops::job_visible(&s, &c, &id).await?;
     let from = match headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
         None => 0,
         Some(v) => v

@@ -2,8 +2,21 @@
 //! ordered event log that SSE subscribers replay and then follow live. Jobs on one target queue
 //! in order (one writer per service inside the server; the store lock guards against other
 //! processes); cancel and the per-job timeout stop a running job between resource operations.
-//! Records are written to the store (`jobs/<id>.json`) when queued, started and finished, so a
-//! restarted server still lists them and marks those it interrupted.
+//!
+//! Several replicas may share one store. A job's record (`jobs/<id>.json`: record, event log,
+//! claim) is written by exactly one replica, the one whose **claim** it carries: the replica
+//! that queued it, or one that took it over. The holder writes the record, conditional on the
+//! version it wrote last, whenever the log grows (a tenth of a second apart at most) and at
+//! least every third of the claim's ttl, which renews the claim. Every replica tails the
+//! records of the others (one listing per poll): their jobs show in its lists and their events
+//! reach its SSE subscribers in order. A job whose claim has expired, or whose holder's process
+//! is gone from this host, is taken over with a write conditional on the version read: of
+//! several replicas trying, exactly one wins, raises the claim's epoch and runs the job again
+//! from the recorded state (the engine adopts what the first run created). The previous holder,
+//! if it was only paused, finds its next write refused and stops without writing anything more
+//! (its state writes are refused too: the new holder of the service lock fences the state).
+//! A cancel asked through another replica is written into the record; the holder sees it at
+//! its next write.
 //!
 //! A job a user asks for on a service whose network is not applied yet comes after the
 //! network's apply, queued as its own job ([`Jobs::submit_requested`]): one click deploys.
@@ -18,13 +31,14 @@ use serde::{Deserialize, Serialize};
 use spawnit_engine::{Engine, EngineError, EventSink, ExecutionReport, RunOptions, redacted_plan};
 use spawnit_model::plan::Plan;
 use spawnit_model::{Id, JobEvent, OperationOutcome};
-use spawnit_store::{Collection, Key, PutCondition};
-use tokio::sync::{broadcast, watch};
+use spawnit_store::{Collection, Key, PutCondition, StoreError, Version};
+use tokio::sync::{Notify, broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{EventBus, ServerEvent};
 pub use crate::job_types::{JobKind, JobStatus, Target};
 use crate::metrics::Metrics;
+use crate::replica::Replica;
 
 /// Counts of a finished execution.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -56,34 +70,90 @@ pub struct JobRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub plan: Option<Plan>,
+    /// The server replica that runs (or ran) the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
 }
 
-/// A job record with its event log, as stored.
-#[derive(Serialize, Deserialize)]
+/// The claim of the replica that runs a job, kept in the job's stored record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct JobClaim {
+    replica: String,
+    host: String,
+    pid: u32,
+    /// Raised by every takeover.
+    epoch: u64,
+    /// The holder renews it; after it, anyone may take the job over.
+    expires_at: DateTime<Utc>,
+}
+
+impl JobClaim {
+    /// Whether another replica may take the job over.
+    fn stale(&self, now: DateTime<Utc>, here: &Replica) -> bool {
+        self.expires_at < now || here.sees_gone(&self.host, self.pid)
+    }
+}
+
+/// A job record with its event log and claim, as stored.
+#[derive(Clone, Serialize, Deserialize)]
 struct StoredJob {
     record: JobRecord,
     events: Vec<JobEvent>,
+    /// `None` only in records of SpawnIt versions before replicas: taken over like an expired claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    claim: Option<JobClaim>,
+    /// A cancel asked through a replica that does not run the job.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    cancel_requested: bool,
+    /// The job this one waits for (a network's apply before a service's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    after: Option<String>,
 }
 
-/// A live job.
+/// What this replica holds of a job it runs: the claim's epoch and the record's version it
+/// wrote last (`None` before the first write).
+#[derive(Clone, Debug)]
+struct Held {
+    epoch: u64,
+    version: Option<Version>,
+}
+
+/// A job, run by this replica (held) or by another one (tailed from the store).
 pub struct Job {
     record: Mutex<JobRecord>,
     log: Mutex<Vec<JobEvent>>,
     live: broadcast::Sender<(usize, JobEvent)>,
-    cancel: CancellationToken,
+    cancel: Mutex<CancellationToken>,
+    cancel_requested: AtomicBool,
     /// `true` once the job has finished, for the jobs that wait for it.
     finished: watch::Sender<bool>,
+    /// `Some` while this replica holds the job's claim.
+    held: Mutex<Option<Held>>,
+    /// Another replica's claim, as last read.
+    remote_claim: Mutex<Option<JobClaim>>,
+    /// The job this one waits for.
+    after: Option<String>,
+    /// One write of the record at a time.
+    writing: tokio::sync::Mutex<()>,
+    /// Woken when the log grows, for the task that writes the record.
+    dirty: Notify,
 }
 
 impl Job {
-    fn new(record: JobRecord, events: Vec<JobEvent>, live_capacity: usize) -> Job {
-        let finished = record.status.is_finished();
+    fn new(stored: StoredJob, held: Option<Held>, live_capacity: usize) -> Job {
+        let finished = stored.record.status.is_finished();
         Job {
-            record: Mutex::new(record),
-            log: Mutex::new(events),
+            record: Mutex::new(stored.record),
+            log: Mutex::new(stored.events),
             live: broadcast::channel(live_capacity.max(1)).0,
-            cancel: CancellationToken::new(),
+            cancel: Mutex::new(CancellationToken::new()),
+            cancel_requested: AtomicBool::new(stored.cancel_requested),
             finished: watch::Sender::new(finished),
+            remote_claim: Mutex::new(if held.is_some() { None } else { stored.claim }),
+            held: Mutex::new(held),
+            after: stored.after,
+            writing: tokio::sync::Mutex::new(()),
+            dirty: Notify::new(),
         }
     }
 
@@ -94,6 +164,23 @@ impl Job {
 
     pub fn record(&self) -> JobRecord {
         self.record.lock().expect("job record").clone()
+    }
+
+    /// Whether this replica runs the job.
+    pub fn is_local(&self) -> bool {
+        self.held.lock().expect("job claim").is_some()
+    }
+
+    fn held(&self) -> Option<Held> {
+        self.held.lock().expect("job claim").clone()
+    }
+
+    fn cancel_token(&self) -> CancellationToken {
+        self.cancel.lock().expect("job cancel").clone()
+    }
+
+    fn remote_claim(&self) -> Option<JobClaim> {
+        self.remote_claim.lock().expect("job claim").clone()
     }
 
     /// The events from index `from` on, and a receiver for those that follow (`None` once the
@@ -112,6 +199,15 @@ impl Job {
         let _ = self.live.send((index, event));
     }
 
+    /// An event of this replica's run; dropped once the job was taken over by another replica
+    /// (whose events the log now follows).
+    fn push_local(&self, event: JobEvent) {
+        if self.is_local() {
+            self.push(event);
+            self.dirty.notify_one();
+        }
+    }
+
     fn has_finished_event(&self) -> bool {
         self.log.lock().expect("job log").iter().any(|e| matches!(e, JobEvent::Finished { .. }))
     }
@@ -122,8 +218,37 @@ impl Job {
         record.clone()
     }
 
-    fn stored(&self) -> StoredJob {
-        StoredJob { record: self.record(), events: self.log.lock().expect("job log").clone() }
+    fn stored(&self, claim: Option<JobClaim>) -> StoredJob {
+        StoredJob {
+            record: self.record(),
+            events: self.log.lock().expect("job log").clone(),
+            claim,
+            cancel_requested: self.cancel_requested.load(Ordering::SeqCst),
+            after: self.after.clone(),
+        }
+    }
+
+    /// Takes the record as another replica wrote it: its new events go out to this replica's
+    /// subscribers in order. Returns the status it had before when that changed.
+    fn follow(&self, stored: StoredJob) -> Option<JobStatus> {
+        let status = stored.record.status;
+        let before = std::mem::replace(&mut *self.record.lock().expect("job record"), stored.record).status;
+        {
+            let mut log = self.log.lock().expect("job log");
+            if stored.events.len() < log.len() {
+                *log = stored.events;
+            } else {
+                for event in stored.events.into_iter().skip(log.len()) {
+                    let index = log.len();
+                    log.push(event.clone());
+                    let _ = self.live.send((index, event));
+                }
+            }
+        }
+        *self.remote_claim.lock().expect("job claim") = stored.claim;
+        self.cancel_requested.store(stored.cancel_requested, Ordering::SeqCst);
+        self.finished.send_replace(status.is_finished());
+        (before != status).then_some(before)
     }
 }
 
@@ -148,6 +273,11 @@ pub struct JobsConfig {
     /// Events a job's live channel holds for its slowest reader; one further behind catches up
     /// from the job's log.
     pub live_capacity: usize,
+    /// How long a replica's claim on a job lasts without renewal: a replica that stops
+    /// renewing (killed, paused, cut off) has its jobs taken over after this.
+    pub claim_ttl: Duration,
+    /// How often the other replicas' job records are looked at (one listing each time).
+    pub tail_every: Duration,
 }
 
 impl Default for JobsConfig {
@@ -158,11 +288,30 @@ impl Default for JobsConfig {
             keep: 500,
             keep_for: Duration::from_secs(7 * 24 * 3600),
             live_capacity: 256,
+            claim_ttl: Duration::from_secs(15),
+            tail_every: Duration::from_millis(250),
         }
     }
 }
 
-/// Every job of this server.
+/// Why this replica could not write a job's record.
+enum SaveError {
+    /// Another replica took the job over: this one writes nothing more of it.
+    Fenced,
+    Store(StoreError),
+}
+
+/// `now + ttl` (the far future for a ttl too large to add).
+fn expiry(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(ttl).ok().and_then(|ttl| now.checked_add_signed(ttl)).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Pause between the writes of a job's record while its log grows.
+const FLUSH_PAUSE: Duration = Duration::from_millis(100);
+/// Writes of one record tried in a row when another replica's cancel request got in between.
+const SAVE_ATTEMPTS: usize = 5;
+
+/// Every job this replica runs or sees.
 #[derive(Clone)]
 pub struct Jobs {
     inner: Arc<JobsInner>,
@@ -173,62 +322,55 @@ struct JobsInner {
     bus: EventBus,
     metrics: Arc<Metrics>,
     config: JobsConfig,
+    replica: Replica,
     jobs: Mutex<BTreeMap<String, Arc<Job>>>,
     queues: Mutex<HashMap<Target, Arc<tokio::sync::Mutex<()>>>>,
     tasks: tokio_util::task::TaskTracker,
+    /// Stops the tail of the other replicas' jobs.
+    stop: CancellationToken,
 }
 
 impl Jobs {
-    /// Loads stored jobs; those a previous server left queued or running are marked failed.
+    /// Loads the stored jobs and starts following the store: jobs another replica runs are
+    /// tailed; jobs whose claim has expired (their replica stopped) are taken over and run again.
     pub async fn load(
         engine: Engine,
         bus: EventBus,
         metrics: Arc<Metrics>,
         config: JobsConfig,
+        replica: Replica,
     ) -> Result<Jobs, EngineError> {
         let store = engine.store().clone();
+        let mut watcher = store.watch(Key::collection(Collection::Jobs));
+        // Stamps first, so the tail's first poll reports only what changes after this read.
+        watcher.poll().await?;
         let mut jobs = BTreeMap::new();
         for id in store.record_ids(Collection::Jobs).await? {
             let key = Key::record(Collection::Jobs, &id);
             let Some(stored) = store.get_json::<StoredJob>(&key).await.ok().flatten() else { continue };
-            let mut stored = stored.value;
-            // A read-only store (of a newer format) belongs to a newer SpawnIt: its running jobs
-            // are not ours to end.
-            if !stored.record.status.is_finished() && store.read_only_reason().is_none() {
-                let was = stored.record.status.as_str();
-                let error = format!(
-                    "interrupted: the server stopped while the job was {was}; the next apply adopts what it created"
-                );
-                stored.record.status = JobStatus::Failed;
-                stored.record.finished_at = Some(Utc::now());
-                stored.events.push(JobEvent::Message { text: error.clone() });
-                stored.events.push(JobEvent::Finished {
-                    outcome: OperationOutcome::Failed,
-                    done: 0,
-                    failed: 0,
-                    skipped: 0,
-                    duration_ms: 0,
-                });
-                stored.record.error = Some(error);
-                store.put_json(&key, &stored, PutCondition::Overwrite).await?;
-            }
-            jobs.insert(
-                stored.record.id.clone(),
-                Arc::new(Job::new(stored.record, stored.events, config.live_capacity)),
-            );
+            let id = stored.value.record.id.clone();
+            jobs.insert(id, Arc::new(Job::new(stored.value, None, config.live_capacity)));
         }
         let inner = Arc::new(JobsInner {
             engine,
             bus,
             metrics,
             config,
+            replica,
             jobs: Mutex::new(jobs),
             queues: Mutex::new(HashMap::new()),
             tasks: tokio_util::task::TaskTracker::new(),
+            stop: CancellationToken::new(),
         });
         let jobs = Jobs { inner };
         jobs.prune().await;
+        jobs.inner.tasks.spawn(jobs.inner.clone().tail_run(watcher));
         Ok(jobs)
+    }
+
+    /// This replica.
+    pub fn replica(&self) -> &Replica {
+        &self.inner.replica
     }
 
     /// Queues a job and starts its task; returns at once.
@@ -301,18 +443,41 @@ impl Jobs {
             error: None,
             summary: None,
             plan: None,
+            replica: Some(self.inner.replica.id.clone()),
         };
-        let job = Arc::new(Job::new(record.clone(), Vec::new(), self.inner.config.live_capacity));
+        let stored = StoredJob {
+            record: record.clone(),
+            events: Vec::new(),
+            claim: None,
+            cancel_requested: false,
+            after: after.as_ref().map(|a| a.record().id),
+        };
+        let job = Arc::new(Job::new(stored, Some(Held { epoch: 1, version: None }), self.inner.config.live_capacity));
         self.inner.jobs.lock().expect("jobs").insert(record.id.clone(), job.clone());
-        self.inner.save(&job).await;
+        let _ = self.inner.save(&job).await;
         self.inner.announce(&record);
-        let (inner, task_job) = (self.inner.clone(), job.clone());
-        self.inner.tasks.spawn(async move { inner.run(task_job, after).await });
+        self.inner.start(job.clone(), after);
         job
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Job>> {
         self.inner.jobs.lock().expect("jobs").get(id).cloned()
+    }
+
+    /// A job this replica knows, or else one another replica queued so recently that the tail
+    /// has not brought it yet (read from the store): a job queued through one replica is found
+    /// through any other at once.
+    pub async fn find(&self, id: &str) -> Option<Arc<Job>> {
+        if let Some(job) = self.get(id) {
+            return Some(job);
+        }
+        let key = Key::record(Collection::Jobs, &Id::parse(id).ok()?);
+        let stored = self.inner.engine.store().get_json::<StoredJob>(&key).await.ok()??;
+        let mut jobs = self.inner.jobs.lock().expect("jobs");
+        let job = jobs
+            .entry(stored.value.record.id.clone())
+            .or_insert_with(|| Arc::new(Job::new(stored.value, None, self.inner.config.live_capacity)));
+        Some(job.clone())
     }
 
     /// Every job, newest first.
@@ -322,13 +487,40 @@ impl Jobs {
         out
     }
 
-    /// Asks a job to stop; it ends `cancelled` after its running operation.
-    pub fn cancel(&self, job: &Job) -> bool {
+    /// Asks a job to stop; it ends `cancelled` after its running operation. A job another
+    /// replica runs gets the request through its record, seen at its holder's next write (a
+    /// third of the claim's ttl at most). `false` when the job has finished.
+    pub async fn cancel(&self, job: &Job) -> Result<bool, StoreError> {
         if job.record().status.is_finished() {
-            return false;
+            return Ok(false);
         }
-        job.cancel.cancel();
-        true
+        if job.is_local() {
+            job.cancel_requested.store(true, Ordering::SeqCst);
+            job.cancel_token().cancel();
+            job.dirty.notify_one();
+            return Ok(true);
+        }
+        let id = job.record().id;
+        let Ok(id) = Id::parse(&id) else { return Ok(false) };
+        let (store, key) = (self.inner.engine.store(), Key::record(Collection::Jobs, &id));
+        for _ in 0..SAVE_ATTEMPTS {
+            let Some(current) = store.get_json::<StoredJob>(&key).await? else { return Ok(false) };
+            let mut stored = current.value;
+            if stored.record.status.is_finished() {
+                job.follow(stored);
+                return Ok(false);
+            }
+            stored.cancel_requested = true;
+            match store.put_json(&key, &stored, PutCondition::Matches(current.version)).await {
+                Ok(_) => {
+                    job.follow(stored);
+                    return Ok(true);
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Conflict { key: key.to_string() })
     }
 
     /// Counts of jobs by status.
@@ -348,10 +540,12 @@ impl Jobs {
         })
     }
 
-    /// Stops every job (between operations) and waits for their tasks.
+    /// Stops every job this replica runs (between operations) and the tail, and waits for
+    /// their tasks.
     pub async fn shutdown(&self) {
-        for job in self.inner.jobs.lock().expect("jobs").values() {
-            job.cancel.cancel();
+        self.inner.stop.cancel();
+        for job in self.inner.jobs.lock().expect("jobs").values().filter(|j| j.is_local()) {
+            job.cancel_token().cancel();
         }
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
@@ -386,19 +580,6 @@ fn error_chain(e: &EngineError) -> String {
     text
 }
 
-/// Writes a job's record and log; `false` (logged) when the store failed.
-async fn job_save(store: &spawnit_store::Store, job: &Job) -> bool {
-    let stored = job.stored();
-    let Ok(id) = Id::parse(&stored.record.id) else { return true };
-    match store.put_json(&Key::record(Collection::Jobs, &id), &stored, PutCondition::Overwrite).await {
-        Ok(_) => true,
-        Err(e) => {
-            tracing::warn!(job = %stored.record.id, "cannot save job record: {e}");
-            false
-        }
-    }
-}
-
 impl JobsInner {
     fn queue(&self, target: &Target) -> Arc<tokio::sync::Mutex<()>> {
         self.queues.lock().expect("queues").entry(target.clone()).or_default().clone()
@@ -415,15 +596,233 @@ impl JobsInner {
         });
     }
 
-    async fn save(&self, job: &Job) -> bool {
-        job_save(self.engine.store(), job).await
+    /// Starts the tasks of a job this replica holds: the one that keeps its record written
+    /// (and its claim renewed), and the one that runs it.
+    fn start(self: &Arc<Self>, job: Arc<Job>, after: Option<Arc<Job>>) {
+        self.tasks.spawn(self.clone().keep_run(job.clone()));
+        self.tasks.spawn(self.clone().run(job, after));
+    }
+
+    /// Writes the record of a held job whenever its log grows, and at least every third of
+    /// the claim's ttl, until it finishes or is taken over.
+    async fn keep_run(self: Arc<Self>, job: Arc<Job>) {
+        let renew = self.config.claim_ttl / 3;
+        loop {
+            tokio::select! {
+                () = job.finished() => return,
+                () = job.dirty.notified() => tokio::time::sleep(FLUSH_PAUSE).await,
+                () = tokio::time::sleep(renew) => {}
+            }
+            if job.record().status.is_finished() {
+                return;
+            }
+            match self.save(&job).await {
+                Ok(()) => {}
+                Err(SaveError::Fenced) => return,
+                Err(SaveError::Store(e)) => tracing::warn!(job = %job.record().id, "cannot save job record: {e}"),
+            }
+        }
+    }
+
+    /// Writes a held job's record (renewing its claim), conditional on the version this
+    /// replica wrote last. A write refused because another replica asked for a cancel takes
+    /// the request and writes again; one refused because another replica took the job over
+    /// ends this replica's hold: the job is cancelled here and followed from the store.
+    async fn save(&self, job: &Job) -> Result<(), SaveError> {
+        let _turn = job.writing.lock().await;
+        let Ok(id) = Id::parse(&job.record().id) else { return Ok(()) };
+        let (store, key) = (self.engine.store(), Key::record(Collection::Jobs, &id));
+        for _ in 0..SAVE_ATTEMPTS {
+            let Some(Held { epoch, version }) = job.held() else { return Err(SaveError::Fenced) };
+            let claim = JobClaim {
+                replica: self.replica.id.clone(),
+                host: self.replica.host.clone(),
+                pid: self.replica.pid,
+                epoch,
+                expires_at: expiry(Utc::now(), self.config.claim_ttl),
+            };
+            let condition = version.map_or(PutCondition::Absent, PutCondition::Matches);
+            match store.put_json(&key, &job.stored(Some(claim)), condition).await {
+                Ok(version) => {
+                    *job.held.lock().expect("job claim") = Some(Held { epoch, version: Some(version) });
+                    return Ok(());
+                }
+                Err(StoreError::Conflict { .. }) => {
+                    let current = store.get_json::<StoredJob>(&key).await.map_err(SaveError::Store)?;
+                    let still_ours = |c: &JobClaim| c.replica == self.replica.id && c.epoch == epoch;
+                    match current {
+                        Some(current) if current.value.claim.as_ref().is_some_and(still_ours) => {
+                            if current.value.cancel_requested {
+                                job.cancel_requested.store(true, Ordering::SeqCst);
+                                job.cancel_token().cancel();
+                            }
+                            *job.held.lock().expect("job claim") = Some(Held { epoch, version: Some(current.version) });
+                        }
+                        current => {
+                            let by = current
+                                .as_ref()
+                                .and_then(|c| c.value.claim.as_ref())
+                                .map_or_else(|| "another replica".to_owned(), |c| format!("replica {}", c.replica));
+                            tracing::warn!(job = %id, "{by} took this job over: this replica stops it and writes nothing more of it");
+                            *job.held.lock().expect("job claim") = None;
+                            job.cancel_token().cancel();
+                            if let Some(current) = current {
+                                job.follow(current.value);
+                            }
+                            return Err(SaveError::Fenced);
+                        }
+                    }
+                }
+                Err(e) => return Err(SaveError::Store(e)),
+            }
+        }
+        Err(SaveError::Store(StoreError::Conflict { key: key.to_string() }))
+    }
+
+    /// Follows the other replicas' job records, and takes over the jobs whose claim is stale.
+    async fn tail_run(self: Arc<Self>, mut watcher: spawnit_store::StoreWatcher) {
+        loop {
+            tokio::select! {
+                () = self.stop.cancelled() => return,
+                () = tokio::time::sleep(self.config.tail_every) => {}
+            }
+            match watcher.poll().await {
+                Ok(keys) => {
+                    for key in keys {
+                        if !self.tail_one(&key).await {
+                            watcher.forget(&key);
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!("cannot list the job records: {e}"),
+            }
+            if self.engine.store().read_only_reason().is_none() {
+                self.takeovers().await;
+            }
+        }
+    }
+
+    /// Reads one changed job record (a key of the jobs collection) unless this replica holds
+    /// it; `false` when it could not be read.
+    async fn tail_one(self: &Arc<Self>, key: &str) -> bool {
+        let Some(id) = key.rsplit('/').next().and_then(|name| name.strip_suffix(".json")) else { return true };
+        let known = self.jobs.lock().expect("jobs").get(id).cloned();
+        if known.as_ref().is_some_and(|j| j.is_local()) {
+            return true;
+        }
+        let Ok(id) = Id::parse(id) else { return true };
+        match self.engine.store().get_json::<StoredJob>(&Key::record(Collection::Jobs, &id)).await {
+            Ok(None) => {
+                self.jobs.lock().expect("jobs").remove(id.as_str());
+                true
+            }
+            Ok(Some(stored)) => {
+                match known {
+                    Some(job) => {
+                        if job.follow(stored.value).is_some() {
+                            self.announce(&job.record());
+                        }
+                    }
+                    None => {
+                        let record = stored.value.record.clone();
+                        let job = Arc::new(Job::new(stored.value, None, self.config.live_capacity));
+                        self.jobs.lock().expect("jobs").insert(record.id.clone(), job);
+                        self.announce(&record);
+                    }
+                }
+                true
+            }
+            Err(e) => {
+                tracing::debug!(job = %id, "cannot read a job record: {e}");
+                false
+            }
+        }
+    }
+
+    /// Takes over every unfinished job whose claim is stale.
+    async fn takeovers(self: &Arc<Self>) {
+        let now = Utc::now();
+        let stale: Vec<Arc<Job>> = self
+            .jobs
+            .lock()
+            .expect("jobs")
+            .values()
+            .filter(|j| {
+                !j.is_local()
+                    && !j.record().status.is_finished()
+                    && j.remote_claim().is_none_or(|c| c.stale(now, &self.replica))
+            })
+            .cloned()
+            .collect();
+        for job in stale {
+            if let Err(e) = self.takeover(&job).await {
+                tracing::debug!(job = %job.record().id, "cannot take the job over: {e}");
+            }
+        }
+    }
+
+    /// Claims a job whose claim is stale, with a write conditional on the record as read (of
+    /// several replicas trying, one wins), and runs it again here.
+    async fn takeover(self: &Arc<Self>, job: &Arc<Job>) -> Result<(), StoreError> {
+        let Ok(id) = Id::parse(&job.record().id) else { return Ok(()) };
+        let (store, key) = (self.engine.store(), Key::record(Collection::Jobs, &id));
+        let Some(current) = store.get_json::<StoredJob>(&key).await? else { return Ok(()) };
+        let mut stored = current.value;
+        let now = Utc::now();
+        if stored.record.status.is_finished() || stored.claim.as_ref().is_some_and(|c| !c.stale(now, &self.replica)) {
+            job.follow(stored);
+            return Ok(());
+        }
+        let me = &self.replica;
+        let (epoch, previous) = match &stored.claim {
+            Some(c) => (c.epoch + 1, format!("replica {}", c.replica)),
+            None => (1, "the server".to_owned()),
+        };
+        let text = match stored.record.status {
+            JobStatus::Running => format!(
+                "{previous} stopped while running this job: replica {me} runs it again from the recorded state (what was already created is adopted)"
+            ),
+            _ => format!("{previous} stopped before running this job: replica {me} takes it over"),
+        };
+        tracing::info!(job = %id, "{text}");
+        stored.events.push(JobEvent::Message { text });
+        stored.record.status = JobStatus::Queued;
+        stored.record.replica = Some(me.id.clone());
+        stored.claim = Some(JobClaim {
+            replica: me.id.clone(),
+            host: me.host.clone(),
+            pid: me.pid,
+            epoch,
+            expires_at: expiry(now, self.config.claim_ttl),
+        });
+        let version = match store.put_json(&key, &stored, PutCondition::Matches(current.version)).await {
+            Ok(version) => version,
+            // Another replica was quicker.
+            Err(StoreError::Conflict { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let cancel_requested = stored.cancel_requested;
+        job.follow(stored);
+        *job.remote_claim.lock().expect("job claim") = None;
+        *job.held.lock().expect("job claim") = Some(Held { epoch, version: Some(version) });
+        let token = CancellationToken::new();
+        if cancel_requested {
+            token.cancel();
+        }
+        *job.cancel.lock().expect("job cancel") = token;
+        self.metrics.job_taken_over();
+        self.announce(&job.record());
+        let after = job.after.as_ref().and_then(|a| self.jobs.lock().expect("jobs").get(a).cloned());
+        self.start(job.clone(), after);
+        Ok(())
     }
 
     async fn run(self: Arc<Self>, job: Arc<Job>, after: Option<Arc<Job>>) {
         let target = job.record().target;
+        let cancel = job.cancel_token();
         if let Some(first) = after {
             let first_record = first.record();
-            job.push(JobEvent::Message {
+            job.push_local(JobEvent::Message {
                 text: format!(
                     "waiting for job {} ({} of {}) first",
                     first_record.id,
@@ -433,7 +832,7 @@ impl JobsInner {
             });
             tokio::select! {
                 () = first.finished() => {}
-                _ = job.cancel.cancelled() => {
+                _ = cancel.cancelled() => {
                     self.finish(&job, JobStatus::Cancelled, Some("cancelled while queued".into()), None).await;
                     return;
                 }
@@ -453,11 +852,11 @@ impl JobsInner {
         }
         let queue = self.queue(&target);
         if queue.try_lock().is_err() {
-            job.push(JobEvent::Message { text: format!("queued behind another job on {target}") });
+            job.push_local(JobEvent::Message { text: format!("queued behind another job on {target}") });
         }
         let _turn = tokio::select! {
             turn = queue.lock_owned() => turn,
-            _ = job.cancel.cancelled() => {
+            _ = cancel.cancelled() => {
                 self.finish(&job, JobStatus::Cancelled, Some("cancelled while queued".into()), None).await;
                 return;
             }
@@ -466,12 +865,14 @@ impl JobsInner {
             r.status = JobStatus::Running;
             r.started_at = Some(Utc::now());
         });
-        self.save(&job).await;
+        if let Err(SaveError::Fenced) = self.save(&job).await {
+            return;
+        }
         self.announce(&record);
 
         let timed_out = Arc::new(AtomicBool::new(false));
         let timer = {
-            let (cancel, timed_out, timeout) = (job.cancel.clone(), timed_out.clone(), self.config.timeout);
+            let (cancel, timed_out, timeout) = (cancel.clone(), timed_out.clone(), self.config.timeout);
             tokio::spawn(async move {
                 tokio::time::sleep(timeout).await;
                 timed_out.store(true, Ordering::SeqCst);
@@ -512,11 +913,13 @@ impl JobsInner {
     async fn execute(&self, job: &Arc<Job>, record: &JobRecord) -> Result<ExecutionReport, EngineError> {
         let sink: EventSink = {
             let job = job.clone();
-            Arc::new(move |event| job.push(event))
+            Arc::new(move |event| job.push_local(event))
         };
         let mut run = RunOptions::new(record.id.clone(), sink);
-        run.cancel = job.cancel.clone();
+        run.cancel = job.cancel_token();
         run.lock_wait = self.config.lock_wait;
+        // A replica that stops renewing loses its service locks when it loses its claims.
+        run.lock_ttl = self.config.claim_ttl;
         let engine = &self.engine;
         match (&record.kind, &record.target) {
             (JobKind::Plan, target) => {
@@ -528,7 +931,7 @@ impl JobsInner {
                     }
                     Target::Network { client, name } => engine.network_plan(client, name).await?,
                 };
-                job.push(JobEvent::Planned { plan: plan.clone() });
+                job.push_local(JobEvent::Planned { plan: plan.clone() });
                 let failed = plan.status == spawnit_model::PlanStatus::Error;
                 let errors = plan.errors.clone();
                 job.update(|r| r.plan = Some(plan));
@@ -548,9 +951,19 @@ impl JobsInner {
         }
     }
 
-    async fn finish(&self, job: &Arc<Job>, status: JobStatus, error: Option<String>, summary: Option<JobSummary>) {
+    async fn finish(
+        self: &Arc<Self>,
+        job: &Arc<Job>,
+        status: JobStatus,
+        error: Option<String>,
+        summary: Option<JobSummary>,
+    ) {
+        if !job.is_local() {
+            // Taken over by another replica meanwhile: its outcome is the job's.
+            return;
+        }
         if let Some(e) = &error {
-            job.push(JobEvent::Message { text: format!("error: {e}") });
+            job.push_local(JobEvent::Message { text: format!("error: {e}") });
         }
         if !job.has_finished_event() {
             let outcome = match status {
@@ -560,7 +973,7 @@ impl JobsInner {
                 _ => OperationOutcome::Failed,
             };
             let s = summary.clone().unwrap_or(JobSummary { done: 0, failed: 0, skipped: 0, duration_ms: 0 });
-            job.push(JobEvent::Finished {
+            job.push_local(JobEvent::Finished {
                 outcome,
                 done: s.done,
                 failed: s.failed,
@@ -574,20 +987,26 @@ impl JobsInner {
             r.error = error;
             r.summary = summary;
         });
-        job.finished.send_replace(true);
-        if !self.save(job).await {
-            // The store is failing: keep trying in the background, so the stored record ends
-            // as the job did once the store is back (it would otherwise stay `running`).
-            let (store, job) = (self.engine.store().clone(), job.clone());
-            tokio::spawn(async move {
-                for _ in 0..FINISH_SAVE_ATTEMPTS {
-                    tokio::time::sleep(FINISH_SAVE_PAUSE).await;
-                    if job_save(&store, &job).await {
-                        return;
+        match self.save(job).await {
+            Ok(()) => {}
+            Err(SaveError::Fenced) => return,
+            Err(SaveError::Store(e)) => {
+                tracing::warn!(job = %record.id, "cannot save the finished job's record, trying again: {e}");
+                // The store is failing: keep trying in the background, so the stored record
+                // ends as the job did once the store is back (it would otherwise stay
+                // `running`, and be taken over).
+                let (inner, job) = (self.clone(), job.clone());
+                tokio::spawn(async move {
+                    for _ in 0..FINISH_SAVE_ATTEMPTS {
+                        tokio::time::sleep(FINISH_SAVE_PAUSE).await;
+                        if !matches!(inner.save(&job).await, Err(SaveError::Store(_))) {
+                            return;
+                        }
                     }
-                }
-            });
+                });
+            }
         }
+        job.finished.send_replace(true);
         let seconds = match (record.started_at, record.finished_at) {
             (Some(s), Some(f)) => (f - s).num_milliseconds() as f64 / 1000.0,
             _ => 0.0,

@@ -20,12 +20,14 @@ pub mod headers;
 pub mod index;
 pub mod job_types;
 pub mod jobs;
+pub mod leader;
 pub mod metrics;
 pub mod monitor;
 pub mod oidc;
 pub mod openapi;
 pub mod ops;
 pub mod read_only;
+pub mod replica;
 pub mod session;
 mod sse;
 pub mod tasks;
@@ -94,6 +96,10 @@ pub struct AppState {
     pub https: bool,
     /// The Swarm cluster's nodes and leases, when a Swarm manager is configured.
     pub cluster: Option<spawnit_cluster::Cluster>,
+    /// This server among the replicas sharing its store.
+    pub replica: replica::Replica,
+    /// `true` while this replica leads (runs the background tasks).
+    pub leading: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The whole HTTP application: the API, the web pages, and what every answer carries.
@@ -136,6 +142,15 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// The Swarm cluster and its monitor's settings, when a Swarm manager is configured.
     pub cluster: Option<cluster_monitor::ClusterSetup>,
+    /// This replica's name among those sharing the store (default: the host's name and a
+    /// random suffix).
+    pub replica_id: Option<String>,
+    /// How long the leader's lease lasts without renewal: a leader that stops has its
+    /// background tasks resumed by another replica within this.
+    pub leader_ttl: Duration,
+    /// How often the service index and the status board are brought up to date with what
+    /// other processes (replicas, the CLI) wrote to the store (one listing each time).
+    pub index_every: Duration,
 }
 
 impl Default for ServerConfig {
@@ -151,6 +166,9 @@ impl Default for ServerConfig {
             oidc: None,
             public_url: None,
             cluster: None,
+            replica_id: None,
+            leader_ttl: Duration::from_secs(15),
+            index_every: Duration::from_secs(2),
         }
     }
 }
@@ -166,13 +184,17 @@ pub struct Server {
 impl Server {
     /// Binds the listener and starts the API, the drift monitor, the lease keeper and the autoscaler.
     pub async fn start(engine: Engine, docker: DockerProvider, config: ServerConfig) -> Result<Server, ServerError> {
-        let bus = EventBus::new();
+        let replica = replica::Replica::this_process(config.replica_id.as_deref());
+        let (bus, outbox) = EventBus::relayed();
         let metrics = Arc::new(Metrics::default());
-        let jobs = Jobs::load(engine.clone(), bus.clone(), metrics.clone(), config.jobs.clone()).await?;
+        let jobs =
+            Jobs::load(engine.clone(), bus.clone(), metrics.clone(), config.jobs.clone(), replica.clone()).await?;
         let board = StatusBoard::default();
         let task_runs = TaskRuns::default();
         let index = ServiceIndex::load(engine.store().clone()).await.map_err(EngineError::from)?;
         let (recheck, rechecks) = tokio::sync::mpsc::unbounded_channel();
+        let rechecks: monitor::Rechecks = Arc::new(tokio::sync::Mutex::new(rechecks));
+        let (leading_tx, leading) = tokio::sync::watch::channel(false);
         let state = AppState {
             engine: engine.clone(),
             docker: docker.clone(),
@@ -185,11 +207,13 @@ impl Server {
             index: index.clone(),
             scaling: autoscaler::ScaleBoard::default(),
             cluster_events: cluster_monitor::ClusterBoard::default(),
-            rate: accounts::RateLimit::default(),
+            rate: accounts::RateLimit::new(engine.store().clone()),
             secure_cookies: !config.listen.ip().is_loopback() || headers::is_https(config.public_url.as_deref()),
             oidc: config.oidc.clone().map(|c| std::sync::Arc::new(oidc::Oidc::new(c))),
             https: headers::is_https(config.public_url.as_deref()),
             cluster: config.cluster.as_ref().map(|c| c.cluster.clone()),
+            replica: replica.clone(),
+            leading: leading.clone(),
         };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -198,37 +222,61 @@ impl Server {
         let stop = CancellationToken::new();
         let autoscaler = autoscaler::Autoscaler { state: state.clone(), config: config.autoscale };
         let metrics_upkeep = metrics.clone().upkeep_run(stop.clone());
-        let cluster_monitor = config.cluster.clone().map(|setup| {
-            cluster_monitor::ClusterMonitorTask::new(
-                setup,
-                bus.clone(),
-                metrics.clone(),
-                task_runs.clone(),
-                state.cluster_events.clone(),
-            )
-        });
         let monitor = Monitor {
-            engine,
+            engine: engine.clone(),
             docker,
             jobs: jobs.clone(),
-            bus,
-            board,
-            metrics,
+            bus: bus.clone(),
+            board: board.clone(),
+            metrics: metrics.clone(),
             tasks: task_runs.clone(),
             sweep_every: config.sweep_every,
             lease_every: config.lease_every,
             lease_warnings: config.lease_warnings,
             reconcile_backoff: config.reconcile_backoff,
         };
+        // The background tasks run on the leader only, started anew for each term.
+        let background = {
+            let (bus, metrics, task_runs, cluster_events) =
+                (bus.clone(), metrics.clone(), task_runs.clone(), state.cluster_events.clone());
+            let cluster = config.cluster.clone();
+            move |term: CancellationToken| {
+                let mut set = tokio::task::JoinSet::new();
+                set.spawn(monitor.clone().drift_run(rechecks.clone(), term.clone()));
+                set.spawn(monitor.clone().lease_run(term.clone()));
+                set.spawn(autoscaler.clone().run(term.clone()));
+                if let Some(setup) = cluster.clone() {
+                    let task = cluster_monitor::ClusterMonitorTask::new(
+                        setup,
+                        bus.clone(),
+                        metrics.clone(),
+                        task_runs.clone(),
+                        cluster_events.clone(),
+                    );
+                    set.spawn(task.run(term));
+                }
+                set
+            }
+        };
+        let leadership = leader::Leadership {
+            store: engine.store().clone(),
+            replica: replica.clone(),
+            ttl: config.leader_ttl,
+            metrics: metrics.clone(),
+            leading: leading_tx,
+        };
         let mut tasks = tokio::task::JoinSet::new();
-        tasks.spawn(monitor.clone().drift_run(rechecks, stop.clone()));
-        tasks.spawn(monitor.lease_run(stop.clone()));
-        tasks.spawn(autoscaler.run(stop.clone()));
+        tasks.spawn(leadership.run(stop.clone(), background));
+        tasks.spawn(monitor::board_share_run(
+            board,
+            engine.store().clone(),
+            leading,
+            config.index_every.min(Duration::from_secs(1)),
+            stop.clone(),
+        ));
+        tasks.spawn(events::relay_run(engine.store().clone(), replica, bus, outbox, stop.clone()));
         tasks.spawn(metrics_upkeep);
-        if let Some(cluster_monitor) = cluster_monitor {
-            tasks.spawn(cluster_monitor.run(stop.clone()));
-        }
-        tasks.spawn(index.run(config.sweep_every, task_runs, stop.clone()));
+        tasks.spawn(index.run(config.index_every, task_runs, stop.clone()));
         let shutdown = stop.clone();
         tasks.spawn(async move {
             let serve = axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())

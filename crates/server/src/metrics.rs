@@ -42,6 +42,9 @@ const CLUSTER_EVENTS: &str = "spawnit_cluster_events_total";
 const CLUSTER_HEAL: &str = "spawnit_cluster_heal_seconds";
 const CLUSTER_CLEAN: &str = "spawnit_cluster_clean_seconds";
 const CLUSTER_CHECK: &str = "spawnit_cluster_check_seconds";
+const JOBS_TAKEN_OVER: &str = "spawnit_jobs_taken_over_total";
+const LEADER: &str = "spawnit_leader";
+const STORE_REQUESTS: &str = "spawnit_store_requests_total";
 
 /// Bucket bounds, in seconds: jobs run for seconds to minutes, sweeps for milliseconds to
 /// seconds, API answers for microseconds to seconds.
@@ -115,10 +118,18 @@ impl Default for Metrics {
             );
             describe_histogram!(CLUSTER_CLEAN, Unit::Seconds, "Time to clean a quarantined node.");
             describe_histogram!(CLUSTER_CHECK, Unit::Seconds, "Time a check of the cluster's nodes took.");
+            describe_counter!(JOBS_TAKEN_OVER, "Jobs this replica took over from a replica that stopped.");
+            describe_gauge!(
+                LEADER,
+                "1 while this replica holds the leader's lease (runs the background tasks), else 0."
+            );
+            describe_counter!(STORE_REQUESTS, "Requests sent to the store, by kind (read, write, delete, list).");
             // Present from the start, so a scrape sees them at zero.
             counter!(SWEEPS).absolute(0);
             counter!(DOCKER_EVENTS).absolute(0);
             counter!(SSE_LAGGED).absolute(0);
+            counter!(JOBS_TAKEN_OVER).absolute(0);
+            gauge!(LEADER).set(0.0);
         });
         metrics
     }
@@ -135,6 +146,30 @@ impl Metrics {
         self.record(|| {
             counter!(JOBS_FINISHED, &labels).increment(1);
             histogram!(JOB_DURATION, &labels).record(seconds);
+        });
+    }
+
+    /// This replica took over a job from a replica that stopped.
+    pub fn job_taken_over(&self) {
+        self.record(|| counter!(JOBS_TAKEN_OVER).increment(1));
+    }
+
+    /// This replica became the leader (`true`) or stopped being it.
+    pub fn leader(&self, leads: bool) {
+        self.record(|| gauge!(LEADER).set(f64::from(u8::from(leads))));
+    }
+
+    /// The store's request counts so far (absolute).
+    pub fn store_requests(&self, requests: spawnit_store::StoreRequests) {
+        self.record(|| {
+            for (kind, n) in [
+                ("read", requests.reads),
+                ("write", requests.writes),
+                ("delete", requests.deletes),
+                ("list", requests.lists),
+            ] {
+                counter!(STORE_REQUESTS, "kind" => kind).absolute(n);
+            }
         });
     }
 

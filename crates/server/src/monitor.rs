@@ -29,18 +29,34 @@ use crate::jobs::{Job, JobKind, JobRecord, JobStatus, Jobs, Target};
 use crate::metrics::Metrics;
 use crate::tasks::{Task, TaskRuns};
 
+/// The services to check again now (sent by the API and the jobs), for the drift monitor of
+/// whichever term of leadership runs.
+pub type Rechecks = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<(Id, Id)>>>;
+
 /// The last status seen of each service.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SeenStatus {
     pub status: PlanStatus,
     pub reasons: Vec<String>,
 }
 
-/// Statuses by (client, service), shared with the API.
+/// Statuses by (client, service), shared with the API. The leader's drift monitor writes it;
+/// the other replicas read the copy the leader keeps in the store ([`board_share_run`]).
 #[derive(Clone, Default)]
 pub struct StatusBoard {
     inner: Arc<Mutex<HashMap<(Id, Id), SeenStatus>>>,
     reconciles: Arc<Mutex<HashMap<(Id, Id), Reconcile>>>,
+    /// Why reconciles wait, as the leader last shared it (on the other replicas).
+    shared_failing: Arc<Mutex<HashMap<(Id, Id), ReconcileFailing>>>,
+    /// Raised by every change, so the leader writes the copy only when something changed.
+    changes: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// The board as the leader shares it with the other replicas: `servers/statuses.json`.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct SharedBoard {
+    statuses: Vec<(Id, Id, SeenStatus)>,
+    failing: Vec<(Id, Id, ReconcileFailing)>,
 }
 
 /// The waits between failed reconcile applies of one service: `base`, doubling, at most `cap`.
@@ -75,7 +91,7 @@ struct Reconcile {
 }
 
 /// Why the reconcile of a service is waiting, as the API and the UI show it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReconcileFailing {
     /// Failed reconcile applies in a row.
     pub failures: u32,
@@ -99,8 +115,40 @@ impl ReconcileFailing {
 impl StatusBoard {
     /// Why the reconcile of a service waits, if it does.
     pub fn reconcile_failing(&self, client: &Id, service: &Id) -> Option<ReconcileFailing> {
+        let key = (client.clone(), service.clone());
         let reconciles = self.reconciles.lock().expect("reconciles");
-        reconciles.get(&(client.clone(), service.clone())).and_then(|r| r.failing.clone())
+        match reconciles.get(&key) {
+            Some(r) => r.failing.clone(),
+            None => self.shared_failing.lock().expect("reconciles").get(&key).cloned(),
+        }
+    }
+
+    fn changed(&self) {
+        self.changes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn change_count(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn shared(&self) -> SharedBoard {
+        let statuses = self.inner.lock().expect("status board");
+        let reconciles = self.reconciles.lock().expect("reconciles");
+        SharedBoard {
+            statuses: statuses.iter().map(|((c, s), seen)| (c.clone(), s.clone(), seen.clone())).collect(),
+            failing: reconciles
+                .iter()
+                .filter_map(|((c, s), r)| r.failing.clone().map(|f| (c.clone(), s.clone(), f)))
+                .collect(),
+        }
+    }
+
+    /// Takes the leader's board (on a replica that does not lead).
+    fn restore(&self, shared: SharedBoard) {
+        *self.inner.lock().expect("status board") =
+            shared.statuses.into_iter().map(|(c, s, seen)| ((c, s), seen)).collect();
+        *self.shared_failing.lock().expect("reconciles") =
+            shared.failing.into_iter().map(|(c, s, f)| ((c, s), f)).collect();
     }
 
     pub fn get(&self, client: &Id, service: &Id) -> Option<SeenStatus> {
@@ -109,7 +157,12 @@ impl StatusBoard {
 
     /// Records a status; returns whether it changed.
     fn set(&self, client: &Id, service: &Id, seen: SeenStatus) -> bool {
-        self.inner.lock().expect("status board").insert((client.clone(), service.clone()), seen.clone()) != Some(seen)
+        let changed = self.inner.lock().expect("status board").insert((client.clone(), service.clone()), seen.clone())
+            != Some(seen);
+        if changed {
+            self.changed();
+        }
+        changed
     }
 
     fn forget<'a>(&self, gone: impl Iterator<Item = &'a (Id, Id)>) {
@@ -119,11 +172,13 @@ impl StatusBoard {
             inner.remove(key);
             reconciles.remove(key);
         }
+        self.changed();
     }
 
     fn forget_except(&self, alive: &HashSet<(Id, Id)>) {
         self.inner.lock().expect("status board").retain(|k, _| alive.contains(k));
         self.reconciles.lock().expect("reconciles").retain(|k, _| alive.contains(k));
+        self.changed();
     }
 
     /// Whether a reconcile apply of the service may be queued now. Settles the last one: a
@@ -156,6 +211,7 @@ impl StatusBoard {
                         last_job: record.id.clone(),
                         next_try_at: ended + wait,
                     });
+                    self.changed();
                 }
                 last.failing.as_ref().is_none_or(|f| Utc::now() >= f.next_try_at)
             }
@@ -207,10 +263,13 @@ pub struct Monitor {
 
 impl Monitor {
     /// Runs the drift monitor until `stop` is cancelled.
-    pub async fn drift_run(self, mut rechecks: mpsc::UnboundedReceiver<(Id, Id)>, stop: CancellationToken) {
+    /// `rechecks` are the services to check again now; the receiver outlives one leadership
+    /// term and is shared with the next.
+    pub async fn drift_run(self, rechecks: Rechecks, stop: CancellationToken) {
         let (dirty_tx, mut dirty_rx) = mpsc::unbounded_channel::<Dirty>();
         let forward = dirty_tx.clone();
         let forwarder = tokio::spawn(async move {
+            let mut rechecks = rechecks.lock().await;
             while let Some((client, service)) = rechecks.recv().await {
                 let _ = forward.send(Dirty::Service(client, service));
             }
@@ -462,6 +521,52 @@ impl Monitor {
             }
         }
         Ok(())
+    }
+}
+
+/// `servers/statuses.json`
+fn shared_board_key() -> spawnit_store::Key {
+    spawnit_store::Key::record(spawnit_store::Collection::Servers, &Id::parse("statuses").expect("a valid id"))
+}
+
+/// Keeps the status board the same on every replica, every `every` until `stop`: the leader
+/// writes its board to the store when it changed; the others read it when it changed.
+pub async fn board_share_run(
+    board: StatusBoard,
+    store: spawnit_store::Store,
+    leading: tokio::sync::watch::Receiver<bool>,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let key = shared_board_key();
+    let mut written: Option<u64> = None;
+    let mut read: Option<spawnit_store::Version> = None;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        if *leading.borrow() {
+            read = None;
+            let count = board.change_count();
+            if written == Some(count) {
+                continue;
+            }
+            match store.put_json(&key, &board.shared(), spawnit_store::PutCondition::Overwrite).await {
+                Ok(_) => written = Some(count),
+                Err(e) => tracing::debug!("cannot share the status board: {e}"),
+            }
+        } else {
+            written = None;
+            match store.get_json::<SharedBoard>(&key).await {
+                Ok(Some(shared)) if read.as_ref() != Some(&shared.version) => {
+                    read = Some(shared.version);
+                    board.restore(shared.value);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!("cannot read the leader's status board: {e}"),
+            }
+        }
     }
 }
 

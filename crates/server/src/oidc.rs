@@ -410,8 +410,10 @@ async fn callback(State(s): State<AppState>, Query(q): Query<CallbackQuery>, Raw
             resp
         }
         Err(e) => {
-            let tally = s.rate.tally("-", ip.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])));
-            crate::audit::sign_in_failed(s.engine.store(), &tally, ip, "oidc", &e.to_string()).await;
+            match s.rate.tally("-", ip.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]))).await {
+                Ok(tally) => crate::audit::sign_in_failed(s.engine.store(), &tally, ip, "oidc", &e.to_string()).await,
+                Err(store) => tracing::warn!("cannot count a failed OIDC sign-in: {store}"),
+            }
             failed(e)
         }
     }

@@ -35,6 +35,9 @@ pub async fn sign_in(
         if let Err(e) = accounts::sessions_prune(&store).await {
             tracing::warn!("cannot prune expired sessions: {e}");
         }
+        if let Err(e) = accounts::RateLimit::prune(&store).await {
+            tracing::warn!("cannot prune old sign-in failures: {e}");
+        }
     });
     crate::audit::record(
         s.engine.store(),

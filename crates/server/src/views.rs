@@ -352,6 +352,11 @@ pub struct AuditList {
 pub struct HealthView {
     /// Always `ok`.
     pub status: &'static str,
+    /// The replica that answered (several may share one store behind a load balancer).
+    pub replica: String,
+    /// Whether that replica leads: runs the drift monitor, lease keeper, autoscaler and
+    /// cluster monitor for all of them.
+    pub leader: bool,
 }
 
 /// Whether the server can work now: the store and the Docker engine answer.

@@ -414,6 +414,22 @@ pub struct ServeArgs {
     /// Finished jobs kept.
     #[arg(long, default_value_t = 500)]
     pub jobs_keep: usize,
+    /// This server's name among the replicas sharing its store (shown in /healthz and in the
+    /// jobs it runs); default: the host's name and a random suffix.
+    #[arg(long, env = "SPAWNIT_REPLICA_ID")]
+    pub replica_id: Option<String>,
+    /// A replica that stops renewing its claim on a job for this long (killed, paused, cut
+    /// off) has the job taken over by another replica.
+    #[arg(long, env = "SPAWNIT_CLAIM_TTL", default_value = "15s", value_parser = parse_duration_positive)]
+    pub claim_ttl: Duration,
+    /// A leader that stops renewing its lease for this long has the background tasks (drift
+    /// monitor, lease keeper, autoscaler, node monitor) resumed by another replica.
+    #[arg(long, env = "SPAWNIT_LEADER_TTL", default_value = "15s", value_parser = parse_duration_positive)]
+    pub leader_ttl: Duration,
+    /// How often service lists and statuses catch up with what other replicas and the CLI
+    /// wrote to the store (one listing each time).
+    #[arg(long, env = "SPAWNIT_REFRESH_INTERVAL", default_value = "2s", value_parser = parse_duration_positive)]
+    pub refresh_interval: Duration,
     /// OIDC issuer URL for web sign-in, e.g. https://keycloak.example.com/realms/spawnit.
     #[arg(long, env = "SPAWNIT_OIDC_ISSUER", requires_all = ["oidc_client_id", "oidc_client_secret"])]
     pub oidc_issuer: Option<String>,

@@ -855,8 +855,12 @@ async fn serve(engine: Engine, args: ServeArgs, swarm: &swarm_cli::SwarmArgs) ->
         jobs: spawnit_server::jobs::JobsConfig {
             timeout: args.job_timeout,
             keep: args.jobs_keep,
+            claim_ttl: args.claim_ttl,
             ..Default::default()
         },
+        replica_id: args.replica_id,
+        leader_ttl: args.leader_ttl,
+        index_every: args.refresh_interval,
         sweep_every: args.sweep_interval,
         lease_every: args.lease_interval,
         reconcile_backoff: spawnit_server::monitor::Backoff {

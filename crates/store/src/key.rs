@@ -22,6 +22,14 @@ pub enum Collection {
     OidcPending,
     /// Server settings an admin changes at run time (e.g. `auth`: whether sign-up is open).
     Settings,
+    /// What the server replicas sharing the store tell each other: the leader's lease, the
+    /// drift monitor's statuses (`servers/leader.json`, `servers/statuses.json`).
+    Servers,
+    /// Server events a replica published, for the other replicas' `/api/events`, by a
+    /// time-ordered id.
+    ServerEvents,
+    /// Failed sign-ins per user and address, by the first 40 hex digits of a SHA-256.
+    SignInFailures,
 }
 
 impl Collection {
@@ -34,6 +42,9 @@ impl Collection {
             Collection::Audit => "audit",
             Collection::OidcPending => "auth/oidc-pending",
             Collection::Settings => "settings",
+            Collection::Servers => "servers",
+            Collection::ServerEvents => "servers/events",
+            Collection::SignInFailures => "auth/sign-in-failures",
         }
     }
 }

@@ -15,6 +15,11 @@
 //! clients/<client>/services/<service>/{spec,state,lock}.json
 //! clients/<client>/networks/<network>/{spec,state,lock}.json
 //! cluster/leases.json        who rents which Swarm node (see [`Store::lease_book_update`])
+//! jobs/<job>.json             a job's record, event log and the claim of the replica running it
+//! servers/leader.json         the lease of the replica running the background tasks
+//! servers/statuses.json       the drift monitor's last word on every service
+//! servers/events/<id>.json    server events, relayed between replicas
+//! auth/…                      users, tokens, sessions, sign-in failures
 //! spawnit-store.json          the format marker (see [`format`])
 //! spawnit-store.lock.json     held while a migration runs
 //! ```
@@ -33,12 +38,13 @@ mod state;
 mod store;
 mod watch;
 
+pub use backend::timed::StoreRequests;
 pub use error::StoreError;
 pub use format::{FORMAT_CURRENT, FormatMarker, FormatOutcome};
 pub use key::{Collection, Key};
 pub use leases::LeaseUpdateError;
 pub use location::{S3Credentials, S3Options, StoreLocation};
-pub use lock::{LockError, LockGuard};
+pub use lock::{LockError, LockGuard, holder_gone, hostname};
 pub use state::StateWriter;
 pub use store::{PutCondition, Store, Version, Versioned};
 pub use watch::{Stamp, StoreWatcher};

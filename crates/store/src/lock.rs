@@ -48,7 +48,7 @@ pub enum LockError {
 }
 
 /// This host's name, as recorded in the locks it takes.
-pub(crate) fn hostname() -> String {
+pub fn hostname() -> String {
     ["/proc/sys/kernel/hostname", "/etc/hostname"]
         .iter()
         .filter_map(|path| std::fs::read_to_string(path).ok())
@@ -65,7 +65,14 @@ fn pid_alive(pid: u32) -> bool {
 
 /// Whether `lock` may be taken over at `now` by a process of `host`.
 pub(crate) fn lock_is_stale(lock: &LockInfo, now: DateTime<Utc>, host: &str) -> bool {
-    lock.expires_at < now || (lock.host == host && !pid_alive(lock.pid))
+    lock.expires_at < now || holder_gone(&lock.host, lock.pid, host)
+}
+
+/// Whether the holder `pid` on `holder_host` of a lock, claim or lease is known to be gone:
+/// only when it ran on this host (`here`) and that process no longer exists. A holder on
+/// another host is given until its expiry.
+pub fn holder_gone(holder_host: &str, pid: u32, here: &str) -> bool {
+    holder_host == here && !pid_alive(pid)
 }
 
 pub(crate) fn after(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {

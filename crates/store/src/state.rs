@@ -72,6 +72,19 @@ impl StateWriter {
         self.put_next_generation(next).await
     }
 
+    /// Writes the state as it is under the next generation, so that any other writer still
+    /// holding an older version is refused from now on: the new holder of an owner's lock calls
+    /// it first, which fences off a previous holder that lost the lock while paused (its next
+    /// write is conditional on a version that is gone). Nothing is written for an owner with no
+    /// state yet (a previous holder's first write is then conditional on absence, and refused
+    /// as soon as this writer records anything).
+    pub async fn fence(&mut self) -> Result<(), StoreError> {
+        if self.version.is_none() {
+            return Ok(());
+        }
+        self.put_next_generation(self.state.clone()).await
+    }
+
     /// Writes `next` as the next generation of the state, conditional on the version this
     /// writer last saw (absent for a state never written).
     async fn put_next_generation(&mut self, mut next: State) -> Result<(), StoreError> {

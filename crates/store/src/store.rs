@@ -15,7 +15,7 @@ use tokio::sync::broadcast;
 use crate::backend::Backend;
 use crate::backend::local::LocalBackend;
 use crate::backend::s3::S3Backend;
-use crate::backend::timed::{DEFAULT_TIMEOUT, TimedBackend};
+use crate::backend::timed::{DEFAULT_TIMEOUT, RequestCounter, StoreRequests, TimedBackend};
 use crate::error::StoreError;
 use crate::key::Key;
 use crate::location::{S3Options, StoreLocation};
@@ -81,6 +81,8 @@ pub struct Store {
     read_only: Arc<OnceLock<Arc<str>>>,
     /// Announces every key written or deleted through this handle and its clones.
     changes: broadcast::Sender<Key>,
+    /// Requests sent through this handle and its clones.
+    requests: Arc<RequestCounter>,
 }
 
 impl fmt::Debug for Store {
@@ -119,8 +121,10 @@ impl Store {
     }
 
     fn over(raw: Arc<dyn Backend>, location: String) -> Store {
+        let requests = Arc::new(RequestCounter::default());
         Store {
-            backend: Arc::new(TimedBackend::new(raw.clone(), DEFAULT_TIMEOUT)),
+            backend: Arc::new(TimedBackend::new(raw.clone(), DEFAULT_TIMEOUT, requests.clone())),
+            requests,
             raw,
             timeout: DEFAULT_TIMEOUT,
             location: location.into(),
@@ -135,7 +139,16 @@ impl Store {
 
     /// This store with every call bounded by `timeout` (reads tried again within it).
     pub fn with_timeout(self, timeout: Duration) -> Store {
-        Store { backend: Arc::new(TimedBackend::new(self.raw.clone(), timeout)), timeout, ..self }
+        Store {
+            backend: Arc::new(TimedBackend::new(self.raw.clone(), timeout, self.requests.clone())),
+            timeout,
+            ..self
+        }
+    }
+
+    /// The requests sent through this handle and its clones so far, by kind.
+    pub fn requests(&self) -> StoreRequests {
+        self.requests.snapshot()
     }
 
     /// The store timeout.
@@ -187,6 +200,7 @@ impl Store {
             location: self.location.clone(),
             read_only: Default::default(),
             changes: self.changes.clone(),
+            requests: self.requests.clone(),
         }
     }
 

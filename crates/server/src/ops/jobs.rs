@@ -36,22 +36,23 @@ pub fn job_list(s: &AppState, c: &Caller, status: Option<JobStatus>) -> JobList 
 }
 
 /// A job the caller may see (another client's does not exist for it).
-pub fn job_visible(s: &AppState, c: &Caller, id: &str) -> Result<Arc<Job>, ApiError> {
+pub async fn job_visible(s: &AppState, c: &Caller, id: &str) -> Result<Arc<Job>, ApiError> {
     s.jobs
-        .get(id)
+        .find(id)
+        .await
         .filter(|j| c.sees(j.record().target.client()))
         .ok_or_else(|| ApiError::not_found(format!("job {}", id.chars().take(80).collect::<String>())))
 }
 
 /// One job.
-pub fn job_get(s: &AppState, c: &Caller, id: &str) -> Result<JobView, ApiError> {
-    Ok(job_visible(s, c, id)?.record())
+pub async fn job_get(s: &AppState, c: &Caller, id: &str) -> Result<JobView, ApiError> {
+    Ok(job_visible(s, c, id).await?.record())
 }
 
 /// Cancels a job (it stops between resource operations); refused once it has finished.
 pub async fn job_cancel(s: &AppState, c: &Caller, id: &str) -> Result<JobView, ApiError> {
-    let job = job_visible(s, c, id)?;
-    if !s.jobs.cancel(&job) {
+    let job = job_visible(s, c, id).await?;
+    if !s.jobs.cancel(&job).await.map_err(spawnit_engine::EngineError::from)? {
         return Err(ApiError::conflict(format!("job {id} already finished ({})", job.record().status.as_str())));
     }
     let record = job.record();

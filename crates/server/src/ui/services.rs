@@ -753,7 +753,7 @@ pub(super) async fn job_cancel(
     let record = match ops::job_cancel(&s, &c, &id).await {
         Ok(record) => record,
         // Already finished: the page shows how it ended.
-        Err(e) if e.status == StatusCode::CONFLICT => ops::job_get(&s, &c, &id)?,
+        Err(e) if e.status == StatusCode::CONFLICT => ops::job_get(&s, &c, &id).await?,
         Err(e) => return Err(e.into()),
     };
     let back = if safe_next(&form.back) { form.back } else { "/".to_owned() };

@@ -75,7 +75,7 @@ pub(super) async fn login_submit(
     let ip_key = ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
     let oidc = s.oidc.is_some();
     let signup = accounts::settings_get(s.engine.store()).await?.signup;
-    if let Some(wait) = s.rate.blocked(&user, ip_key) {
+    if let Some(wait) = s.rate.blocked(&user, ip_key).await? {
         let minutes = wait.as_secs().div_ceil(60).max(1);
         let m = format!("Too many failed sign-ins from your address. Wait {minutes} minute(s) and try again.");
         return Ok((
@@ -86,11 +86,11 @@ pub(super) async fn login_submit(
     }
     match accounts::password_check(s.engine.store(), &user, &password).await? {
         Some(record) => {
-            s.rate.succeeded(&user, ip_key);
+            s.rate.succeeded(&user, ip_key).await?;
             Ok(sign_in(&s, &record, ip, "password", &next).await?.into_response())
         }
         None => {
-            let tally = s.rate.failed(&user, ip_key);
+            let tally = s.rate.failed(&user, ip_key).await?;
             crate::audit::sign_in_failed(s.engine.store(), &tally, ip, "password", "wrong user name or password").await;
             let m = "Wrong user name or password.";
             Ok((StatusCode::UNAUTHORIZED, layout("Sign in", None, login_form(&next, Some(m), &user, oidc, signup)))

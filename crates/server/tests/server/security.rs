@@ -103,6 +103,34 @@ async fn failed_sign_ins_are_limited_per_address_and_audited_per_minute() {
     assert!(entries.iter().all(|e| e["ip"] == "127.0.0.1"), "{entries:#?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sign_in_limit_holds_across_replicas_sharing_a_store() {
+    let t = TestServer::start(|_| {}).await;
+    t.user("vic", &t.client, Role::Member, "vic-password-1").await;
+    let (engine, docker) = engine_for(t.dir.path()).await;
+    let config = spawnit_server::ServerConfig { listen: "127.0.0.1:0".parse().unwrap(), ..Default::default() };
+    let second = spawnit_server::Server::start(engine, docker, config).await.unwrap();
+    let replicas = [t.url("/login"), format!("http://{}/login", second.addr)];
+    let http = http_no_redirect();
+    let attempt = |url: &str, password: &str| {
+        let (http, url, password) = (http.clone(), url.to_owned(), password.to_owned());
+        async move {
+            let resp = http.post(url).form(&[("user", "vic"), ("password", password.as_str())]).send().await.unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    };
+    // A guesser alternates between the replicas: each sees the other's failures.
+    for i in 0..RateLimit::MAX {
+        let (status, body) = attempt(&replicas[i % 2], "guess-guess").await;
+        assert_eq!(status, 401, "attempt {i} on replica {}: {body}", i % 2);
+    }
+    for (i, url) in replicas.iter().enumerate() {
+        let (status, body) = attempt(url, "vic-password-1").await;
+        assert_eq!(status, 429, "replica {i} does not count the other's failures: {body}");
+    }
+    second.run_until(async {}).await;
+}
+
 /// The security headers every answer must carry.
 fn assert_security_headers(what: &str, resp: &reqwest::Response, secret_page: bool) {
     let h = |name: &str| resp.headers().get(name).map(|v| v.to_str().unwrap().to_owned());

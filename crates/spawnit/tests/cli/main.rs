@@ -16,6 +16,7 @@ mod names;
 mod nodes;
 mod oneclick;
 mod reliability;
+mod replicas;
 mod s3;
 mod scale;
 mod scale_verb;

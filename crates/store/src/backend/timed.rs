@@ -10,6 +10,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -30,14 +31,60 @@ const RETRY_PAUSE_MAX: Duration = Duration::from_secs(1);
 /// How many attempts share a read's time budget.
 const READ_ATTEMPTS: u32 = 3;
 
+/// Requests sent to the store, by kind: every attempt counts (a read tried again counts twice).
+#[derive(Debug, Default)]
+pub(crate) struct RequestCounter {
+    reads: AtomicU64,
+    writes: AtomicU64,
+    deletes: AtomicU64,
+    lists: AtomicU64,
+}
+
+/// How many requests a [`Store`](crate::Store) handle and its clones sent, by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreRequests {
+    pub reads: u64,
+    pub writes: u64,
+    pub deletes: u64,
+    pub lists: u64,
+}
+
+impl StoreRequests {
+    pub fn total(&self) -> u64 {
+        self.reads + self.writes + self.deletes + self.lists
+    }
+}
+
+impl RequestCounter {
+    pub(crate) fn snapshot(&self) -> StoreRequests {
+        StoreRequests {
+            reads: self.reads.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+            deletes: self.deletes.load(Ordering::Relaxed),
+            lists: self.lists.load(Ordering::Relaxed),
+        }
+    }
+
+    fn count(&self, op: &'static str) {
+        let counter = match op {
+            "reading" => &self.reads,
+            "writing" => &self.writes,
+            "deleting" => &self.deletes,
+            _ => &self.lists,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 pub(crate) struct TimedBackend {
     inner: Arc<dyn Backend>,
     timeout: Duration,
+    counter: Arc<RequestCounter>,
 }
 
 impl TimedBackend {
-    pub(crate) fn new(inner: Arc<dyn Backend>, timeout: Duration) -> TimedBackend {
-        TimedBackend { inner, timeout }
+    pub(crate) fn new(inner: Arc<dyn Backend>, timeout: Duration, counter: Arc<RequestCounter>) -> TimedBackend {
+        TimedBackend { inner, timeout, counter }
     }
 
     /// One attempt of a write or delete, bounded by the timeout.
@@ -47,6 +94,7 @@ impl TimedBackend {
         key: &Key,
         call: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
+        self.counter.count(op);
         tokio::time::timeout(self.timeout, call)
             .await
             .unwrap_or_else(|_| Err(StoreError::Unavailable { op, key: key.to_string(), timeout: self.timeout }))
@@ -65,6 +113,7 @@ impl TimedBackend {
         loop {
             let now = Instant::now();
             let limit = per_attempt.min(deadline.saturating_duration_since(now));
+            self.counter.count(op);
             let failure = match tokio::time::timeout(limit, call()).await {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(e)) if !e.is_unavailable() => return Err(e),
