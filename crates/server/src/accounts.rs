@@ -566,32 +566,50 @@ mod tests {
         assert!(session_get(&store, &live_id).await.unwrap().is_none());
     }
 
-    #[test]
-    fn rate_limit_blocks_after_five_failures() {
-        let rl = RateLimit::default();
-        let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        for _ in 0..RateLimit::MAX {
-            assert!(rl.blocked("bob", ip).is_none());
-            rl.failed("bob", ip);
-        }
-        assert!(rl.blocked("bob", ip).is_some());
-        assert!(rl.blocked("alice", ip).is_none());
-        rl.succeeded("bob", ip);
-        assert!(rl.blocked("bob", ip).is_none());
+    /// A rate limit on a real store in a temporary directory (`dir` must outlive it).
+    fn rate_limit(dir: &tempfile::TempDir) -> RateLimit {
+        RateLimit::new(Store::open_local(dir.path()).unwrap())
     }
 
-    #[test]
-    fn rate_limit_blocks_an_address_that_varies_the_user() {
-        let rl = RateLimit::default();
+    #[tokio::test]
+    async fn rate_limit_blocks_after_five_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let rl = rate_limit(&dir);
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        for _ in 0..RateLimit::MAX {
+            assert!(rl.blocked("bob", ip).await.unwrap().is_none());
+            rl.failed("bob", ip).await.unwrap();
+        }
+        assert!(rl.blocked("bob", ip).await.unwrap().is_some());
+        assert!(rl.blocked("alice", ip).await.unwrap().is_none());
+        // Another handle on the same store (another replica) sees the same failures.
+        assert!(rate_limit(&dir).blocked("bob", ip).await.unwrap().is_some());
+        rl.succeeded("bob", ip).await.unwrap();
+        assert!(rl.blocked("bob", ip).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn rate_limit_blocks_an_address_that_varies_the_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let rl = rate_limit(&dir);
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
         let other: IpAddr = "192.0.2.8".parse().unwrap();
+        let mut entry = None;
         for i in 0..RateLimit::MAX_PER_IP {
-            assert!(rl.blocked(&format!("user{i}"), ip).is_none(), "blocked after {i} failures");
-            let tally = rl.failed(&format!("user{i}"), ip);
+            assert!(rl.blocked(&format!("user{i}"), ip).await.unwrap().is_none(), "blocked after {i} failures");
+            let tally = rl.failed(&format!("user{i}"), ip).await.unwrap();
             assert!(tally.count >= 1 && tally.users.len() <= FailureTally::USERS_KEPT);
+            // One audit entry per address and minute (a new minute may start during the loop).
+            if tally.count > 1 {
+                assert_eq!(entry.as_ref(), Some(&tally.entry_id), "the minute's entry changed");
+            }
+            entry = Some(tally.entry_id);
         }
-        assert!(rl.blocked("someone-new", ip).is_some(), "a new user name bypasses the per-address limit");
-        assert!(rl.blocked("someone-new", other).is_none());
+        assert!(
+            rl.blocked("someone-new", ip).await.unwrap().is_some(),
+            "a new user name bypasses the per-address limit"
+        );
+        assert!(rl.blocked("someone-new", other).await.unwrap().is_none());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
