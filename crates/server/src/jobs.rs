@@ -724,10 +724,22 @@ impl JobsInner {
                         }
                     }
                     None => {
+                        // `Jobs::find` may have brought it meanwhile: that object, which readers
+                        // may already follow, is the one to update.
                         let record = stored.value.record.clone();
-                        let job = Arc::new(Job::new(stored.value, None, self.config.live_capacity));
-                        self.jobs.lock().expect("jobs").insert(record.id.clone(), job);
-                        self.announce(&record);
+                        let existing = self.jobs.lock().expect("jobs").get(&record.id).cloned();
+                        match existing {
+                            Some(job) => {
+                                if job.follow(stored.value).is_some() {
+                                    self.announce(&job.record());
+                                }
+                            }
+                            None => {
+                                let job = Arc::new(Job::new(stored.value, None, self.config.live_capacity));
+                                self.jobs.lock().expect("jobs").entry(record.id.clone()).or_insert(job);
+                                self.announce(&record);
+                            }
+                        }
                     }
                 }
                 true
