@@ -144,7 +144,7 @@ enum Printed {
     All(Box<Report>),
     ApiScale(scale::ScaleReport),
     Balancer(Box<balancer::BalancerReport>),
-    Replicas(replicas::ReplicasReport),
+    Replicas(Vec<replicas::ReplicasReport>),
 }
 
 impl std::fmt::Display for Printed {
@@ -153,7 +153,12 @@ impl std::fmt::Display for Printed {
             Printed::All(report) => report.fmt(f),
             Printed::ApiScale(report) => report.fmt(f),
             Printed::Balancer(report) => report.fmt(f),
-            Printed::Replicas(report) => report.fmt(f),
+            Printed::Replicas(reports) => {
+                for report in reports {
+                    writeln!(f, "{report}")?;
+                }
+                Ok(())
+            }
         }
     }
 }

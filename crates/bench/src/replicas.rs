@@ -1,5 +1,6 @@
-//! `--replicas`: several `spawnit serve` replicas on one S3 store (a `moto_server` on loopback,
-//! serving one request at a time as in the tests). The same workload — one no-op apply of each
+//! `--replicas`: several `spawnit serve` replicas on one store — an S3 bucket (a `moto_server`
+//! on loopback, serving one request at a time as in the tests), then one local directory. On
+//! each, the same workload — one no-op apply of each
 //! of `services` deployed `hello` services, submitted round robin over the replicas — is run
 //! with 1, 2 and 3 replicas: jobs per second (1 replica is the baseline), and the store
 //! requests per job read from the replicas' `/metrics` (minus what they send while idle:
@@ -24,6 +25,7 @@ const TTL: &str = "3s";
 
 /// What `--replicas` measured.
 pub struct ReplicasReport {
+    store: &'static str,
     services: usize,
     /// (replicas, seconds for the workload, store requests per job, idle store requests/s).
     rounds: Vec<(usize, f64, f64, f64)>,
@@ -32,19 +34,33 @@ pub struct ReplicasReport {
     taken_over: usize,
 }
 
-/// The S3 store's environment for a `spawnit` command.
-fn store_env(cmd: &mut Command, moto_port: u16) {
-    cmd.env("SPAWNIT_STORE", format!("s3://{BUCKET}/spawnit"))
-        .env("SPAWNIT_S3_ENDPOINT", format!("http://127.0.0.1:{moto_port}"))
-        .env("AWS_ACCESS_KEY_ID", "bench")
-        .env("AWS_SECRET_ACCESS_KEY", "bench")
-        .env("AWS_REGION", "us-east-1");
+/// Where the replicas' store is: the S3 bucket on moto (its port), or a local directory.
+#[derive(Clone, Copy)]
+enum Shared<'a> {
+    S3(u16),
+    Dir(&'a Path),
 }
 
-async fn cli(spawnit: &Path, moto_port: u16, client: &str, args: &[&str]) -> Result<String> {
+/// The store's environment for a `spawnit` command.
+fn store_env(cmd: &mut Command, store: Shared) {
+    match store {
+        Shared::S3(moto_port) => {
+            cmd.env("SPAWNIT_STORE", format!("s3://{BUCKET}/spawnit"))
+                .env("SPAWNIT_S3_ENDPOINT", format!("http://127.0.0.1:{moto_port}"))
+                .env("AWS_ACCESS_KEY_ID", "bench")
+                .env("AWS_SECRET_ACCESS_KEY", "bench")
+                .env("AWS_REGION", "us-east-1");
+        }
+        Shared::Dir(dir) => {
+            cmd.env_remove("SPAWNIT_STORE").env("SPAWNIT_DATA", dir);
+        }
+    }
+}
+
+async fn cli(spawnit: &Path, store: Shared<'_>, client: &str, args: &[&str]) -> Result<String> {
     let mut cmd = Command::new(spawnit);
     cmd.args(args).env("SPAWNIT_CLIENT", client).stdin(Stdio::null());
-    store_env(&mut cmd, moto_port);
+    store_env(&mut cmd, store);
     let out = cmd.output().await.with_context(|| format!("run spawnit {args:?}"))?;
     ensure!(
         out.status.success(),
@@ -61,7 +77,7 @@ struct Replica {
     base: String,
 }
 
-async fn replica_start(spawnit: &Path, moto_port: u16, i: usize, log_dir: &Path) -> Result<Replica> {
+async fn replica_start(spawnit: &Path, store: Shared<'_>, i: usize, log_dir: &Path) -> Result<Replica> {
     let port = crate::free_port()?;
     let log = std::fs::File::create(log_dir.join(format!("replica-{i}.log")))?;
     let mut cmd = Command::new(spawnit);
@@ -71,7 +87,7 @@ async fn replica_start(spawnit: &Path, moto_port: u16, i: usize, log_dir: &Path)
         .stdout(Stdio::null())
         .stderr(log)
         .kill_on_drop(true);
-    store_env(&mut cmd, moto_port);
+    store_env(&mut cmd, store);
     let child = cmd.spawn().context("start spawnit serve")?;
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
@@ -108,7 +124,7 @@ async fn applies(http: &reqwest::Client, replicas: &[&str], token: &str, service
         let base = replicas[i % replicas.len()];
         let resp = http.post(format!("{base}/api/services/{name}/apply")).bearer_auth(token).send().await?;
         ensure!(resp.status().as_u16() == 202, "apply {name}: {}", resp.text().await?);
-        let job: Value = resp.json().await?;
+        let job: Value = serde_json::from_str(&resp.text().await?)?;
         ids.push(job["id"].as_str().context("job id")?.to_owned());
     }
     Ok(ids)
@@ -121,7 +137,8 @@ async fn finished(http: &reqwest::Client, base: &str, token: &str, ids: &[String
     for id in ids {
         loop {
             let resp = http.get(format!("{base}/api/jobs/{id}")).bearer_auth(token).send().await?;
-            let job: Value = if resp.status().is_success() { resp.json().await? } else { Value::Null };
+            let job: Value =
+                if resp.status().is_success() { serde_json::from_str(&resp.text().await?)? } else { Value::Null };
             match job["status"].as_str() {
                 Some("succeeded") => {
                     records.push(job);
@@ -137,7 +154,7 @@ async fn finished(http: &reqwest::Client, base: &str, token: &str, ids: &[String
     Ok(records)
 }
 
-pub async fn replicas(spawnit: &Path, client: &str, scratch: &Path, services: usize) -> Result<ReplicasReport> {
+pub async fn replicas(spawnit: &Path, client: &str, scratch: &Path, services: usize) -> Result<Vec<ReplicasReport>> {
     let moto_port = crate::free_port()?;
     let _moto = Command::new("python3")
         .args([MOTO_SERIAL, "127.0.0.1", &moto_port.to_string()])
@@ -156,25 +173,42 @@ pub async fn replicas(spawnit: &Path, client: &str, scratch: &Path, services: us
             _ => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
-    eprintln!("[replicas] setting up {services} hello services on an S3 store (moto on :{moto_port})");
-    cli(spawnit, moto_port, client, &["user", "create", "bench", "--client", client, "--password", "bench-password-1"])
+    let dir = scratch.join("shared-store");
+    let s3 =
+        run_on(spawnit, Shared::S3(moto_port), "S3 (moto_server, one request at a time)", client, scratch, services)
+            .await?;
+    let local = run_on(spawnit, Shared::Dir(&dir), "one local directory", client, scratch, services).await?;
+    Ok(vec![s3, local])
+}
+
+async fn run_on(
+    spawnit: &Path,
+    store: Shared<'_>,
+    store_name: &'static str,
+    client: &str,
+    scratch: &Path,
+    services: usize,
+) -> Result<ReplicasReport> {
+    let http = reqwest::Client::new();
+    eprintln!("[replicas] {store_name}: setting up {services} hello services");
+    cli(spawnit, store, client, &["user", "create", "bench", "--client", client, "--password", "bench-password-1"])
         .await?;
-    let out = cli(spawnit, moto_port, client, &["token", "create", "--user", "bench"]).await?;
+    let out = cli(spawnit, store, client, &["token", "create", "--user", "bench"]).await?;
     let token = out.lines().last().unwrap_or_default().trim().to_owned();
     let names: Vec<String> = (0..services).map(|i| format!("h{i:03}")).collect();
     for name in &names {
-        cli(spawnit, moto_port, client, &["create", "hello", name]).await?;
+        cli(spawnit, store, client, &["create", "hello", name]).await?;
     }
-    cli(spawnit, moto_port, client, &["network", "apply", "default", "--auto-approve"]).await?;
+    cli(spawnit, store, client, &["network", "apply", "default", "--auto-approve"]).await?;
     for name in &names {
-        cli(spawnit, moto_port, client, &["apply", name, "--auto-approve"]).await?;
+        cli(spawnit, store, client, &["apply", name, "--auto-approve"]).await?;
     }
 
     let mut rounds = Vec::new();
     for n in 1..=3 {
         let mut fleet = Vec::new();
         for i in 0..n {
-            fleet.push(replica_start(spawnit, moto_port, i, scratch).await?);
+            fleet.push(replica_start(spawnit, store, i, scratch).await?);
         }
         // Let the replicas settle (leader elected, index loaded), then measure their idle traffic.
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -189,7 +223,7 @@ pub async fn replicas(spawnit: &Path, client: &str, scratch: &Path, services: us
         let took = t0.elapsed().as_secs_f64();
         let after = requests_sum(&http, &fleet).await?;
         let per_job = ((after - before) - idle_rate * took).max(0.0) / ids.len() as f64;
-        eprintln!("[replicas] {n} replica(s): {} jobs in {took:.2} s", ids.len());
+        eprintln!("[replicas] {store_name}, {n} replica(s): {} jobs in {took:.2} s", ids.len());
         rounds.push((n, took, per_job, idle_rate));
         for mut r in fleet {
             let _ = r.child.kill().await;
@@ -200,7 +234,7 @@ pub async fn replicas(spawnit: &Path, client: &str, scratch: &Path, services: us
     // Takeover: jobs on one replica of three, that replica killed.
     let mut fleet = Vec::new();
     for i in 0..3 {
-        fleet.push(replica_start(spawnit, moto_port, i, scratch).await?);
+        fleet.push(replica_start(spawnit, store, i, scratch).await?);
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let victim_base = fleet[1].base.clone();
@@ -215,9 +249,9 @@ pub async fn replicas(spawnit: &Path, client: &str, scratch: &Path, services: us
         let _ = r.child.kill().await;
     }
     for name in &names {
-        cli(spawnit, moto_port, client, &["destroy", name, "--auto-approve"]).await?;
+        cli(spawnit, store, client, &["destroy", name, "--auto-approve"]).await?;
     }
-    Ok(ReplicasReport { services, rounds, takeover_jobs: ids.len(), takeover, taken_over })
+    Ok(ReplicasReport { store: store_name, services, rounds, takeover_jobs: ids.len(), takeover, taken_over })
 }
 
 impl std::fmt::Display for ReplicasReport {
@@ -247,7 +281,7 @@ impl std::fmt::Display for ReplicasReport {
             .against(format!("claim ttl {TTL}"), "same host: the dead pid is seen at once".into())
             .goal("within the claim's ttl"),
         );
-        writeln!(f, "## SpawnIt replicas on one S3 store (moto_server, one request at a time)\n")?;
+        writeln!(f, "## SpawnIt replicas on one store: {}\n", self.store)?;
         write!(f, "{}", table(&rows))
     }
 }
