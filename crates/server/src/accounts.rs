@@ -333,16 +333,27 @@ pub async fn session_get(store: &Store, session_id: &str) -> Result<Option<Sessi
 
 /// Removes expired sessions (best effort; a session is also checked for expiry at every use).
 pub async fn sessions_prune(store: &Store) -> Result<usize, StoreError> {
+    let now = Utc::now();
+    records_prune::<SessionRecord>(store, Collection::Sessions, |session| session.expires_at <= now).await
+}
+
+/// Deletes the records of `collection` that are `stale` (and those that cannot be parsed);
+/// returns how many.
+async fn records_prune<T: serde::de::DeserializeOwned>(
+    store: &Store,
+    collection: Collection,
+    stale: impl Fn(&T) -> bool,
+) -> Result<usize, StoreError> {
     let mut removed = 0;
-    for id in store.record_ids(Collection::Sessions).await? {
-        let key = Key::record(Collection::Sessions, &id);
-        let expired = match store.get_json::<SessionRecord>(&key).await {
-            Ok(Some(v)) => v.value.expires_at <= Utc::now(),
+    for id in store.record_ids(collection).await? {
+        let key = Key::record(collection, &id);
+        let remove = match store.get_json::<T>(&key).await {
+            Ok(Some(v)) => stale(&v.value),
             Ok(None) => false,
             Err(StoreError::Corrupt { .. }) => true,
             Err(e) => return Err(e),
         };
-        if expired {
+        if remove {
             store.delete(&key).await?;
             removed += 1;
         }
@@ -510,24 +521,11 @@ impl RateLimit {
     /// how many.
     pub async fn prune(store: &Store) -> Result<usize, StoreError> {
         let now = Utc::now();
-        let mut removed = 0;
-        for id in store.record_ids(Collection::SignInFailures).await? {
-            let key = Key::record(Collection::SignInFailures, &id);
-            let stale = match store.get_json::<FailureRecord>(&key).await {
-                Ok(Some(v)) => {
-                    v.value.times.iter().all(|t| now - *t >= Self::window())
-                        && v.value.tally.as_ref().is_none_or(|t| now - t.minute >= Self::window())
-                }
-                Ok(None) => false,
-                Err(StoreError::Corrupt { .. }) => true,
-                Err(e) => return Err(e),
-            };
-            if stale {
-                store.delete(&key).await?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
+        records_prune::<FailureRecord>(store, Collection::SignInFailures, |r| {
+            r.times.iter().all(|t| now - *t >= Self::window())
+                && r.tally.as_ref().is_none_or(|t| now - t.minute >= Self::window())
+        })
+        .await
     }
 }
 
