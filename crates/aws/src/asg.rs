@@ -11,7 +11,9 @@
 //! average CPU near the target with a target-tracking policy. A group whose launch template
 //! content changed (its `spawnit.launch_template` tag differs from the desired digest) starts an
 //! instance refresh, which replaces the instances with the new version while keeping 90% of
-//! them in service. Provider ids are `<region>/<launch template id>` and `<region>/<group name>`.
+//! them in service. A template naming an instance profile gives it to the instances (found by
+//! name for its ARN), with a metadata hop limit of 2 so the containers get the role's
+//! credentials. Provider ids are `<region>/<launch template id>` and `<region>/<group name>`.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -21,8 +23,9 @@ use aws_sdk_autoscaling::types::{
     TargetTrackingConfiguration,
 };
 use aws_sdk_ec2::types::{
-    LaunchTemplateHttpTokensState, LaunchTemplateInstanceMetadataOptionsRequest, LaunchTemplateTagSpecificationRequest,
-    RequestLaunchTemplateData, ResourceType, Tag,
+    LaunchTemplateHttpTokensState, LaunchTemplateIamInstanceProfileSpecificationRequest,
+    LaunchTemplateInstanceMetadataOptionsRequest, LaunchTemplateTagSpecificationRequest, RequestLaunchTemplateData,
+    ResourceType, Tag,
 };
 use base64::Engine as _;
 use spawnit_engine::{Applied, Scope};
@@ -186,6 +189,15 @@ impl AwsProvider {
                 }
             }
         }
+        let profile = match &t.instance_profile {
+            Some(name) => {
+                let found = self.profile_get(region, name).await?.ok_or_else(|| {
+                    AwsError::Missing(format!("the instance profile {name} of this service does not exist"))
+                })?;
+                Some(found.arn().to_owned())
+            }
+            None => None,
+        };
         let script = user_data::render(&instance);
         let mut instance_tags = vec![Tag::builder().key("Name").value(&t.name).build()];
         instance_tags.push(Tag::builder().key(labels::CLIENT).value(scope.owner.client.as_str()).build());
@@ -199,9 +211,17 @@ impl AwsProvider {
             .user_data(base64::engine::general_purpose::STANDARD.encode(script))
             .security_group_ids(group)
             .set_key_name(i.key_name.clone())
+            .set_iam_instance_profile(
+                profile
+                    .as_ref()
+                    .map(|arn| LaunchTemplateIamInstanceProfileSpecificationRequest::builder().arn(arn).build()),
+            )
             .metadata_options(
                 LaunchTemplateInstanceMetadataOptionsRequest::builder()
                     .http_tokens(LaunchTemplateHttpTokensState::Required)
+                    // The containers reach the metadata service (the role's credentials) one
+                    // hop further, through Docker's bridge.
+                    .set_http_put_response_hop_limit(profile.is_some().then_some(2))
                     .build(),
             )
             .tag_specifications(

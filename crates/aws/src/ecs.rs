@@ -1,6 +1,7 @@
 //! The `aws-ecs` target's resources on AWS: ECS clusters, task definitions and services (with
 //! their Application Auto Scaling target and CPU target-tracking policy), IAM task execution
-//! roles, CloudWatch Logs log groups and SSM `SecureString` parameters.
+//! roles, CloudWatch Logs log groups and SSM `SecureString` parameters; and the IAM instance
+//! profiles of `aws-asg` instances (with their role, an IAM role like the ECS ones).
 //!
 //! Every resource carries SpawnIt's ownership tags and is observed by them (the names
 //! SpawnIt gives them only narrow the look-up: a cluster, role, log group or service by name,
@@ -31,8 +32,9 @@ use aws_sdk_ecs::types::{
 use spawnit_engine::{Applied, Scope};
 use spawnit_model::Owner;
 use spawnit_model::resource::{
-    Address, CACHE_HOST, DesiredResource, EcsClusterAttrs, EcsScaling, EcsServiceAttrs, IamRoleAttrs, Liveness,
-    LogGroupAttrs, ObservedResource, ResourceAttrs, ResourceKind, TaskDefinitionAttrs, facts, labels,
+    Address, CACHE_HOST, DesiredResource, EcsClusterAttrs, EcsScaling, EcsServiceAttrs, IamRoleAttrs,
+    InstanceProfileAttrs, Liveness, LogGroupAttrs, ObservedResource, ResourceAttrs, ResourceKind, TaskDefinitionAttrs,
+    facts, labels,
 };
 use spawnit_model::spec::Protocol;
 use tokio_util::sync::CancellationToken;
@@ -147,6 +149,7 @@ impl AwsProvider {
                     }
                 }
                 ResourceAttrs::IamRole(role) => out.extend(self.role_observe(scope, role).await?),
+                ResourceAttrs::InstanceProfile(p) => out.extend(self.profile_observe(scope, p).await?),
                 ResourceAttrs::LogGroup(g) => out.extend(self.log_group_observe(scope, g).await?),
                 ResourceAttrs::TaskDefinition(t) => out.extend(self.task_definitions_observe(scope, t).await?),
                 _ => {}
@@ -217,6 +220,37 @@ impl AwsProvider {
         let mut facts = BTreeMap::new();
         facts.insert(facts::POLICIES.to_owned(), IamRoleAttrs::policies_fact(&managed, inline.as_deref()));
         Ok(Some(observed(address, format!("{}/{}", role.region, role.name), fingerprint, facts)))
+    }
+
+    /// The instance profile named as desired, with the roles it holds as a fact, when it carries
+    /// the scope's tags.
+    async fn profile_observe(
+        &self,
+        scope: &Scope,
+        p: &InstanceProfileAttrs,
+    ) -> Result<Option<ObservedResource>, AwsError> {
+        let Some(found) = self.profile_get(&p.region, &p.name).await? else { return Ok(None) };
+        let tags = found.tags().iter().map(|t| (t.key(), t.value()));
+        let Some((address, fingerprint)) = owned(scope, ResourceKind::InstanceProfile, tags) else { return Ok(None) };
+        let mut facts = BTreeMap::new();
+        let roles: Vec<&str> = found.roles().iter().map(|r| r.role_name()).collect();
+        facts.insert(facts::ROLES.to_owned(), roles.join(", "));
+        Ok(Some(observed(address, format!("{}/{}", p.region, p.name), fingerprint, facts)))
+    }
+
+    /// An instance profile by name; `None` when there is none.
+    pub(crate) async fn profile_get(
+        &self,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<aws_sdk_iam::types::InstanceProfile>, AwsError> {
+        match self.clients_of(region).iam.get_instance_profile().instance_profile_name(name).send().await {
+            Ok(out) => Ok(out.instance_profile().cloned()),
+            Err(e) => {
+                let e = AwsError::from_sdk("IAM GetInstanceProfile", region, e);
+                if e.code() == Some("NoSuchEntity") { Ok(None) } else { Err(e) }
+            }
+        }
     }
 
     /// A role's attached managed policy ARNs and its `spawnit` inline policy document.
@@ -460,6 +494,27 @@ impl AwsProvider {
                     .map_err(|e| AwsError::from_sdk("IAM CreateRole", &role.region, e))?;
                 self.role_policies_set(role).await?;
                 Ok(Applied::from(format!("{}/{}", role.region, role.name)))
+            }
+            ResourceAttrs::InstanceProfile(p) => {
+                let mut iam_tags = Vec::new();
+                for (k, v) in &tags {
+                    iam_tags.push(built(aws_sdk_iam::types::Tag::builder().key(k).value(v).build())?);
+                }
+                let iam = self.clients_of(&p.region).iam;
+                iam.create_instance_profile()
+                    .instance_profile_name(&p.name)
+                    .path(role_path(scope))
+                    .set_tags(Some(iam_tags))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("IAM CreateInstanceProfile", &p.region, e))?;
+                iam.add_role_to_instance_profile()
+                    .instance_profile_name(&p.name)
+                    .role_name(&p.role)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("IAM AddRoleToInstanceProfile", &p.region, e))?;
+                Ok(Applied::from(format!("{}/{}", p.region, p.name)))
             }
             ResourceAttrs::LogGroup(g) => {
                 let logs = self.clients_of(&g.region).logs;
@@ -971,6 +1026,50 @@ impl AwsProvider {
                     .await
                     .map_err(|e| AwsError::from_sdk("IAM TagRole", region, e))?;
             }
+            ResourceAttrs::InstanceProfile(p) => {
+                // Holds exactly its role again (one removed or swapped outside SpawnIt).
+                let found = self
+                    .profile_get(region, &p.name)
+                    .await?
+                    .ok_or_else(|| AwsError::Missing(format!("instance profile {} is gone", p.name)))?;
+                let mut has = false;
+                for role in found.roles() {
+                    if role.role_name() == p.role {
+                        has = true;
+                        continue;
+                    }
+                    clients
+                        .iam
+                        .remove_role_from_instance_profile()
+                        .instance_profile_name(&p.name)
+                        .role_name(role.role_name())
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::from_sdk("IAM RemoveRoleFromInstanceProfile", region, e))?;
+                }
+                if !has {
+                    clients
+                        .iam
+                        .add_role_to_instance_profile()
+                        .instance_profile_name(&p.name)
+                        .role_name(&p.role)
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::from_sdk("IAM AddRoleToInstanceProfile", region, e))?;
+                }
+                let mut iam_tags = Vec::new();
+                for (k, v) in &tags {
+                    iam_tags.push(built(aws_sdk_iam::types::Tag::builder().key(k).value(v).build())?);
+                }
+                clients
+                    .iam
+                    .tag_instance_profile()
+                    .instance_profile_name(&p.name)
+                    .set_tags(Some(iam_tags))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("IAM TagInstanceProfile", region, e))?;
+            }
             ResourceAttrs::LogGroup(g) => {
                 self.retention_set(g).await?;
                 let out = clients
@@ -1164,6 +1263,25 @@ impl AwsProvider {
                 }
                 Ok(())
             }
+            ResourceKind::InstanceProfile => {
+                let Some(found) = self.profile_get(region, aws_id).await? else { return Ok(()) };
+                for role in found.roles() {
+                    let removed = clients
+                        .iam
+                        .remove_role_from_instance_profile()
+                        .instance_profile_name(aws_id)
+                        .role_name(role.role_name())
+                        .send()
+                        .await;
+                    if let Err(e) = removed {
+                        gone(AwsError::from_sdk("IAM RemoveRoleFromInstanceProfile", region, e), &["NoSuchEntity"])?;
+                    }
+                }
+                if let Err(e) = clients.iam.delete_instance_profile().instance_profile_name(aws_id).send().await {
+                    return gone(AwsError::from_sdk("IAM DeleteInstanceProfile", region, e), &["NoSuchEntity"]);
+                }
+                Ok(())
+            }
             ResourceKind::LogGroup => {
                 if let Err(e) = clients.logs.delete_log_group().log_group_name(aws_id).send().await {
                     return gone(
@@ -1190,6 +1308,7 @@ pub(crate) fn is_ecs_kind(kind: ResourceKind) -> bool {
         kind,
         ResourceKind::EcsCluster
             | ResourceKind::IamRole
+            | ResourceKind::InstanceProfile
             | ResourceKind::LogGroup
             | ResourceKind::SsmParameter
             | ResourceKind::TaskDefinition

@@ -427,6 +427,7 @@ impl Provider for DockerProvider {
             | ResourceKind::SwarmSecret
             | ResourceKind::EcsCluster
             | ResourceKind::IamRole
+            | ResourceKind::InstanceProfile
             | ResourceKind::LogGroup
             | ResourceKind::SsmParameter
             | ResourceKind::TaskDefinition

@@ -19,9 +19,10 @@ use crate::plan::{Change, Plan};
 use crate::resource::{
     Address, AlbAttrs, AutoscalingGroupAttrs, CacheAttrs, CacheSubnetGroupAttrs, ContainerAttrs, DesiredResource,
     EcsClusterAttrs, EcsLoadBalancer, EcsScaling, EcsServiceAttrs, GroupRule, IamRoleAttrs, ImageAttrs, IngressRule,
-    InstanceAttrs, LaunchTemplateAttrs, ListenerAttrs, LoadBalancerAttrs, LogGroupAttrs, NetworkAttrs, PublishedPort,
-    ResourceAttrs, SecurityGroupAttrs, SsmParameterAttrs, SwarmFile, SwarmNetworkAttrs, SwarmPort, SwarmSecretAttrs,
-    SwarmServiceAttrs, TargetGroupAttrs, TaskContainer, TaskDefinitionAttrs, TaskPort, VolumeAttrs, VolumeMount,
+    InstanceAttrs, InstanceProfileAttrs, LaunchTemplateAttrs, ListenerAttrs, LoadBalancerAttrs, LogGroupAttrs,
+    NetworkAttrs, PublishedPort, ResourceAttrs, SecurityGroupAttrs, SsmParameterAttrs, SwarmFile, SwarmNetworkAttrs,
+    SwarmPort, SwarmSecretAttrs, SwarmServiceAttrs, TargetGroupAttrs, TaskContainer, TaskDefinitionAttrs, TaskPort,
+    VolumeAttrs, VolumeMount,
 };
 use crate::spec::HealthSpec;
 
@@ -273,11 +274,12 @@ impl Redactor {
                 })
             }
             ResourceAttrs::Instance(i) => ResourceAttrs::Instance(self.instance(i)?),
-            ResourceAttrs::LaunchTemplate(LaunchTemplateAttrs { name, instance, cache }) => {
+            ResourceAttrs::LaunchTemplate(LaunchTemplateAttrs { name, instance, cache, instance_profile }) => {
                 ResourceAttrs::LaunchTemplate(LaunchTemplateAttrs {
                     name: self.text(name),
                     instance: self.instance(instance)?,
                     cache: cache.as_ref().map(|c| self.address(c)),
+                    instance_profile: instance_profile.as_ref().map(|p| self.text(p)),
                 })
             }
             ResourceAttrs::AutoscalingGroup(AutoscalingGroupAttrs {
@@ -411,6 +413,13 @@ impl Redactor {
                     trust_service: self.text(trust_service),
                     managed_policies: self.texts(managed_policies),
                     inline_policy: inline_policy.as_ref().map(|p| self.text(p)),
+                })
+            }
+            ResourceAttrs::InstanceProfile(InstanceProfileAttrs { name, region, role }) => {
+                ResourceAttrs::InstanceProfile(InstanceProfileAttrs {
+                    name: self.text(name),
+                    region: self.text(region),
+                    role: self.text(role),
                 })
             }
             ResourceAttrs::LogGroup(LogGroupAttrs { name, region, retention_days }) => {

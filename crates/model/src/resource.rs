@@ -76,6 +76,8 @@ pub mod facts {
     pub const RETENTION: &str = "retention_days";
     /// An IAM role's policies as found: managed policy ARNs and a digest of the inline one.
     pub const POLICIES: &str = "policies";
+    /// The roles an instance profile holds, comma-separated.
+    pub const ROLES: &str = "roles";
 }
 
 /// What kind of object a resource is.
@@ -128,6 +130,9 @@ pub enum ResourceKind {
     /// An IAM role (an ECS task execution role).
     #[serde(rename = "iam_role")]
     IamRole,
+    /// An IAM instance profile: the role an auto-scaling group's instances run with.
+    #[serde(rename = "instance_profile")]
+    InstanceProfile,
     /// A CloudWatch Logs log group.
     #[serde(rename = "log_group")]
     LogGroup,
@@ -164,6 +169,7 @@ impl ResourceKind {
             ResourceKind::Cache => "cache",
             ResourceKind::EcsCluster => "ecs_cluster",
             ResourceKind::IamRole => "iam_role",
+            ResourceKind::InstanceProfile => "instance_profile",
             ResourceKind::LogGroup => "log_group",
             ResourceKind::SsmParameter => "ssm_parameter",
             ResourceKind::TaskDefinition => "task_definition",
@@ -211,7 +217,7 @@ impl fmt::Display for Address {
 /// Why a string is not a resource address.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "{0:?} is not a resource address (expected kind.name, kind one of network, volume, image, container, security_group, instance, load_balancer, swarm_service, swarm_network, swarm_secret, launch_template, autoscaling_group, alb, target_group, listener, cache_subnet_group, cache, ecs_cluster, iam_role, log_group, ssm_parameter, task_definition, ecs_service)"
+    "{0:?} is not a resource address (expected kind.name, kind one of network, volume, image, container, security_group, instance, load_balancer, swarm_service, swarm_network, swarm_secret, launch_template, autoscaling_group, alb, target_group, listener, cache_subnet_group, cache, ecs_cluster, iam_role, instance_profile, log_group, ssm_parameter, task_definition, ecs_service)"
 )]
 pub struct AddressError(String);
 
@@ -239,6 +245,7 @@ impl FromStr for Address {
             "cache" => ResourceKind::Cache,
             "ecs_cluster" => ResourceKind::EcsCluster,
             "iam_role" => ResourceKind::IamRole,
+            "instance_profile" => ResourceKind::InstanceProfile,
             "log_group" => ResourceKind::LogGroup,
             "ssm_parameter" => ResourceKind::SsmParameter,
             "task_definition" => ResourceKind::TaskDefinition,
@@ -299,6 +306,8 @@ pub enum ResourceAttrs {
     EcsCluster(EcsClusterAttrs),
     #[serde(rename = "iam_role")]
     IamRole(IamRoleAttrs),
+    #[serde(rename = "instance_profile")]
+    InstanceProfile(InstanceProfileAttrs),
     #[serde(rename = "log_group")]
     LogGroup(LogGroupAttrs),
     #[serde(rename = "ssm_parameter")]
@@ -322,6 +331,10 @@ pub struct LaunchTemplateAttrs {
     /// up by its tags when a version is written (it exists only once the cache is created).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<Address>,
+    /// The name of the instance profile the instances run with (their AWS credentials), looked
+    /// up for its ARN when a version is written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_profile: Option<String>,
 }
 
 /// In a container's environment, stands for the host name of the service's cache
@@ -460,6 +473,18 @@ pub struct IamRoleAttrs {
     /// the managed policies (reading the service's SSM parameters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inline_policy: Option<String>,
+}
+
+/// An IAM instance profile holding one role: what EC2 instances assume. Nothing of it changes
+/// in place; a new name or role means a new profile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceProfileAttrs {
+    /// At most 128 characters.
+    pub name: String,
+    /// IAM is global; the region only says which endpoint SpawnIt talks to.
+    pub region: String,
+    /// The name of the role it holds.
+    pub role: String,
 }
 
 /// A CloudWatch Logs log group; its retention changes in place.

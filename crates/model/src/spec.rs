@@ -6,7 +6,7 @@
 //! service silently. An instance has no field for privileged mode, host paths or devices: a
 //! template cannot ask for them, and `deny_unknown_fields` turns such a request into an error.
 //! The one exception is [`ContainerSpec::docker_socket`], which rendering accepts only from an
-//! admin-only template (SpawnIt deploying itself).
+//! admin-only template (SpawnIt deploying itself), and likewise [`ContainerSpec::aws_instance_role`].
 
 use std::collections::BTreeMap;
 
@@ -316,6 +316,20 @@ pub struct ContainerSpec {
     /// unless the template is admin-only; only providers docker and aws run it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not", deserialize_with = "lenient::boolean")]
     pub docker_socket: bool,
+    /// AWS access the container's instances get from an instance role instead of keys (provider
+    /// aws-asg only; rendering refuses it unless the template is admin-only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_instance_role: Option<AwsInstanceRole>,
+}
+
+/// What an instance role allows ([`ContainerSpec::aws_instance_role`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsInstanceRole {
+    /// Read, write, delete and list objects under this `s3://bucket/prefix` (nothing when
+    /// empty).
+    #[serde(default)]
+    pub s3: String,
 }
 
 /// A managed service a container stands for (see [`ContainerSpec::managed`]).

@@ -33,7 +33,7 @@ pub const ECS_TASKS_PRINCIPAL: &str = "ecs-tasks.amazonaws.com";
 /// Days a service's log group keeps its events.
 pub const ECS_LOG_RETENTION_DAYS: u32 = 30;
 /// The most characters of an IAM role name.
-const ROLE_NAME_MAX: usize = 64;
+pub(crate) const ROLE_NAME_MAX: usize = 64;
 
 /// The address of an `aws-ecs` service's cluster.
 pub fn ecs_cluster_address() -> Address {
@@ -182,7 +182,7 @@ pub fn aws_ecs_check(spec: &ServiceSpec, aws: &AwsSettings) -> Result<(), Valida
 
 /// A name cut to `max` characters, its end replaced by a digest of the whole when cut (so two
 /// long names stay distinct).
-fn bounded(name: String, max: usize) -> String {
+pub(crate) fn bounded(name: String, max: usize) -> String {
     if name.len() <= max {
         return name;
     }

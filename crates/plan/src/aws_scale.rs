@@ -17,6 +17,13 @@
 //! On `aws-asg` ([`aws_asg_resources`]) the app runs from a launch template whose `user_data`
 //! runs the template's other containers (the EC2 renderer), in an auto-scaling group with the
 //! template's min, max and replica count and a target-tracking policy on average CPU.
+//!
+//! An app container with `aws_instance_role` (admin-only templates: the `spawnit` template's
+//! S3 store) gives the instances an `iam_role.instance` (trusting `ec2.amazonaws.com`, with an
+//! inline policy allowing only `s3:GetObject`, `PutObject`, `DeleteObject` on the location's
+//! prefix and `s3:ListBucket` of that prefix) wrapped in `instance_profile.main`, which the
+//! launch template names; the containers' empty AWS key variables are left out, so the AWS SDK
+//! in them takes the instance role's credentials.
 
 use std::collections::BTreeMap;
 
@@ -24,8 +31,8 @@ use sha2::{Digest, Sha256};
 pub use spawnit_model::resource::TargetType;
 use spawnit_model::resource::{
     Address, AlbAttrs, AutoscalingGroupAttrs, CACHE_HOST, CacheAttrs, CacheSubnetGroupAttrs, ContainerAttrs,
-    DesiredResource, GroupRule, IngressRule, InstanceAttrs, LaunchTemplateAttrs, ListenerAttrs, PublishedPort,
-    ResourceAttrs, ResourceKind, SecurityGroupAttrs, TargetGroupAttrs, VolumeMount,
+    DesiredResource, GroupRule, IamRoleAttrs, IngressRule, InstanceAttrs, InstanceProfileAttrs, LaunchTemplateAttrs,
+    ListenerAttrs, PublishedPort, ResourceAttrs, ResourceKind, SecurityGroupAttrs, TargetGroupAttrs, VolumeMount,
 };
 use spawnit_model::spec::{AwsSettings, ContainerSpec, Managed, Protocol};
 use spawnit_model::{ProviderKind, ServiceSpec};
@@ -76,6 +83,70 @@ pub fn cache_address() -> Address {
 pub fn launch_template_address() -> Address {
     Address::new(ResourceKind::LaunchTemplate, "main")
 }
+/// `iam_role.instance`: the role of an `aws-asg` service's instances.
+pub fn instance_role_address() -> Address {
+    Address::new(ResourceKind::IamRole, "instance")
+}
+/// `instance_profile.main`.
+pub fn instance_profile_address() -> Address {
+    Address::new(ResourceKind::InstanceProfile, "main")
+}
+/// The trust principal of an instance role.
+pub const EC2_PRINCIPAL: &str = "ec2.amazonaws.com";
+/// The AWS key variables left out of the containers' environment when empty and the instances
+/// have a role (an empty key is not absent to every SDK).
+pub const AWS_KEY_VARIABLES: [&str; 3] = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
+
+/// The `(bucket, prefix)` of an `s3://bucket/prefix` location (prefix without its slashes,
+/// possibly empty); `None` unless it is one.
+pub fn s3_location(location: &str) -> Option<(&str, &str)> {
+    let rest = location.strip_prefix("s3://")?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let valid = (3..=63).contains(&bucket.len())
+        && bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
+    valid.then_some((bucket, prefix.trim_matches('/')))
+}
+
+/// The S3 locations the app containers ask an instance role for, sorted, without repeats.
+pub fn instance_role_locations(spec: &ServiceSpec) -> Vec<String> {
+    let mut out: Vec<String> = spec
+        .instance
+        .containers
+        .values()
+        .filter(|c| c.managed.is_none())
+        .filter_map(|c| c.aws_instance_role.as_ref())
+        .filter(|r| !r.s3.is_empty())
+        .map(|r| r.s3.clone())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The inline policy of an instance role: objects under each location's prefix, and listing
+/// that prefix.
+pub fn instance_role_policy(locations: &[String], partition: &str) -> String {
+    let mut statements = Vec::new();
+    for (bucket, prefix) in locations.iter().filter_map(|l| s3_location(l)) {
+        let objects = if prefix.is_empty() { "*".to_owned() } else { format!("{prefix}/*") };
+        statements.push(serde_json::json!({
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+            "Resource": [format!("arn:{partition}:s3:::{bucket}/{objects}")],
+        }));
+        let mut list = serde_json::json!({
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": [format!("arn:{partition}:s3:::{bucket}")],
+        });
+        if !prefix.is_empty() {
+            list["Condition"] = serde_json::json!({ "StringLike": { "s3:prefix": [prefix, objects] } });
+        }
+        statements.push(list);
+    }
+    serde_json::json!({ "Version": "2012-10-17", "Statement": statements }).to_string()
+}
+
 /// `autoscaling_group.main`.
 pub fn autoscaling_group_address() -> Address {
     Address::new(ResourceKind::AutoscalingGroup, "main")
@@ -263,6 +334,7 @@ pub fn app_containers(spec: &ServiceSpec, network: &str) -> Vec<ContainerAttrs> 
         .collect();
     let order = crate::graph::topological_order(&deps).unwrap_or_else(|_| deps.keys().cloned().collect());
     let lb = spec.instance.load_balancer.as_ref();
+    let role = !instance_role_locations(spec).is_empty();
     let mut out = Vec::new();
     for address in order {
         let Some(c) = spec.instance.containers.get(&address.name) else { continue };
@@ -287,6 +359,7 @@ pub fn app_containers(spec: &ServiceSpec, network: &str) -> Vec<ContainerAttrs> 
         let env = c
             .env
             .iter()
+            .filter(|(k, v)| !(role && v.is_empty() && AWS_KEY_VARIABLES.contains(&k.as_str())))
             .map(|(k, v)| {
                 let v = match &redis_host {
                     Some(host) => cache_env_value(v, host),
@@ -344,6 +417,34 @@ pub fn aws_asg_resources(spec: &ServiceSpec) -> Vec<DesiredResource> {
     out.extend(cache);
     let (client, service) = (spec.client.as_str(), spec.name.as_str());
     let name = spec.docker_naming.service(client, service);
+    let locations = instance_role_locations(spec);
+    let mut profile = None;
+    if !locations.is_empty() {
+        let role_name =
+            crate::aws_ecs::bounded(format!("spawnit_{client}_{service}_instance"), crate::aws_ecs::ROLE_NAME_MAX);
+        let partition = crate::aws_ecs::aws_partition(&aws.region);
+        out.push(DesiredResource {
+            address: instance_role_address(),
+            attrs: ResourceAttrs::IamRole(IamRoleAttrs {
+                name: role_name.clone(),
+                region: aws.region.clone(),
+                trust_service: EC2_PRINCIPAL.to_owned(),
+                managed_policies: Vec::new(),
+                inline_policy: Some(instance_role_policy(&locations, partition)),
+            }),
+            depends_on: Vec::new(),
+        });
+        out.push(DesiredResource {
+            address: instance_profile_address(),
+            attrs: ResourceAttrs::InstanceProfile(InstanceProfileAttrs {
+                name: role_name.clone(),
+                region: aws.region.clone(),
+                role: role_name.clone(),
+            }),
+            depends_on: vec![instance_role_address()],
+        });
+        profile = Some(role_name);
+    }
     let template = LaunchTemplateAttrs {
         name: name.clone(),
         instance: InstanceAttrs {
@@ -372,11 +473,15 @@ pub fn aws_asg_resources(spec: &ServiceSpec) -> Vec<DesiredResource> {
             containers: app_containers(spec, AWS_INSTANCE_NETWORK),
         },
         cache: has_cache.then(cache_address),
+        instance_profile: profile.clone(),
     };
     let digest = fingerprint(&ResourceAttrs::LaunchTemplate(template.clone()));
     let mut template_deps = vec![app_group_address()];
     if has_cache {
         template_deps.push(cache_address());
+    }
+    if profile.is_some() {
+        template_deps.push(instance_profile_address());
     }
     out.push(DesiredResource {
         address: launch_template_address(),
@@ -428,6 +533,17 @@ pub fn aws_scale_check(spec: &ServiceSpec) -> Result<(), ValidationError> {
                 reason: "the Redis password becomes ElastiCache's AUTH token: 16 to 128 printable characters \
                          without @, \" or /"
                     .to_owned(),
+            });
+        }
+    }
+    for (name, c) in &spec.instance.containers {
+        if let Some(role) = &c.aws_instance_role
+            && !role.s3.is_empty()
+            && s3_location(&role.s3).is_none()
+        {
+            errors.push(FieldError {
+                field: format!("instance.containers.{name}.aws_instance_role.s3"),
+                reason: format!("{:?} is not an S3 location (s3://bucket/prefix)", role.s3),
             });
         }
     }
@@ -646,6 +762,64 @@ mod tests {
         short.instance.containers.get_mut("redis").unwrap().command[2] = "short".into();
         let errors = aws_scale_check(&short).unwrap_err().errors;
         assert_eq!(errors[0].field, "instance.containers.redis");
+    }
+
+    fn with_role() -> ServiceSpec {
+        let mut s = spec(true, 2);
+        let app = s.instance.containers.get_mut("app").unwrap();
+        app.aws_instance_role = Some(spawnit_model::spec::AwsInstanceRole { s3: "s3://store-1/spawnit".into() });
+        app.env.insert("AWS_ACCESS_KEY_ID".into(), String::new());
+        s
+    }
+
+    #[test]
+    fn a_role_or_profile_deleted_outside_is_made_again_and_destroy_goes_template_profile_role() {
+        let desired = aws_asg_resources(&with_role());
+        let (state, observed) = applied(&desired);
+        let plan = crate::plan_apply("s", &desired, &state, &observed, &Redactor::default());
+        assert!(changes(&plan).is_empty(), "{plan:?}");
+
+        for gone in [instance_profile_address(), instance_role_address()] {
+            let left: Vec<ObservedResource> = observed.iter().filter(|o| o.address != gone).cloned().collect();
+            let plan = crate::plan_apply("s", &desired, &state, &left, &Redactor::default());
+            let change = plan.changes.iter().find(|c| c.address == gone).unwrap();
+            assert_eq!(change.action, Action::Create, "{plan:?}");
+            assert_eq!(change.reasons, [format!("removed outside SpawnIt (was eu-west-3/{gone})")]);
+        }
+        // The profile's role removed outside SpawnIt: put back in place.
+        let mut emptied = observed.clone();
+        let profile = emptied.iter_mut().find(|o| o.address == instance_profile_address()).unwrap();
+        profile.facts.insert(facts::ROLES.into(), String::new());
+        let plan = crate::plan_apply("s", &desired, &state, &emptied, &Redactor::default());
+        let change = plan.changes.iter().find(|c| c.address == instance_profile_address()).unwrap();
+        assert_eq!(change.action, Action::Update, "{plan:?}");
+        assert_eq!(change.reasons, ["role changed outside SpawnIt: no role instead of spawnit_acme_chat_instance"]);
+
+        let plan = crate::plan_destroy("s", &state, &observed);
+        let order: Vec<String> = plan.changes.iter().map(|c| c.address.to_string()).collect();
+        let at = |a: &str| order.iter().position(|o| o == a).unwrap();
+        assert!(at("autoscaling_group.main") < at("launch_template.main"));
+        assert!(at("launch_template.main") < at("instance_profile.main"));
+        assert!(at("instance_profile.main") < at("iam_role.instance"));
+        // The non-empty variables stay; without the role the empty key stays as the template says.
+        let plain = {
+            let mut s = with_role();
+            s.instance.containers.get_mut("app").unwrap().aws_instance_role = None;
+            s
+        };
+        let template = |s: &ServiceSpec| {
+            let r = aws_asg_resources(s).into_iter().find(|r| r.address == launch_template_address()).unwrap();
+            let ResourceAttrs::LaunchTemplate(t) = r.attrs else { panic!("not a launch template") };
+            t
+        };
+        assert!(!template(&with_role()).instance.containers[0].env.contains_key("AWS_ACCESS_KEY_ID"));
+        assert!(template(&plain).instance.containers[0].env.contains_key("AWS_ACCESS_KEY_ID"));
+        assert_eq!(template(&plain).instance_profile, None);
+        let mut bad = with_role();
+        bad.instance.containers.get_mut("app").unwrap().aws_instance_role =
+            Some(spawnit_model::spec::AwsInstanceRole { s3: "s3://UPPER/x".into() });
+        let errors = aws_scale_check(&bad).unwrap_err().errors;
+        assert_eq!(errors[0].field, "instance.containers.app.aws_instance_role.s3");
     }
 
     #[test]

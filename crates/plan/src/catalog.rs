@@ -154,6 +154,63 @@ mod tests {
     }
 
     #[test]
+    fn on_aws_asg_an_s3_store_gets_an_instance_role_for_its_bucket_and_prefix_and_no_keys() {
+        use crate::aws_scale::{aws_asg_resources, aws_scale_check, instance_profile_address, instance_role_address};
+        let t = spawnit();
+        let s = spec(
+            &t,
+            &[("s3", json!(true)), ("s3_location", json!("s3://platform-store/spawnit"))],
+            ProviderKind::AwsAsg,
+        );
+        aws_scale_check(&s).expect("valid");
+        let resources = aws_asg_resources(&s);
+        let find = |a: &spawnit_model::resource::Address| resources.iter().find(|r| &r.address == a);
+        let role = find(&instance_role_address()).expect("an instance role");
+        let ResourceAttrs::IamRole(role_attrs) = &role.attrs else { panic!("not a role") };
+        assert_eq!(role_attrs.trust_service, "ec2.amazonaws.com");
+        assert!(role_attrs.managed_policies.is_empty());
+        let policy: Value = serde_json::from_str(role_attrs.inline_policy.as_deref().expect("a policy")).unwrap();
+        assert_eq!(
+            policy["Statement"],
+            json!([
+                {
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                    "Resource": ["arn:aws:s3:::platform-store/spawnit/*"],
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": ["s3:ListBucket"],
+                    "Resource": ["arn:aws:s3:::platform-store"],
+                    "Condition": { "StringLike": { "s3:prefix": ["spawnit", "spawnit/*"] } },
+                },
+            ])
+        );
+        let profile = find(&instance_profile_address()).expect("an instance profile");
+        let ResourceAttrs::InstanceProfile(p) = &profile.attrs else { panic!("not a profile") };
+        assert_eq!((p.name.as_str(), p.role.as_str()), ("spawnit_ops_platform_instance", role_attrs.name.as_str()));
+        assert_eq!(profile.depends_on, [instance_role_address()]);
+        let template = find(&crate::aws_scale::launch_template_address()).expect("a launch template");
+        let ResourceAttrs::LaunchTemplate(lt) = &template.attrs else { panic!("not a launch template") };
+        assert_eq!(lt.instance_profile.as_deref(), Some(p.name.as_str()));
+        assert!(template.depends_on.contains(&instance_profile_address()));
+        // The empty keys are left out: the SDK in the container takes the role's credentials.
+        let env = &lt.instance.containers[0].env;
+        assert_eq!(env["SPAWNIT_STORE"], "s3://platform-store/spawnit");
+        assert!(!env.contains_key("AWS_ACCESS_KEY_ID") && !env.contains_key("AWS_SECRET_ACCESS_KEY"), "{env:?}");
+        assert_eq!(env["AWS_REGION"], "us-east-1");
+
+        // Without S3, or on a volume, no role.
+        let volume = aws_asg_resources(&spec(&t, &[], ProviderKind::AwsAsg));
+        assert!(volume.iter().all(|r| r.address != instance_role_address() && r.address != instance_profile_address()));
+        // A bucket alone: every object of it.
+        let whole =
+            spec(&t, &[("s3", json!(true)), ("s3_location", json!("s3://platform-store"))], ProviderKind::AwsAsg);
+        let policy = crate::aws_scale::instance_role_policy(&crate::aws_scale::instance_role_locations(&whole), "aws");
+        assert!(policy.contains("arn:aws:s3:::platform-store/*") && !policy.contains("Condition"), "{policy}");
+    }
+
+    #[test]
     fn only_the_admin_only_templates_may_ask_for_the_socket() {
         for t in builtin_templates().expect("the built-in templates check") {
             let asks = t.blueprint.to_string().contains("docker_socket");

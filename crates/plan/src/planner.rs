@@ -510,6 +510,10 @@ pub fn in_place_update(before: &ResourceAttrs, after: &ResourceAttrs) -> bool {
             b.name == a.name && b.region == a.region && b.trust_service == a.trust_service
         }
         (ResourceAttrs::LogGroup(b), ResourceAttrs::LogGroup(a)) => b.name == a.name && b.region == a.region,
+        // An instance profile's role is put back in place; a new name is a new profile.
+        (ResourceAttrs::InstanceProfile(b), ResourceAttrs::InstanceProfile(a)) => {
+            b.name == a.name && b.region == a.region
+        }
         _ => false,
     }
 }
@@ -625,6 +629,14 @@ fn ecs_drift(desired: &ResourceAttrs, observed: &ObservedResource) -> Option<Vec
             {
                 reasons
                     .push(format!("retention changed outside SpawnIt: {found} instead of {} days", g.retention_days));
+            }
+        }
+        ResourceAttrs::InstanceProfile(p) => {
+            if let Some(found) = observed.facts.get(facts::ROLES)
+                && *found != p.role
+            {
+                let found = if found.is_empty() { "no role" } else { found.as_str() };
+                reasons.push(format!("role changed outside SpawnIt: {found} instead of {}", p.role));
             }
         }
         ResourceAttrs::IamRole(r) => {

@@ -271,15 +271,20 @@ pub fn render(
     Ok(instance)
 }
 
-/// Host access (the Docker socket) is for admin-only templates: SpawnIt deploying itself. A
+/// Host access (the Docker socket) and an AWS instance role are for admin-only templates: SpawnIt deploying itself. A
 /// tenant template asking for it is not a template.
 fn host_access_check(template: &Template, instance: &Instance) -> Result<(), String> {
     if template.admin_only {
         return Ok(());
     }
-    match instance.containers.iter().find(|(_, c)| c.docker_socket) {
-        Some((name, _)) => Err(format!(
+    if let Some((name, _)) = instance.containers.iter().find(|(_, c)| c.docker_socket) {
+        return Err(format!(
             "container {name}: docker_socket gives control of the host: only an admin-only template (\"admin_only\": true) may ask for it"
+        ));
+    }
+    match instance.containers.iter().find(|(_, c)| c.aws_instance_role.is_some()) {
+        Some((name, _)) => Err(format!(
+            "container {name}: aws_instance_role gives AWS access with SpawnIt's credentials: only an admin-only template (\"admin_only\": true) may ask for it"
         )),
         None => Ok(()),
     }
@@ -682,6 +687,17 @@ mod tests {
             let id = Id::parse("s").unwrap();
             assert!(render(&t, &id, &id, &params).unwrap().containers["web"].docker_socket);
         }
+        // An AWS instance role likewise: SpawnIt's AWS credentials make it.
+        let mut t = template();
+        t.blueprint["containers"]["web"]["aws_instance_role"] = json!({"s3": "s3://any-bucket/x"});
+        let err = template_check(&t).unwrap_err();
+        assert!(err.reason.contains("container web: aws_instance_role gives AWS access"), "{err}");
+        t.admin_only = true;
+        template_check(&t).unwrap();
+        let params = params_resolve(&t, &BTreeMap::new(), None, &mut rand::rng()).unwrap();
+        let id = Id::parse("s").unwrap();
+        let role = render(&t, &id, &id, &params).unwrap().containers["web"].aws_instance_role.clone();
+        assert_eq!(role.unwrap().s3, "s3://any-bucket/x");
         let mut t = template();
         t.admin_only = true;
         t.blueprint["containers"]["web"]["volumes"] = json!([{"volume": "/var/run/docker.sock", "path": "/x"}]);
