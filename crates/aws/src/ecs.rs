@@ -94,6 +94,11 @@ fn owned<'a>(
     (mine && address.kind == kind).then(|| (address, tags.get(labels::FINGERPRINT).map(|f| (*f).to_owned())))
 }
 
+/// The ownership tags as IAM tags (roles and instance profiles).
+fn iam_tags(tags: &[(String, String)]) -> Result<Vec<aws_sdk_iam::types::Tag>, AwsError> {
+    tags.iter().map(|(k, v)| built(aws_sdk_iam::types::Tag::builder().key(k).value(v).build())).collect()
+}
+
 fn built<T>(r: Result<T, aws_sdk_ecs::error::BuildError>) -> Result<T, AwsError> {
     r.map_err(|e| AwsError::Missing(format!("an AWS request could not be built: {e}")))
 }
@@ -477,10 +482,7 @@ impl AwsProvider {
                         "Action": "sts:AssumeRole",
                     }],
                 });
-                let mut iam_tags = Vec::new();
-                for (k, v) in &tags {
-                    iam_tags.push(built(aws_sdk_iam::types::Tag::builder().key(k).value(v).build())?);
-                }
+                let iam_tags = iam_tags(&tags)?;
                 self.clients_of(&role.region)
                     .iam
                     .create_role()
@@ -496,10 +498,7 @@ impl AwsProvider {
                 Ok(Applied::from(format!("{}/{}", role.region, role.name)))
             }
             ResourceAttrs::InstanceProfile(p) => {
-                let mut iam_tags = Vec::new();
-                for (k, v) in &tags {
-                    iam_tags.push(built(aws_sdk_iam::types::Tag::builder().key(k).value(v).build())?);
-                }
+                let iam_tags = iam_tags(&tags)?;
                 let iam = self.clients_of(&p.region).iam;
                 iam.create_instance_profile()
                     .instance_profile_name(&p.name)
@@ -1013,10 +1012,7 @@ impl AwsProvider {
         match attrs {
             ResourceAttrs::IamRole(role) => {
                 self.role_policies_set(role).await?;
-                let mut iam_tags = Vec::new();
-                for (k, v) in &tags {
-                    iam_tags.push(built(aws_sdk_iam::types::Tag::builder().key(k).value(v).build())?);
-                }
+                let iam_tags = iam_tags(&tags)?;
                 clients
                     .iam
                     .tag_role()
@@ -1057,10 +1053,7 @@ impl AwsProvider {
                         .await
                         .map_err(|e| AwsError::from_sdk("IAM AddRoleToInstanceProfile", region, e))?;
                 }
-                let mut iam_tags = Vec::new();
-                for (k, v) in &tags {
-                    iam_tags.push(built(aws_sdk_iam::types::Tag::builder().key(k).value(v).build())?);
-                }
+                let iam_tags = iam_tags(&tags)?;
                 clients
                     .iam
                     .tag_instance_profile()

@@ -166,6 +166,11 @@ impl Job {
         self.record.lock().expect("job record").clone()
     }
 
+    /// The job's status (without copying its record).
+    fn status(&self) -> JobStatus {
+        self.record.lock().expect("job record").status
+    }
+
     /// Whether this replica runs the job.
     pub fn is_local(&self) -> bool {
         self.held.lock().expect("job claim").is_some()
@@ -188,7 +193,7 @@ impl Job {
     pub fn events_from(&self, from: usize) -> (Vec<(usize, JobEvent)>, Option<broadcast::Receiver<(usize, JobEvent)>>) {
         let log = self.log.lock().expect("job log");
         let past = log.iter().enumerate().skip(from).map(|(i, e)| (i, e.clone())).collect();
-        let finished = self.record().status.is_finished() && log.iter().any(|e| matches!(e, JobEvent::Finished { .. }));
+        let finished = self.status().is_finished() && log.iter().any(|e| matches!(e, JobEvent::Finished { .. }));
         (past, (!finished).then(|| self.live.subscribe()))
     }
 
@@ -301,11 +306,6 @@ enum SaveError {
     Store(StoreError),
 }
 
-/// `now + ttl` (the far future for a ttl too large to add).
-fn expiry(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
-    chrono::Duration::from_std(ttl).ok().and_then(|ttl| now.checked_add_signed(ttl)).unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
-
 /// Pause between the writes of a job's record while its log grows.
 const FLUSH_PAUSE: Duration = Duration::from_millis(100);
 /// Writes of one record tried in a row when another replica's cancel request got in between.
@@ -366,11 +366,6 @@ impl Jobs {
         jobs.prune().await;
         jobs.inner.tasks.spawn(jobs.inner.clone().tail_run(watcher));
         Ok(jobs)
-    }
-
-    /// This replica.
-    pub fn replica(&self) -> &Replica {
-        &self.inner.replica
     }
 
     /// Queues a job and starts its task; returns at once.
@@ -491,7 +486,7 @@ impl Jobs {
     /// replica runs gets the request through its record, seen at its holder's next write (a
     /// third of the claim's ttl at most). `false` when the job has finished.
     pub async fn cancel(&self, job: &Job) -> Result<bool, StoreError> {
-        if job.record().status.is_finished() {
+        if job.status().is_finished() {
             return Ok(false);
         }
         if job.is_local() {
@@ -527,7 +522,7 @@ impl Jobs {
     pub fn counts(&self) -> BTreeMap<JobStatus, usize> {
         let mut out: BTreeMap<JobStatus, usize> = JobStatus::ALL.iter().map(|s| (*s, 0)).collect();
         for job in self.inner.jobs.lock().expect("jobs").values() {
-            *out.entry(job.record().status).or_default() += 1;
+            *out.entry(job.status()).or_default() += 1;
         }
         out
     }
@@ -613,7 +608,7 @@ impl JobsInner {
                 () = job.dirty.notified() => tokio::time::sleep(FLUSH_PAUSE).await,
                 () = tokio::time::sleep(renew) => {}
             }
-            if job.record().status.is_finished() {
+            if job.status().is_finished() {
                 return;
             }
             match self.save(&job).await {
@@ -639,7 +634,7 @@ impl JobsInner {
                 host: self.replica.host.clone(),
                 pid: self.replica.pid,
                 epoch,
-                expires_at: expiry(Utc::now(), self.config.claim_ttl),
+                expires_at: spawnit_store::expires_after(Utc::now(), self.config.claim_ttl),
             };
             let condition = version.map_or(PutCondition::Absent, PutCondition::Matches);
             match store.put_json(&key, &job.stored(Some(claim)), condition).await {
@@ -761,7 +756,7 @@ impl JobsInner {
             .values()
             .filter(|j| {
                 !j.is_local()
-                    && !j.record().status.is_finished()
+                    && !j.status().is_finished()
                     && j.remote_claim().is_none_or(|c| c.stale(now, &self.replica))
             })
             .cloned()
@@ -805,7 +800,7 @@ impl JobsInner {
             host: me.host.clone(),
             pid: me.pid,
             epoch,
-            expires_at: expiry(now, self.config.claim_ttl),
+            expires_at: spawnit_store::expires_after(now, self.config.claim_ttl),
         });
         let version = match store.put_json(&key, &stored, PutCondition::Matches(current.version)).await {
             Ok(version) => version,

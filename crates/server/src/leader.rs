@@ -122,7 +122,7 @@ impl Leadership {
             host: self.replica.host.clone(),
             pid: self.replica.pid,
             since,
-            expires_at: now + chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::seconds(15)),
+            expires_at: spawnit_store::expires_after(now, self.ttl),
         }
     }
 

@@ -21,7 +21,7 @@ use spawnit_model::LockInfo;
 
 use crate::error::StoreError;
 use crate::key::{Collection, Key};
-use crate::lock::{after, hostname, lock_is_stale};
+use crate::lock::{expires_after, hostname, lock_is_stale};
 use crate::store::{PutCondition, Store};
 
 /// The format this SpawnIt writes. Format history:
@@ -191,7 +191,7 @@ impl Store {
             host,
             pid: std::process::id(),
             acquired_at: now,
-            expires_at: after(now, MIGRATION_LOCK_TTL),
+            expires_at: expires_after(now, MIGRATION_LOCK_TTL),
         };
         match self.put_json(&key, &info, condition).await {
             Ok(_) => Ok(Some(info.job)),

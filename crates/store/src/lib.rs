@@ -44,7 +44,7 @@ pub use format::{FORMAT_CURRENT, FormatMarker, FormatOutcome};
 pub use key::{Collection, Key};
 pub use leases::LeaseUpdateError;
 pub use location::{S3Credentials, S3Options, StoreLocation};
-pub use lock::{LockError, LockGuard, holder_gone, hostname};
+pub use lock::{LockError, LockGuard, expires_after, holder_gone, hostname};
 pub use state::StateWriter;
 pub use store::{PutCondition, Store, Version, Versioned};
 pub use watch::{Stamp, StoreWatcher};

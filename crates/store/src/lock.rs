@@ -75,7 +75,9 @@ pub fn holder_gone(holder_host: &str, pid: u32, here: &str) -> bool {
     holder_host == here && !pid_alive(pid)
 }
 
-pub(crate) fn after(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
+/// `now + ttl`, the far future for a ttl too large to add: when a lock, claim or lease taken
+/// now for `ttl` ends.
+pub fn expires_after(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
     TimeDelta::from_std(ttl).ok().and_then(|ttl| now.checked_add_signed(ttl)).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
@@ -115,7 +117,7 @@ impl Store {
                 host: host.clone(),
                 pid: std::process::id(),
                 acquired_at: now,
-                expires_at: after(now, ttl),
+                expires_at: expires_after(now, ttl),
             };
             match self.put_json(&key, &info, condition).await {
                 Ok(version) => return Ok(LockGuard::start(self.clone(), owner.clone(), info, version, ttl)),
@@ -285,7 +287,7 @@ async fn renew(
             lost.cancel();
             return;
         }
-        info.expires_at = after(now, ttl);
+        info.expires_at = expires_after(now, ttl);
         match store.put_json(&key, &info, PutCondition::Matches(version)).await {
             Ok(version) => *held.lock().unwrap_or_else(PoisonError::into_inner) = Held { info, version },
             Err(StoreError::Conflict { .. }) => {
