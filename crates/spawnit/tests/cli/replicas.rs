@@ -98,6 +98,8 @@ struct Fleet {
     lb: Option<Child>,
     lb_port: u16,
     token: String,
+    /// A member of another client.
+    outsider: String,
 }
 
 impl Fleet {
@@ -120,9 +122,18 @@ impl Fleet {
             .unwrap_or_default()
             .trim()
             .to_owned();
+        let other = format!("{}-other", w.client);
+        fleet_cli(&["user", "create", "eve", "--client", &other, "--password", "eve-password-1"]);
+        let outsider = fleet_cli(&["token", "create", "--user", "eve"])
+            .stdout
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
         let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let logs: Vec<PathBuf> = (0..n).map(|i| w.dir.path().join(format!("r{i}.log"))).collect();
-        let mut fleet = Fleet { replicas: Vec::new(), ports, logs, lb: None, lb_port: free_port(), token, moto, w };
+        let mut fleet = Fleet { replicas: Vec::new(), ports, logs, lb: None, lb_port: free_port(), token, outsider, moto, w };
         for i in 0..n {
             let child = fleet.replica_spawn(i);
             fleet.replicas.push(Some(child));
@@ -356,6 +367,14 @@ fn three_replicas_behind_a_load_balancer_run_every_job_once_and_share_their_stre
     std::thread::sleep(Duration::from_millis(1500)); // the replicas' index catches up
     let job = json(fleet.ports[0], "POST", "/api/services/s00/apply", &fleet.token);
     let id = job["id"].as_str().expect("job id").to_owned();
+    // Another client's member asks replica r2 for it (read from the store when r2 has not
+    // tailed it yet): it does not exist for them, as it does for its owner.
+    let (status, body) = http(fleet.ports[2], "GET", &format!("/api/jobs/{id}"), &fleet.outsider, None);
+    assert_eq!(status, 404, "another client sees the job: {body}");
+    let (status, body) = http(fleet.ports[2], "GET", &format!("/api/jobs/{id}/events"), &fleet.outsider, None);
+    assert_eq!(status, 404, "another client follows the job: {body}");
+    let (status, body) = http(fleet.ports[2], "GET", &format!("/api/jobs/{id}"), &fleet.token, None);
+    assert_eq!(status, 200, "{body}");
     let events = fleet.job_events(fleet.ports[2], &id);
     let ids_seen: Vec<usize> = events.iter().map(|(_, i, _)| i.parse().expect("numeric event id")).collect();
     assert_eq!(ids_seen, (0..ids_seen.len()).collect::<Vec<_>>(), "every event, in order: {events:?}");
